@@ -1,0 +1,206 @@
+"""The observatory configuration: one TOML file describing site, devices, instrument,
+module addresses and data folders.
+
+``load_config(path)`` validates and returns a :class:`ObservatoryConfig`; errors
+raise :class:`~rosace_core.errors.ConfigError` naming the file and the key.
+``rosace config init`` writes the commented example shipped in
+``resources/config/rosace.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rosace_core.errors import ConfigError
+from rosace_core.resources import resource_path
+
+MODULE_IDS = ("dome", "scheduler", "sequencer", "reduction", "share")
+DEFAULT_PORTS = {"sim": 11111, "dome": 8701, "scheduler": 8702, "sequencer": 8703, "reduction": 8704, "share": 8705}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Site(_Strict):
+    """Where the observatory is."""
+
+    name: str = "ROSACE simulated observatory"
+    latitude: float = Field(43.75, ge=-90, le=90, description="degrees, north positive")
+    longitude: float = Field(6.92, ge=-180, le=360, description="degrees, east positive")
+    elevation: float = Field(1270.0, ge=-500, le=9000, description="metres above sea level")
+    horizon: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="local horizon as (azimuth deg, altitude deg) pairs; linear in between",
+    )
+    min_altitude: float = Field(20.0, ge=0, le=89, description="hard lower limit for pointing, degrees")
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_sorted(cls, value):
+        for az, alt in value:
+            if not (0 <= az <= 360 and -5 <= alt <= 90):
+                raise ValueError(f"horizon point ({az}, {alt}) out of range (az 0-360, alt -5-90)")
+        return sorted(value)
+
+
+class Device(_Strict):
+    """One Alpaca device: server address and device number."""
+
+    url: str = "http://127.0.0.1:11111"
+    device_number: int = Field(0, ge=0)
+    timeout: float = Field(5.0, gt=0, description="seconds per call")
+    retries: int = Field(3, ge=1)
+
+
+class Devices(_Strict):
+    """The observatory's Alpaca devices."""
+
+    dome: Device = Device()
+    telescope: Device = Device()
+    spectro_camera: Device = Device(device_number=0)
+    guide_camera: Device = Device(device_number=1)
+    switch: Device = Device()
+    safety_monitor: Device = Device()
+    observing_conditions: Device = Device()
+    shelter: Literal["rolloff", "dome"] = "rolloff"
+
+
+class Instrument(_Strict):
+    """What is mounted on the telescope tonight."""
+
+    spectrograph: str = Field("alpy600", description="instrument set-up name: resources/instruments/<name>.toml or a path")
+    telescope: str = "C11 280 mm f/10"
+    aperture_mm: float = 280.0
+    focal_length_mm: float = 2800.0
+    camera_set_point: float = Field(-10.0, description="spectro camera cooling set point, deg C")
+    slit_x: float = Field(320.0, description="slit position on the guide camera, px (x)")
+    slit_y: float = Field(240.0, description="slit position on the guide camera, px (y)")
+    guide_scale: float = Field(0.8, gt=0, description="guide camera plate scale, arcsec/px")
+
+
+class ModuleEndpoint(_Strict):
+    """Where a module's REST API is, and its token."""
+
+    url: str
+    token: str | None = None
+
+
+def _default_modules() -> dict[str, ModuleEndpoint]:
+    return {m: ModuleEndpoint(url=f"http://127.0.0.1:{DEFAULT_PORTS[m]}") for m in MODULE_IDS}
+
+
+class DataFolders(_Strict):
+    """Where frames, spectra and databases go."""
+
+    root: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("rosace", appauthor=False)))
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def reduced(self) -> Path:
+        return self.root / "reduced"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+
+class Server(_Strict):
+    """How this machine's module servers listen."""
+
+    host: str = "127.0.0.1"
+    token: str | None = Field(None, description="bearer token required on every state-changing request")
+
+
+class ObservatoryConfig(_Strict):
+    """The whole observatory configuration."""
+
+    site: Site = Site()
+    devices: Devices = Devices()
+    instrument: Instrument = Instrument()
+    modules: dict[str, ModuleEndpoint] = Field(default_factory=_default_modules)
+    data: DataFolders = DataFolders()
+    server: Server = Server()
+    dome: dict = Field(default_factory=dict, description="options of the dome module")
+    scheduler: dict = Field(default_factory=dict, description="options of the scheduler module")
+    sequencer: dict = Field(default_factory=dict, description="options of the sequencer module")
+    reduction: dict = Field(default_factory=dict, description="options of the reduction module")
+    share: dict = Field(default_factory=dict, description="options of the share module")
+
+    source: Path | None = Field(None, exclude=True)
+
+    def module_url(self, module: str) -> str:
+        """Return the base URL of a module's REST server."""
+        endpoint = self.modules.get(module)
+        if endpoint is None:
+            return f"http://127.0.0.1:{DEFAULT_PORTS.get(module, 8700)}"
+        return endpoint.url.rstrip("/")
+
+    def module_token(self, module: str) -> str | None:
+        """Return the token to present to a module (its own, or the server-wide one)."""
+        endpoint = self.modules.get(module)
+        return (endpoint.token if endpoint and endpoint.token else None) or self.server.token
+
+
+def default_config_path() -> Path:
+    """Return the default configuration file path (``ROSACE_CONFIG`` overrides it)."""
+    env = os.environ.get("ROSACE_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir("rosace", appauthor=False)) / "rosace.toml"
+
+
+def example_config_text() -> str:
+    """Return the commented example configuration shipped with ROSACE."""
+    return resource_path("config", "rosace.toml").read_text(encoding="utf-8")
+
+
+def _merge_modules(data: dict) -> dict:
+    modules = {m: {"url": e.url, "token": e.token} for m, e in _default_modules().items()}
+    for name, value in (data.get("modules") or {}).items():
+        if isinstance(value, dict):
+            modules[name] = {**modules.get(name, {}), **value}
+        else:
+            modules[name] = value
+    return {**data, "modules": modules}
+
+
+def config_from_dict(data: dict, source: Path | str = "<config>") -> ObservatoryConfig:
+    """Validate a configuration given as a dict; raise ConfigError with key paths."""
+    try:
+        cfg = ObservatoryConfig.model_validate(_merge_modules(data))
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in err["loc"]) or "(top)", err["msg"]) for err in exc.errors()]
+        raise ConfigError(source, problems) from None
+    cfg.source = Path(source) if not isinstance(source, Path) else source
+    return cfg
+
+
+def load_config(path: Path | str | None = None) -> ObservatoryConfig:
+    """Load and validate the configuration file; defaults when no file exists at the default path.
+
+    Raises ConfigError for a missing explicit file, bad TOML (with its line) or
+    invalid values (with their key).
+    """
+    explicit = path is not None or "ROSACE_CONFIG" in os.environ
+    path = Path(path) if path is not None else default_config_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(path, [("(file)", "no such file; run `rosace config init` to write one")])
+        return ObservatoryConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [("(syntax)", str(exc))]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [("(encoding)", f"not UTF-8 text: {exc}")]) from None
+    return config_from_dict(data, path)

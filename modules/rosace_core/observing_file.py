@@ -1,0 +1,589 @@
+"""The Observing File, format version 1: what an observer wants observed.
+
+This is ROSACE's long-term contract between observers and observatories
+(specification: ``docs/observing-file.md``). A file is YAML or JSON, carries
+``rosace: 1``, and is validated by the pydantic models below; the same models
+produce the published JSON Schema. Errors name the file, the line and column and
+the field path.
+
+Compatibility promise: a version 1 file keeps working. A later version adds an
+upgrader to ``UPGRADERS`` that turns the older dict into the newer one on load.
+Keys starting with ``x-`` are extensions: kept, round-tripped, never interpreted.
+Any other unknown key is an error, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rosace_core.errors import RosaceError
+
+FORMAT_VERSION = 1
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+
+#: Functions that upgrade a file dict from version N to N+1, keyed by N.
+UPGRADERS: dict[int, Any] = {}
+
+
+def _schema_extensions(schema: dict) -> None:
+    schema.get("properties", {}).pop("extensions", None)
+    schema["patternProperties"] = {"^x-": {"description": "extension key, kept but not interpreted"}}
+    schema["additionalProperties"] = False
+
+
+class _Model(BaseModel):
+    """Base: unknown keys are errors, except ``x-...`` extension keys which are kept.
+
+    Extension keys are moved into ``extensions`` on load and put back in place by
+    :meth:`ObservingFile.to_dict`, so they round-trip.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_schema_extensions)
+
+    extensions: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_extensions(cls, data):
+        if isinstance(data, dict):
+            ext = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith("x-")}
+            if ext or "extensions" in data:
+                data = {k: v for k, v in data.items() if k not in ext}
+                if "extensions" in data:  # only x- keys may become extensions
+                    data["extensions "] = data.pop("extensions")
+                data["extensions"] = ext
+        return data
+
+    def _with_extensions(self) -> dict:
+        out = {}
+        for name in type(self).model_fields:
+            if name == "extensions":
+                continue
+            value = getattr(self, name)
+            if value is None:
+                continue
+            out[name] = _plain(value)
+        out.update(self.extensions)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    if isinstance(value, _Model):
+        return value._with_extensions()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return TypeAdapter(type(value)).dump_python(value, mode="json")
+
+
+def _sexagesimal(value: Any, *, hours: bool, field: str) -> Any:
+    """Turn 'hh:mm:ss' / 'dd mm ss' text into decimal degrees; pass numbers through."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field} must be a number of degrees or sexagesimal text")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be a number of degrees or sexagesimal text")
+    text = value.strip()
+    match = re.fullmatch(r"([+-]?)(\d{1,3})[:\sdh]\s*(\d{1,2})[:\sm']\s*(\d{1,2}(?:\.\d*)?)\s*[s\"]?", text)
+    if not match:
+        try:
+            return float(text)
+        except ValueError:
+            unit = "hh:mm:ss.s" if hours else "+dd:mm:ss.s"
+            raise ValueError(f"{field} {value!r} is neither degrees nor {unit}") from None
+    sign = -1.0 if match.group(1) == "-" else 1.0
+    a, b, c = float(match.group(2)), float(match.group(3)), float(match.group(4))
+    if b >= 60 or c >= 60:
+        raise ValueError(f"{field} {value!r}: minutes and seconds must be below 60")
+    degrees = sign * (a + b / 60 + c / 3600)
+    return degrees * 15.0 if hours else degrees
+
+
+class Observer(_Model):
+    """Who asks for the observation."""
+
+    name: str = Field(min_length=1, max_length=120)
+    contact: str | None = Field(None, description="e-mail or other contact")
+    code: str | None = Field(None, max_length=32, description="BeSS / ARAS observer code")
+
+
+class Programme(_Model):
+    """The science programme or campaign the file belongs to."""
+
+    name: str = Field(min_length=1, max_length=120)
+    campaign: str | None = Field(None, max_length=120, description="campaign id on a share server")
+    url: str | None = None
+
+
+class Magnitude(_Model):
+    """A brightness in a photometric band."""
+
+    value: float = Field(ge=-2, le=25)
+    band: str = "V"
+
+
+class SiderealTarget(_Model):
+    """A star: ICRS position at an epoch, with proper motion and parallax."""
+
+    type: Literal["sidereal"] = "sidereal"
+    name: str = Field(min_length=1, max_length=80, description="standard name (BeSS OBJNAME)")
+    ra: float = Field(ge=0, lt=360, description="ICRS right ascension, degrees (or 'hh:mm:ss.s' text)")
+    dec: float = Field(ge=-90, le=90, description="ICRS declination, degrees (or '+dd:mm:ss' text)")
+    epoch: float = Field(2000.0, ge=1800, le=2200, description="epoch of the position, Julian year")
+    pm_ra_cosdec: float = Field(0.0, description="proper motion in RA * cos(Dec), mas/yr")
+    pm_dec: float = Field(0.0, description="proper motion in Dec, mas/yr")
+    parallax: float = Field(0.0, ge=0, description="mas")
+    radial_velocity: float | None = Field(None, description="km/s, if known")
+    magnitude: Magnitude | None = None
+    spectral_type: str | None = Field(None, max_length=40)
+
+    @field_validator("ra", mode="before")
+    @classmethod
+    def _ra(cls, value):
+        return _sexagesimal(value, hours=True, field="ra")
+
+    @field_validator("dec", mode="before")
+    @classmethod
+    def _dec(cls, value):
+        return _sexagesimal(value, hours=False, field="dec")
+
+
+class EphemerisPoint(_Model):
+    """One tabulated position of a moving target."""
+
+    time: datetime
+    ra: float = Field(ge=0, lt=360)
+    dec: float = Field(ge=-90, le=90)
+
+
+class NonSiderealTarget(_Model):
+    """A solar-system or moving target, given as a tabulated ephemeris.
+
+    Schedulers that cannot handle it report it as unsupported; the format leaves
+    room for orbital elements in a later version.
+    """
+
+    type: Literal["nonsidereal"]
+    name: str = Field(min_length=1, max_length=80)
+    ephemeris: list[EphemerisPoint] = Field(min_length=2)
+    magnitude: Magnitude | None = None
+
+
+def _default_target_type(value: Any) -> Any:
+    if isinstance(value, dict) and "type" not in value:
+        return {"type": "sidereal", **value}
+    return value
+
+
+Target = Annotated[Union[SiderealTarget, NonSiderealTarget], Field(discriminator="type")]
+
+
+class InstrumentSetup(_Model):
+    """The spectrograph set-up the observation needs."""
+
+    spectrograph: str = Field(min_length=1, description="instrument set-up name, e.g. alpy600, lhires2400")
+    grating: str | None = Field(None, description="grating, e.g. '2400 l/mm'")
+    order: int | None = Field(None, ge=1, description="diffraction order (echelle)")
+    central_wavelength: float | None = Field(None, gt=3000, lt=11000, description="angstrom")
+    slit: float | None = Field(None, gt=0, description="slit width, micrometres")
+    binning: tuple[int, int] = Field((1, 1), description="binning [x, y]")
+
+    @field_validator("binning")
+    @classmethod
+    def _binning(cls, value):
+        if not all(1 <= b <= 8 for b in value):
+            raise ValueError("binning must be between 1 and 8 on each axis")
+        return value
+
+
+class Acquisition(_Model):
+    """How the star is put on the slit."""
+
+    mode: Literal["slit_centering", "blind", "plate_solve"] = "slit_centering"
+    exposure: float = Field(2.0, gt=0, le=120, description="guide camera exposure, seconds")
+    tolerance: float = Field(0.5, gt=0, le=10, description="centring tolerance, arcsec")
+    max_iterations: int = Field(8, ge=1, le=50)
+
+
+class Exposures(_Model):
+    """A number of exposures of one duration."""
+
+    count: int = Field(ge=1, le=1000)
+    exposure: float = Field(gt=0, le=7200, description="seconds")
+
+
+class Arcs(_Model):
+    """Wavelength-calibration lamp frames."""
+
+    lamp: str = Field("NeAr", description="lamp name on the calibration Switch")
+    exposure: float = Field(gt=0, le=600, description="seconds")
+    count: int = Field(1, ge=1, le=50, description="frames per arc block")
+    when: Literal["before", "after", "bracket", "none"] = "bracket"
+
+
+class Flats(_Model):
+    """Flat-field lamp frames."""
+
+    lamp: str = "tungsten"
+    count: int = Field(5, ge=1, le=100)
+    exposure: float = Field(gt=0, le=600, description="seconds")
+
+
+class ReferenceStar(_Model):
+    """The reference star used for the instrument response."""
+
+    mode: Literal["auto", "named", "none"] = "auto"
+    name: str | None = None
+    ra: float | None = Field(None, ge=0, lt=360)
+    dec: float | None = Field(None, ge=-90, le=90)
+
+    @field_validator("ra", mode="before")
+    @classmethod
+    def _ra(cls, value):
+        return None if value is None else _sexagesimal(value, hours=True, field="ra")
+
+    @field_validator("dec", mode="before")
+    @classmethod
+    def _dec(cls, value):
+        return None if value is None else _sexagesimal(value, hours=False, field="dec")
+
+    @model_validator(mode="after")
+    def _named_needs_name(self):
+        if self.mode == "named" and not self.name:
+            raise ValueError("a named reference star needs a 'name'")
+        return self
+
+
+class Sequence(_Model):
+    """What is taken: science frames and their calibrations."""
+
+    science: Exposures
+    arcs: Arcs | None = None
+    flats: Flats | None = None
+    bias_dark: Literal["library", "each_night", "none"] = Field(
+        "library", description="library: reuse bias/darks by temperature, exposure and binning"
+    )
+    reference_star: ReferenceStar = ReferenceStar()
+    steps: list[str] | None = Field(
+        None, description="custom sequence: names of registered sequence steps, in order (advanced)"
+    )
+
+
+class TimeWindow(_Model):
+    """An interval (UTC) in which the observation may run."""
+
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end <= self.start:
+            raise ValueError("window 'end' must be after 'start'")
+        return self
+
+
+class Cadence(_Model):
+    """Repeat the observation every ``period`` days, within ``tolerance`` days."""
+
+    period: float = Field(gt=0, le=3650, description="days")
+    tolerance: float = Field(0.5, ge=0, description="days either side of the due date")
+
+
+class PhaseWindow(_Model):
+    """Observe only in phase intervals of a periodic system (binary, pulsator)."""
+
+    t0: float = Field(gt=2_000_000, lt=3_000_000, description="epoch of phase 0, JD (UTC, heliocentric or barycentric)")
+    period: float = Field(gt=0, description="days")
+    phases: list[tuple[float, float]] = Field(min_length=1, description="[start, end] phase intervals, 0-1; start > end wraps")
+
+    @field_validator("phases")
+    @classmethod
+    def _phase_range(cls, value):
+        for a, b in value:
+            if not (0 <= a <= 1 and 0 <= b <= 1):
+                raise ValueError("phases must lie between 0 and 1")
+        return value
+
+
+class Constraints(_Model):
+    """When the observation may run."""
+
+    min_altitude: float = Field(30.0, ge=0, le=89, description="degrees (the site horizon also applies)")
+    max_airmass: float | None = Field(2.0, ge=1, le=10)
+    moon_min_separation: float = Field(30.0, ge=0, le=180, description="degrees")
+    moon_max_illumination: float | None = Field(None, ge=0, le=1, description="fraction 0-1")
+    sun_max_altitude: float = Field(-12.0, ge=-90, le=0, description="degrees; -12 nautical, -18 astronomical")
+    windows: list[TimeWindow] = Field(default_factory=list, description="if given, run only inside one of them")
+    cadence: Cadence | None = None
+    phase: PhaseWindow | None = None
+    max_visits: int | None = Field(None, ge=1, description="stop after this many completed visits (default 1 without cadence)")
+    max_seeing: float | None = Field(None, gt=0, description="arcsec")
+
+
+class Reduction(_Model):
+    """How the spectra are reduced."""
+
+    recipe: str = "default"
+    extraction: Literal["optimal", "boxcar"] | None = None
+    normalise: bool = False
+    telluric: bool = True
+    heliocentric: bool = True
+    options: dict[str, Any] = Field(default_factory=dict, description="recipe-specific options")
+
+
+class Share(_Model):
+    """Where results go."""
+
+    bess: bool = False
+    aras: bool = False
+    servers: list[str] = Field(default_factory=list, description="share server URLs")
+    public: bool = True
+
+
+class ObservingFile(_Model):
+    """A whole Observing File (format version 1)."""
+
+    rosace: Literal[1] = Field(description="format version")
+    id: str = Field(pattern=ID_PATTERN, description="stable identifier, unique per observer")
+    title: str | None = None
+    observer: Observer
+    programme: Programme | None = None
+    target: Target
+    instrument: InstrumentSetup
+    acquisition: Acquisition = Acquisition()
+    sequence: Sequence
+    constraints: Constraints = Constraints()
+    priority: int = Field(5, ge=1, le=10, description="1 lowest, 10 most urgent")
+    reduction: Reduction = Reduction()
+    share: Share = Share()
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_type(cls, value):
+        return _default_target_type(value)
+
+    def to_dict(self) -> dict:
+        """Return the file as plain JSON-compatible data (round-trips through the loader)."""
+        return self._with_extensions()
+
+    def content_hash(self) -> str:
+        """Return a SHA-256 of the canonical content (stable across YAML/JSON and key order)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def exposure_time(self) -> float:
+        """Return the total science exposure time, seconds."""
+        return self.sequence.science.count * self.sequence.science.exposure
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: where (line, column, field path) and what."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "message": self.message, "line": self.line, "column": self.column}
+
+
+class ObservingFileError(RosaceError):
+    """An Observing File is invalid. ``problems`` lists each error with its place."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = str(source)
+        self.problems = problems
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        """Return one line per problem: ``file:line:col: field: message``."""
+        lines = []
+        for p in self.problems:
+            where = self.source
+            if p.line is not None:
+                where += f":{p.line}"
+                if p.column is not None:
+                    where += f":{p.column}"
+            field = f" {p.path}:" if p.path else ""
+            lines.append(f"{where}:{field} {p.message}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"file": self.source, "errors": [p.to_dict() for p in self.problems]}
+
+
+class _Positions:
+    """Line/column of every key and value in a YAML (or JSON) document."""
+
+    def __init__(self, text: str):
+        self.map: dict[tuple, tuple[int, int]] = {}
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            node = None
+        if node is not None:
+            self.map[()] = (node.start_mark.line + 1, node.start_mark.column + 1)
+            self._walk(node, ())
+
+    def _walk(self, node, path):
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = path + (key.value,)
+                self.map[sub] = (key.start_mark.line + 1, key.start_mark.column + 1)
+                self._walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.map[path + (i,)] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                self._walk(item, path + (i,))
+
+    def find(self, path: tuple) -> tuple[int | None, int | None]:
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.map:
+                return self.map[path[:n]]
+        return (None, None)
+
+
+def _real_path(data: Any, loc: tuple) -> tuple:
+    """Drop the pydantic-only parts of an error location (union tags, validator names)."""
+    out: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part not in ("sidereal", "nonsidereal") and not str(part).startswith(("function-", "tagged-union")):
+            out.append(part)  # a missing key: name it
+            node = None
+        else:
+            continue
+    return tuple(out)
+
+
+def _format_path(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(err: dict, path: tuple) -> str:
+    kind = err.get("type", "")
+    msg = err.get("msg", "invalid value")
+    if kind == "missing":
+        return f"missing required field '{path[-1]}'" if path else "missing required field"
+    if kind == "literal_error" and path == ("rosace",):
+        return f"unsupported format version {err.get('input')!r}; this ROSACE reads version {FORMAT_VERSION}"
+    if kind == "extra_forbidden":
+        return f"unknown key '{str(path[-1]).strip()}' (check the spelling; extension keys must start with 'x-')"
+    if kind == "union_tag_invalid":
+        return "target 'type' must be 'sidereal' or 'nonsidereal'"
+    if kind == "string_pattern_mismatch" and path and path[-1] == "id":
+        return "id must be 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    msg = msg.removeprefix("Value error, ")
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def _load_text(text: str, source: str, fmt: str | None) -> Any:
+    if fmt == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ObservingFileError(source, [Problem("", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        raise ObservingFileError(source, [Problem("", f"invalid YAML: {problem}", line, col)]) from None
+
+
+def parse_observing_file(text: str, source: str = "<text>", fmt: str | None = None) -> ObservingFile:
+    """Parse and validate an Observing File from text (YAML or JSON).
+
+    Raises ObservingFileError listing every problem with its line, column and field.
+    """
+    data = _load_text(text, source, fmt)
+    if not isinstance(data, dict):
+        raise ObservingFileError(source, [Problem("", "the file must be a mapping of keys (it starts with 'rosace: 1')", 1, 1)])
+    version = data.get("rosace")
+    if isinstance(version, int) and not isinstance(version, bool):
+        while version in UPGRADERS:
+            data = UPGRADERS[version](data)
+            version = data.get("rosace")
+    try:
+        return ObservingFile.model_validate(data)
+    except ValidationError as exc:
+        positions = _Positions(text)
+        problems = []
+        for err in exc.errors():
+            path = _real_path(data, tuple(err["loc"]))
+            line, col = positions.find(path)
+            problems.append(Problem(_format_path(path), _message(err, path), line, col))
+        raise ObservingFileError(source, problems) from None
+
+
+def load_observing_file(path: Path | str) -> ObservingFile:
+    """Load and validate an Observing File from disk (``.json`` is JSON, anything else YAML)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ObservingFileError(str(path), [Problem("", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ObservingFileError(str(path), [Problem("", f"cannot read: {exc}")]) from None
+    fmt = "json" if path.suffix.lower() == ".json" else None
+    return parse_observing_file(text, str(path), fmt)
+
+
+def dump_observing_file(of: ObservingFile, fmt: str = "yaml") -> str:
+    """Return the file as YAML (default) or JSON text."""
+    data = of.to_dict()
+    if fmt == "json":
+        return json.dumps(data, indent=2)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def json_schema() -> dict:
+    """Return the published JSON Schema of format version 1."""
+    schema = ObservingFile.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://rosace.example.org/schema/observing-file-v1.json"
+    schema["title"] = "ROSACE Observing File, version 1"
+    return schema

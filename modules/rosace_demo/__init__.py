@@ -1,0 +1,1 @@
+"""``rosace demo``: a whole night on the simulated observatory, five modules as processes."""

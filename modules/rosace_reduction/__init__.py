@@ -1,0 +1,13 @@
+"""ROSACE module: raw frames to calibrated 1d spectra."""
+
+from rosace_core.plugins import ModuleSpec
+
+MODULE = ModuleSpec(
+    id="reduction",
+    title="Reduction",
+    description="Raw frames to calibrated 1D spectra",
+    app="rosace_reduction.api:create_app",
+    client="rosace_reduction.client:ReductionClient",
+    widget="rosace_reduction.gui:create_widget",
+    port=8704,
+)

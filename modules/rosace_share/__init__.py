@@ -1,0 +1,13 @@
+"""ROSACE module: archive, plots, web gallery and share server."""
+
+from rosace_core.plugins import ModuleSpec
+
+MODULE = ModuleSpec(
+    id="share",
+    title="Share",
+    description="Archive, plots, web gallery and share server",
+    app="rosace_share.api:create_app",
+    client="rosace_share.client:ShareClient",
+    widget="rosace_share.gui:create_widget",
+    port=8705,
+)

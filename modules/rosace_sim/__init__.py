@@ -1,0 +1,1 @@
+"""The simulated spectroscopic observatory: a conformant ASCOM Alpaca server."""
