@@ -12,6 +12,7 @@ from pathlib import Path
 _HOME = Path(tempfile.mkdtemp(prefix="rosace-tests-"))
 for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache")):
     os.environ[var] = str(_HOME / sub)
+    (_HOME / sub).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.pop("ROSACE_CONFIG", None)
 os.environ.pop("ROSACE_CLOCK", None)

@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -115,8 +116,23 @@ def _sexagesimal(value: Any, *, hours: bool, field: str) -> Any:
     a, b, c = float(match.group(2)), float(match.group(3)), float(match.group(4))
     if b >= 60 or c >= 60:
         raise ValueError(f"{field} {value!r}: minutes and seconds must be below 60")
+    if hours and a >= 24:
+        raise ValueError(f"{field} {value!r}: hours must be below 24")
     degrees = sign * (a + b / 60 + c / 3600)
     return degrees * 15.0 if hours else degrees
+
+
+_SEXA = r"^[+-]?\d{1,3}[:\sdh]\s*\d{1,2}[:\sm']\s*\d{1,2}(\.\d*)?\s*[s\"]?$"
+RA = Annotated[
+    float,
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 360}, {"type": "string", "pattern": _SEXA}],
+                    "description": "ICRS right ascension: degrees, or 'hh:mm:ss.s' text"}),
+]
+DEC = Annotated[
+    float,
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": -90, "maximum": 90}, {"type": "string", "pattern": _SEXA}],
+                    "description": "ICRS declination: degrees, or '+dd:mm:ss.s' text"}),
+]
 
 
 class Observer(_Model):
@@ -147,8 +163,8 @@ class SiderealTarget(_Model):
 
     type: Literal["sidereal"] = "sidereal"
     name: str = Field(min_length=1, max_length=80, description="standard name (BeSS OBJNAME)")
-    ra: float = Field(ge=0, lt=360, description="ICRS right ascension, degrees (or 'hh:mm:ss.s' text)")
-    dec: float = Field(ge=-90, le=90, description="ICRS declination, degrees (or '+dd:mm:ss' text)")
+    ra: RA = Field(ge=0, lt=360, description="ICRS right ascension, degrees (or 'hh:mm:ss.s' text)")
+    dec: DEC = Field(ge=-90, le=90, description="ICRS declination, degrees (or '+dd:mm:ss' text)")
     epoch: float = Field(2000.0, ge=1800, le=2200, description="epoch of the position, Julian year")
     pm_ra_cosdec: float = Field(0.0, description="proper motion in RA * cos(Dec), mas/yr")
     pm_dec: float = Field(0.0, description="proper motion in Dec, mas/yr")
@@ -254,8 +270,8 @@ class ReferenceStar(_Model):
 
     mode: Literal["auto", "named", "none"] = "auto"
     name: str | None = None
-    ra: float | None = Field(None, ge=0, lt=360)
-    dec: float | None = Field(None, ge=-90, le=90)
+    ra: RA | None = Field(None, ge=0, lt=360)
+    dec: DEC | None = Field(None, ge=-90, le=90)
 
     @field_validator("ra", mode="before")
     @classmethod
@@ -504,6 +520,8 @@ def _format_path(path: tuple) -> str:
 def _message(err: dict, path: tuple) -> str:
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
+    if kind == "missing" and path == ("rosace",):
+        return "missing the format version: add 'rosace: 1' at the top of the file"
     if kind == "missing":
         return f"missing required field '{path[-1]}'" if path else "missing required field"
     if kind == "literal_error" and path == ("rosace",):

@@ -1,0 +1,161 @@
+"""Observing File format v1: examples, broken files, round trips, schema, fuzzing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rosace_core.observing_file import (
+    ObservingFile,
+    ObservingFileError,
+    dump_observing_file,
+    json_schema,
+    load_observing_file,
+    parse_observing_file,
+)
+
+BROKEN = Path(__file__).parent / "data" / "broken"
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "resources" / "observing_files").glob("*.*"))
+
+
+def test_there_are_examples_for_each_science_case():
+    names = " ".join(p.name for p in EXAMPLES)
+    for case in ("be_", "binary_", "nova_", "reference_"):
+        assert case in names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_validates(path):
+    of = load_observing_file(path)
+    assert of.rosace == 1
+    assert of.sequence.science.count >= 1
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_load_dump_load_is_identity(path, fmt):
+    of = load_observing_file(path)
+    again = parse_observing_file(dump_observing_file(of, fmt), fmt=fmt)
+    assert again == of
+    assert again.content_hash() == of.content_hash()
+    assert again.to_dict() == of.to_dict()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_exported_schema_accepts_every_example(path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    jsonschema.validate(data, json_schema())
+
+
+def test_published_schema_file_is_current(repo):
+    published = json.loads((repo / "docs" / "observing-file.schema.json").read_text(encoding="utf-8"))
+    assert published == json.loads(json.dumps(json_schema())), "run: rosace schema > docs/observing-file.schema.json"
+
+
+def test_extension_keys_are_kept(examples_dir):
+    of = load_observing_file(examples_dir / "nova_too_window.yaml")
+    assert of.to_dict()["x-alert"]["source"] == "CBAT"
+
+
+def test_sexagesimal_coordinates_become_degrees(examples_dir):
+    of = load_observing_file(examples_dir / "be_gamcas_halpha_alpy.yaml")
+    assert of.target.ra == pytest.approx((56 + 42.53 / 60) / 60 * 15, abs=1e-9)
+    assert of.target.dec == pytest.approx(60 + 43 / 60 + 0.3 / 3600, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "name, line, path, words",
+    [
+        ("bad_yaml.yaml", 4, "", "invalid YAML"),
+        ("wrong_type.yaml", 10, "sequence.science.count", "integer"),
+        ("unknown_key.yaml", 8, "target.magnitud", "unknown key"),
+        ("ra_out_of_range.yaml", 6, "target.ra", "hours must be below 24"),
+        ("missing_target.yaml", 1, "target", "missing required field 'target'"),
+        ("missing_version.json", 1, "rosace", "rosace: 1"),
+    ],
+)
+def test_broken_files_report_line_and_field(name, line, path, words):
+    with pytest.raises(ObservingFileError) as info:
+        load_observing_file(BROKEN / name)
+    problems = info.value.problems
+    assert any(p.line == line and p.path == path and words in p.message for p in problems), info.value.report()
+    assert str(BROKEN / name) in info.value.report()
+
+
+def test_every_problem_is_listed_not_only_the_first():
+    text = (BROKEN / "unknown_key.yaml").read_text().replace("count: 3", "count: -3")
+    with pytest.raises(ObservingFileError) as info:
+        parse_observing_file(text, "x.yaml")
+    paths = {p.path for p in info.value.problems}
+    assert {"target.magnitud", "sequence.science.count"} <= paths
+
+
+def test_error_report_format():
+    with pytest.raises(ObservingFileError) as info:
+        load_observing_file(BROKEN / "unknown_key.yaml")
+    assert info.value.report().splitlines()[0].endswith(
+        "unknown_key.yaml:8:3: target.magnitud: unknown key 'magnitud' (check the spelling; extension keys must start with 'x-')"
+    )
+
+
+def test_phase_and_window_validation():
+    base = yaml.safe_load((BROKEN.parents[3] / "resources" / "observing_files" / "binary_betaLyr_lhires.yaml").read_text())
+    base["constraints"]["phase"]["phases"] = [[0.2, 1.3]]
+    base["constraints"]["windows"] = [{"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}]
+    with pytest.raises(ObservingFileError) as info:
+        parse_observing_file(yaml.safe_dump(base))
+    messages = " ".join(p.message for p in info.value.problems)
+    assert "phases must lie between 0 and 1" in messages
+    assert "'end' must be after 'start'" in messages
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ObservingFileError, match="no such file"):
+        load_observing_file(tmp_path / "nope.yaml")
+
+
+def test_future_version_is_refused_clearly():
+    with pytest.raises(ObservingFileError, match="this ROSACE reads version 1"):
+        parse_observing_file("rosace: 2\nid: x\n")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+_keys = st.sampled_from(["rosace", "id", "observer", "target", "instrument", "sequence", "constraints", "priority", "x-a", "bogus"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_keys, _json, max_size=8) | _json)
+def test_garbage_only_ever_raises_the_validation_error(data):
+    text = json.dumps(data)
+    try:
+        parse_observing_file(text, "fuzz.json", fmt="json")
+    except ObservingFileError as exc:
+        assert exc.problems
+    for fmt in (None, "json"):
+        try:
+            parse_observing_file(yaml.safe_dump(data) if fmt is None else text, "fuzz", fmt=fmt)
+        except ObservingFileError:
+            pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_random_text_only_ever_raises_the_validation_error(text):
+    try:
+        parse_observing_file(text, "fuzz.yaml")
+    except ObservingFileError as exc:
+        assert exc.problems
+
+
+def test_model_is_the_public_type(examples_dir):
+    assert isinstance(load_observing_file(examples_dir / "be_zetatau_halpha_alpy.yaml"), ObservingFile)
