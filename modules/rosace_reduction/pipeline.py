@@ -1,0 +1,365 @@
+"""One observation from raw frames to products.
+
+:func:`reduce_observation` runs the recipe of the instrument set-up on a
+:class:`Plan` (science frames plus the calibrations chosen for them) and
+writes the products; it is a plain function of picklable arguments so that a
+batch can run it in worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.time import Time
+
+from rosace_core.errors import RosaceError
+from rosace_core.plugins import load_object
+from rosace_reduction import output
+from rosace_reduction.calibration import build_masters, calibrate, combine, remove_cosmic_rays
+from rosace_reduction.extraction import extract
+from rosace_reduction.frames import FrameInfo, load_image, read_frame_info
+from rosace_reduction.geometry import LineGeometry, band_rows, find_trace, measure_line_geometry, rectify
+from rosace_reduction.instrument import InstrumentSetup, load_instrument
+from rosace_reduction.response import (
+    Response,
+    ResponseError,
+    barycentric_correction,
+    compute_response,
+    extinction_factor,
+    find_reference,
+    normalise,
+)
+from rosace_reduction.wavelength import find_arc_lines, identify, load_line_lists
+
+log = logging.getLogger(__name__)
+C_KMS = 299792.458
+
+
+class ReductionError(RosaceError):
+    """An observation cannot be reduced (reason in the message)."""
+
+
+@dataclass
+class Options:
+    """Site and module options a reduction needs (from the configuration)."""
+
+    output_root: str
+    site_name: str = ""
+    latitude: float = 43.75
+    longitude: float = 6.92
+    elevation: float = 1270.0
+    extinction: str = "orm"
+    reference_dirs: list[str] = field(default_factory=list)
+    barycentric: bool = True
+    telluric: bool = True
+    cosmic_rays: bool | None = None
+    extraction: str | None = None
+    normalise: bool | None = None
+
+
+@dataclass
+class Plan:
+    """What to reduce: science frames of one observation and their calibrations."""
+
+    science: list[str]
+    arc: list[str] = field(default_factory=list)
+    flat: list[str] = field(default_factory=list)
+    bias: list[str] = field(default_factory=list)
+    dark: list[str] = field(default_factory=list)
+    response: str | None = None  # .npz written by the reduction of the night's reference star
+    observation_id: str = ""
+
+    def inputs_hash(self) -> str:
+        h = hashlib.sha256()
+        for group in (self.science, self.arc, self.flat, self.bias, self.dark, [self.response or ""]):
+            for p in sorted(group):
+                h.update(p.encode())
+                try:
+                    st = Path(p).stat()
+                    h.update(f"{st.st_size}:{int(st.st_mtime)}".encode())
+                except OSError:
+                    pass
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class Step:
+    """Base of a custom step: ``run(ctx)`` may read and change the context dict (wavelength, flux, ...)."""
+
+    name: str = "custom"
+
+    def run(self, ctx: dict) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _infos(paths: list[str]) -> list[FrameInfo]:
+    return [read_frame_info(p) for p in paths]
+
+
+def _night(date_obs: str) -> str:
+    from astropy import units as u
+
+    t = Time(date_obs, scale="utc") - 12 * u.hour  # night = UTC date of the evening
+    return t.datetime.strftime("%Y%m%d")
+
+
+def _arc_geometry(arc_band: np.ndarray, row0: int, trace, setup: InstrumentSetup, half: int, fwhm_px: float) -> LineGeometry:
+    """Measure line tilt/smile on the arc band from its strongest isolated lines."""
+    straight = rectify(arc_band, row0, trace, LineGeometry(), setup.recipe.aperture_half_width, cval=0.0)
+    spec = straight.sum(0)
+    lines = find_arc_lines(spec, fwhm_px)
+    if len(lines) < 2:
+        return LineGeometry()
+    xs = np.array([l.x for l in lines])
+    amp = np.array([l.amplitude for l in lines])
+    sep = np.min(np.abs(xs[:, None] - xs[None, :]) + np.eye(len(xs)) * 1e9, axis=1)
+    ok = (sep > 4 * fwhm_px) & (xs > 20) & (xs < arc_band.shape[1] - 20)
+    idx = np.argsort(amp * ok)[::-1][: min(12, int(ok.sum()))]
+    return measure_line_geometry(arc_band, row0, trace, xs[idx], half - 2, half_window=max(int(1.5 * fwhm_px), 4))
+
+
+def reduce_observation(plan: Plan, options: Options) -> dict:
+    """Reduce one observation and write its products; return the quality record.
+
+    Raises ReductionError (or another RosaceError) with a message for the observer.
+    """
+    t0 = time.perf_counter()
+    sci = _infos(plan.science)
+    if not sci:
+        raise ReductionError("no science frame")
+    first = sci[0]
+    setup = load_instrument(first.instrument)
+    recipe = setup.recipe
+    det = setup.detector
+    arcs, flats, biases, darks = _infos(plan.arc), _infos(plan.flat), _infos(plan.bias), _infos(plan.dark)
+    if not arcs:
+        raise ReductionError(f"no arc frame for {first.object} ({first.observation_id}): cannot calibrate wavelengths")
+    flags: list[str] = []
+
+    # Trace on the first science frame, roughly bias-subtracted.
+    raw0 = load_image(first.path)
+    ny, nx = raw0.shape
+    bias_level = float(np.median(load_image(biases[0].path))) if biases else det.bias_level
+    trace = find_trace(raw0 - bias_level, order=recipe.trace_order, guess_row=setup.geometry.trace_row, search=min(400, ny // 2 - 10))
+    half = recipe.sky_offset + recipe.sky_width + 1
+    rows = band_rows(trace, half + 2, ny)
+    row0 = rows.start
+    masters = build_masters(setup, rows, biases, darks, flats)
+    if not flats:
+        flags.append("no_flat")
+
+    # Science: calibrate each exposure on the band, remove cosmic rays, sum.
+    use_cr = recipe.cosmic_rays if options.cosmic_rays is None else options.cosmic_rays
+    data_sum = np.zeros((rows.stop - rows.start, nx), np.float64)
+    var_sum = np.zeros_like(data_sum)
+    sat_any = np.zeros(data_sum.shape, bool)
+    n_cr = 0
+    exptime = 0.0
+    for k, info in enumerate(sci):
+        raw = raw0[rows] if k == 0 else load_image(info.path, rows)
+        data, var, sat = calibrate(raw, masters, setup, info.exptime, info.ccd_temp)
+        if use_cr:
+            data, crmask = remove_cosmic_rays(data, setup, mask=sat)
+            n_cr += int(crmask.sum())
+        data_sum += data
+        var_sum += var
+        sat_any |= sat
+        exptime += info.exptime
+    del raw0
+
+    # Arc: calibrated mean of the arc frames, geometry, rectified along the star's trace.
+    arc_band = combine([calibrate(load_image(a.path, rows), masters, setup, a.exptime, a.ccd_temp)[0] for a in arcs])
+    nominal = setup.nominal_wavelength(np.arange(nx))
+    disp_nom = abs(setup.dispersion.dispersion)
+    fwhm_px = float(np.median(nominal) / setup.resolving_power / disp_nom)
+    geometry = _arc_geometry(arc_band, row0, trace, setup, half, fwhm_px)
+    arc_rect = rectify(arc_band, row0, trace, geometry, half, cval=0.0)
+    ap = recipe.aperture_half_width
+    arc_spec = arc_rect[half - ap : half + ap + 1].sum(0)
+    lines = load_line_lists(setup.line_lists)
+    solution = identify(arc_spec, nominal, lines, fwhm=fwhm_px, order=recipe.wavelength_order, search_shift=recipe.search_shift, search_scale=recipe.search_scale)
+
+    # Science rectified and extracted.
+    band = rectify(data_sum.astype(np.float32), row0, trace, geometry, half)
+    vband = rectify(var_sum.astype(np.float32), row0, trace, geometry, half)
+    sband = rectify(sat_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
+    mask = ~np.isfinite(band) | sband
+    method = options.extraction or recipe.extraction
+    read_var = len(sci) * (det.read_noise / det.gain) ** 2
+    ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=recipe.sky_offset,
+                  sky_width=recipe.sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
+    n_sat = int(ext.saturated.sum())
+    if n_sat:
+        flags.append(f"saturated_columns:{n_sat}")
+
+    # Wavelengths, counts per second per angstrom, linear resampling.
+    x = np.arange(nx)
+    wl = solution(x)
+    disp = np.abs(solution.dispersion(x))
+    rate = ext.flux / max(exptime, 1e-6) / disp
+    rate_var = ext.variance / max(exptime, 1e-6) ** 2 / disp**2
+    if wl[0] > wl[-1]:
+        wl, rate, rate_var = wl[::-1], rate[::-1], rate_var[::-1]
+    lo = max(wl[0], setup.dispersion.wavelength_min - 50) if False else wl[0]
+    step = float(np.median(disp))
+    n_out = int(np.floor((wl[-1] - lo) / step)) + 1
+    grid = lo + step * np.arange(n_out)
+    flux = np.interp(grid, wl, rate)
+    fvar = np.interp(grid, wl, rate_var)
+
+    # Instrument response, extinction, tellurics.
+    airmass = float(np.mean([i.airmass for i in sci if i.airmass])) if any(i.airmass for i in sci) else 1.0
+    bunit = "adu / (s Angstrom)"
+    response_file = None
+    response_record: dict = {"applied": False}
+    tell_done = "none"
+    ctx_ref = first.reference
+    out_dir = Path(options.output_root) / _night(first.date_obs) / output.safe_name(first.object)
+    jd_start = min(i.jd for i in sci)
+    jd_mid = float(np.mean([i.jd + i.exptime / 2 / 86400 for i in sci]))
+    base = f"{output.safe_name(first.object)}_{Time(jd_start, format='jd').datetime.strftime('%Y%m%d')}_{int((jd_start + 0.5) % 1 * 1000):03d}_{setup.name}"
+    if ctx_ref:
+        ref = find_reference(first.object, [Path(p) for p in options.reference_dirs])
+        if ref is None:
+            flags.append("reference_star_not_in_library")
+        else:
+            try:
+                resp = compute_response(grid, flux, ref, airmass, resolution=float(np.median(grid)) / max(solution.resolving_power, 50), extinction=options.extinction)
+                response_file = out_dir / f"{base}_response.npz"
+                out_dir.mkdir(parents=True, exist_ok=True)
+                np.savez(response_file, **resp.to_arrays(), star=np.array(ref.key))
+                response_record = {"computed": True, "star": ref.key, "source": ref.source, "file": str(response_file)}
+            except ResponseError as exc:
+                flags.append(f"response_failed:{exc}")
+    if plan.response and Path(plan.response).exists():
+        with np.load(plan.response) as z:
+            resp = Response(z["wavelength"], z["response"], z["telluric"], float(z["airmass"][0]), str(z["star"]))
+        r = resp.at(grid)
+        good = np.isfinite(r) & (r > 0)
+        if good.sum() > 0.5 * len(grid):
+            corr = extinction_factor(grid, airmass, options.extinction)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                flux = np.where(good, flux * corr / r, np.nan)
+                fvar = np.where(good, fvar * (corr / r) ** 2, np.nan)
+            if options.telluric:
+                t = resp.telluric_at(grid, airmass)
+                flux, fvar = flux / t, fvar / t**2
+                tell_done = f"reference star {resp.star} ratio scaled to airmass"
+            bunit = "erg / (s cm2 Angstrom)"
+            response_record = {**response_record, "applied": True, "from": plan.response, "star": resp.star}
+            # Keep only the covered part of the spectrum.
+            idx = np.nonzero(good)[0]
+            grid, flux, fvar = grid[idx[0] : idx[-1] + 1], flux[idx[0] : idx[-1] + 1], fvar[idx[0] : idx[-1] + 1]
+        else:
+            flags.append("response_does_not_cover_spectrum")
+    elif not ctx_ref:
+        flags.append("no_response")
+
+    # Barycentric correction: shift the wavelength axis (BSS_VHEL records it).
+    hdr = first.header
+    vbary = 0.0
+    ra, dec = hdr.get("RA"), hdr.get("DEC")
+    if options.barycentric and ra is not None and dec is not None:
+        lat = float(hdr.get("SITELAT", options.latitude))
+        lon = float(hdr.get("SITELONG", options.longitude))
+        elev = float(hdr.get("SITEELEV", options.elevation))
+        vbary = barycentric_correction(float(ra), float(dec), jd_mid, lat, lon, elev)
+        grid = grid * (1 + vbary / C_KMS)
+    resolution_a = float(np.median(grid)) / max(solution.resolving_power, 50)
+    do_norm = recipe.normalise if options.normalise is None else options.normalise
+    if do_norm:
+        norm = normalise(grid, np.nan_to_num(flux), resolution_a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = norm / flux
+        fvar = fvar * scale**2
+        flux = norm
+        bunit = ""
+    # Linear axis again after the barycentric stretch (it is a pure scale: still linear).
+    wl0, dwl = float(grid[0]), float(grid[1] - grid[0])
+
+    ctx = {"wavelength": grid, "flux": flux, "variance": fvar, "setup": setup, "header": hdr, "flags": flags}
+    for ref in recipe.steps:
+        step_obj = load_object(ref)()
+        step_obj.run(ctx)
+    grid, flux, fvar = ctx["wavelength"], ctx["flux"], ctx["variance"]
+
+    snr_arr = flux / np.sqrt(fvar)
+    snr = float(np.nanmedian(snr_arr[np.isfinite(snr_arr)])) if np.isfinite(snr_arr).any() else 0.0
+    obs_id = plan.observation_id or first.observation_id or base
+    observer = str(hdr.get("OBSERVER", "")).strip()[:68]
+    keywords = {
+        "OBJNAME": first.object,
+        "OBJECT": first.object,
+        "DATE-OBS": Time(jd_start, format="jd", scale="utc").isot,
+        "EXPTIME": (float(exptime), "total exposure, s"),
+        "OBSERVER": observer or "unknown",
+        "BSS_INST": f"{hdr.get('TELESCOP', '')} + {setup.title or setup.name}".strip(" +")[:68],
+        "BSS_SITE": str(hdr.get("SITENAME", options.site_name))[:68],
+        "BSS_VHEL": (round(vbary, 4), "barycentric correction applied, km/s"),
+        "BSS_COSM": "astroscrappy (L.A.Cosmic)" if use_cr else "none",
+        "BSS_NORM": "continuum spline" if do_norm else "none",
+        "BSS_TELL": tell_done,
+        "BSS_ITRP": (float(setup.resolving_power), "instrument resolving power"),
+        "BSS_ESRP": (round(solution.resolving_power, 1), "measured resolving power (arc lines)"),
+        "BSS_SRPW": (round(float(np.median([l["wavelength"] for l in solution.lines])), 1), "wavelength of BSS_ESRP"),
+        "BSS_RA": float(ra) if ra is not None else None,
+        "BSS_DEC": float(dec) if dec is not None else None,
+        "JD-OBS": jd_start,
+        "JD-MID": jd_mid,
+        "GEO_LONG": float(hdr.get("SITELONG", options.longitude)),
+        "GEO_LAT": float(hdr.get("SITELAT", options.latitude)),
+        "GEO_ELEV": float(hdr.get("SITEELEV", options.elevation)),
+        "AIRMASS": airmass,
+        "BUNIT": bunit,
+        "ROSOBSID": obs_id,
+        "ROSPIPE": output.pipeline_version(),
+        "ROSSNR": (round(snr, 1), "median S/N per pixel"),
+        "ROSWRMS": (round(solution.rms_angstrom, 4), "wavelength solution RMS, A"),
+    }
+    fits_path = out_dir / f"{base}.fits"
+    output.write_bess_fits(fits_path, wl0, dwl, flux, keywords, np.sqrt(fvar))
+    png_path = out_dir / f"{base}.png"
+    output.quicklook_png(png_path, grid, flux, f"{first.object}  {keywords['DATE-OBS'][:19]}  {setup.name}", bunit or "normalised flux", arc=solution.to_dict())
+    record = {
+        "id": output.safe_name(obs_id),
+        "observation_id": obs_id,
+        "object": first.object,
+        "instrument": setup.name,
+        "night": _night(first.date_obs),
+        "date_obs": keywords["DATE-OBS"],
+        "jd_mid": jd_mid,
+        "exptime": exptime,
+        "airmass": airmass,
+        "reference_star": bool(ctx_ref),
+        "pipeline": output.pipeline_version(),
+        "inputs_hash": plan.inputs_hash(),
+        "raw_frames": [str(i.path) for i in sci],
+        "calibrations": {"arc": [str(a.path) for a in arcs], **masters.used, "response": plan.response},
+        "products": {"fits": str(fits_path), "png": str(png_path), "json": str(out_dir / f"{base}.json")},
+        "quality": {
+            "snr": snr,
+            "wavelength_rms_angstrom": solution.rms_angstrom,
+            "wavelength_rms_px": solution.rms_px,
+            "arc_lines": solution.n_lines,
+            "resolving_power": solution.resolving_power,
+            "trace": trace.to_dict(),
+            "geometry": geometry.to_dict(),
+            "cosmic_ray_pixels": n_cr,
+            "saturated_columns": n_sat,
+            "extraction": method,
+            "rejected_pixels": ext.rejected,
+        },
+        "wavelength_solution": solution.to_dict(),
+        "response": response_record,
+        "barycentric_kms": vbary,
+        "flags": flags,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    output.write_json(out_dir / f"{base}.json", record)
+    return record
