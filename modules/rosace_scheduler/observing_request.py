@@ -1,0 +1,116 @@
+"""An Observing File reduced to what the scheduler needs: where, how long, which limits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from rosace_core.observing_file import ObservingFile
+
+from rosace_scheduler.options import SchedulerOptions
+
+
+@dataclass
+class ObservingRequest:
+    """The schedulable part of one Observing File (angles in degrees, times in Unix seconds)."""
+
+    file_id: str
+    target: str
+    ra: float
+    dec: float
+    priority: int
+    duration: float  # everything but the slew: acquisition, calibrations, science, reference star
+    spectrograph: str
+    min_altitude: float
+    max_airmass: float | None
+    moon_min_separation: float
+    moon_max_illumination: float | None
+    sun_max_altitude: float
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    phase: tuple[float, float, list[tuple[float, float]]] | None = None  # (t0 JD, period d, [(a, b)])
+    cadence: tuple[float, float] | None = None  # (period d, tolerance d)
+    max_visits: int | None = None
+    pm_ra_cosdec: float = 0.0
+    pm_dec: float = 0.0
+    epoch: float = 2000.0
+    sidereal: bool = True
+    reference_mode: str = "none"
+
+    @property
+    def altitude_limit(self) -> float:
+        """Lowest altitude the file accepts, from its min_altitude and max_airmass (airmass = sec z)."""
+        limit = self.min_altitude
+        if self.max_airmass is not None:
+            limit = max(limit, math.degrees(math.asin(1.0 / self.max_airmass)))
+        return limit
+
+    @property
+    def visits_wanted(self) -> int | None:
+        """Completed visits after which the file is done (None: unlimited, a monitoring cadence)."""
+        if self.max_visits is not None:
+            return self.max_visits
+        return None if self.cadence is not None else 1
+
+
+def frames_time(count: int, exposure: float, readout: float) -> float:
+    """Return the time to take ``count`` frames of ``exposure`` seconds, seconds."""
+    return count * (exposure + readout)
+
+
+def observation_duration(of: ObservingFile, options: SchedulerOptions) -> float:
+    """Return how long the observation takes once the mount is on target, seconds.
+
+    Acquisition (guide exposures plus a fixed overhead), arc blocks (two when
+    bracketing), flats, science frames and, when the file asks for a reference
+    star, its fixed overhead. The slew is added by the planner, since it
+    depends on where the mount comes from.
+    """
+    seq = of.sequence
+    ro = options.readout
+    total = options.acquisition + of.acquisition.exposure * 3
+    total += frames_time(seq.science.count, seq.science.exposure, ro)
+    if seq.arcs is not None and seq.arcs.when != "none":
+        blocks = 2 if seq.arcs.when == "bracket" else 1
+        total += blocks * frames_time(seq.arcs.count, seq.arcs.exposure, ro)
+    if seq.flats is not None:
+        total += frames_time(seq.flats.count, seq.flats.exposure, ro)
+    if seq.reference_star.mode != "none":
+        total += options.reference_overhead
+    return float(math.ceil(total))
+
+
+def request_from_file(of: ObservingFile, site, options: SchedulerOptions) -> ObservingRequest:
+    """Compile an Observing File into an :class:`ObservingRequest` for ``site``."""
+    c = of.constraints
+    target = of.target
+    sidereal = getattr(target, "type", "sidereal") == "sidereal"
+    if sidereal:
+        ra, dec = target.ra, target.dec
+        pm = (target.pm_ra_cosdec, target.pm_dec, target.epoch)
+    else:  # tabulated ephemeris: not scheduled (reported as unsupported)
+        first = target.ephemeris[0]
+        ra, dec = first.ra, first.dec
+        pm = (0.0, 0.0, 2000.0)
+    return ObservingRequest(
+        file_id=of.id,
+        target=target.name,
+        ra=float(ra),
+        dec=float(dec),
+        priority=of.priority,
+        duration=observation_duration(of, options),
+        spectrograph=of.instrument.spectrograph,
+        min_altitude=max(c.min_altitude, site.min_altitude),
+        max_airmass=c.max_airmass,
+        moon_min_separation=c.moon_min_separation,
+        moon_max_illumination=c.moon_max_illumination,
+        sun_max_altitude=c.sun_max_altitude,
+        windows=[(w.start.timestamp(), w.end.timestamp()) for w in c.windows],
+        phase=(c.phase.t0, c.phase.period, [tuple(p) for p in c.phase.phases]) if c.phase else None,
+        cadence=(c.cadence.period, c.cadence.tolerance) if c.cadence else None,
+        max_visits=c.max_visits,
+        pm_ra_cosdec=pm[0],
+        pm_dec=pm[1],
+        epoch=pm[2],
+        sidereal=sidereal,
+        reference_mode=of.sequence.reference_star.mode,
+    )

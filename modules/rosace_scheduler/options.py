@@ -1,0 +1,43 @@
+"""The scheduler's options: the ``[scheduler]`` table of the observatory configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rosace_core.errors import ConfigError
+
+
+class SchedulerOptions(BaseModel):
+    """Options of the scheduler module (``[scheduler]`` in rosace.toml).
+
+    Times are seconds, angles degrees.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue_folder: Path | None = Field(None, description="folder of Observing Files watched for new/changed/removed files (default <data root>/observing_files)")
+    database: Path | None = Field(None, description="SQLite file of the queue and history (default <data root>/state/scheduler.sqlite)")
+    watch_interval: float = Field(5.0, ge=0, description="seconds (wall clock) between two scans of the queue folder; 0 disables the watcher thread")
+    grid_step: float = Field(60.0, ge=10, le=600, description="time grid of the night, seconds")
+    slew_rate: float = Field(2.0, gt=0, description="mount slew rate, degrees per second")
+    slew_settle: float = Field(15.0, ge=0, description="settling time after each slew, seconds")
+    first_slew: float = Field(60.0, ge=0, description="slew time assumed when the mount position is unknown (from park), seconds")
+    readout: float = Field(8.0, ge=0, description="camera readout and download per frame, seconds")
+    acquisition: float = Field(60.0, ge=0, description="slit acquisition overhead on top of the guide exposures, seconds")
+    reference_overhead: float = Field(300.0, ge=0, description="time added for a reference star (slew, acquisition, exposures), seconds")
+    max_retries: int = Field(2, ge=0, description="failed attempts of a file per night before it is held until the next night")
+    dispatch_grace: float = Field(1800.0, ge=0, description="a dispatched observation with no outcome returns to the queue this long after its planned end, seconds")
+    altitude_margin: float = Field(0.02, ge=0, description="safety margin on altitude limits, degrees")
+    reference_min_altitude: float = Field(30.0, ge=0, le=89, description="lowest altitude of an automatic reference star, degrees")
+
+
+def scheduler_options(config) -> SchedulerOptions:
+    """Validate ``config.scheduler``; raise ConfigError naming the bad key."""
+    data = dict(getattr(config, "scheduler", None) or {}) if config is not None else {}
+    try:
+        return SchedulerOptions.model_validate(data)
+    except ValidationError as exc:
+        problems = [("scheduler." + ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+        raise ConfigError(getattr(config, "source", None) or "<config>", problems) from None

@@ -1,0 +1,228 @@
+"""The night table (every request x every instant, cached) and the greedy planner/dispatcher.
+
+Algorithm: a forward greedy dispatch with look-ahead rules, run from the
+current instant to sunrise. At each instant it keeps the requests whose whole
+observation (slew from the previous target, acquisition, calibrations,
+science) fits in a run of passing grid instants, scores them (priority, urgency
+= how little observable time the request has left tonight, cadence overdue,
+altitude, slew cost) and takes the best. When nothing fits it jumps to the
+first grid instant where something does. ``next`` is one step of the very same
+loop from the observatory's real state (time, pointing, history), so the plan
+and the dispatcher never disagree, and a night that goes off plan (clouds, a
+failure) is simply re-planned from where it is. See docs/scheduler.md for why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rosace_scheduler.constraints import constraint_masks, remaining_counts, run_lengths
+from rosace_scheduler.observing_request import ObservingRequest
+from rosace_scheduler.options import SchedulerOptions
+from rosace_scheduler.sky import NightSky, altaz_from_vectors, radec_to_vectors
+
+#: weights of the scoring rules (priority counts 1 per level, 1-10)
+URGENCY_WEIGHT = 2.0
+URGENCY_HORIZON = 3 * 3600.0
+CADENCE_WEIGHT = 1.0
+ALTITUDE_WEIGHT = 0.5
+SLEW_WEIGHT = 1.0 / 240.0
+
+
+@dataclass
+class RequestState:
+    """What the history says about each request at one instant (arrays over the table's rows)."""
+
+    eligible: np.ndarray  # bool: may be observed at all tonight
+    not_before: np.ndarray  # Unix seconds: not before this instant (cadence)
+    overdue: np.ndarray  # 0-1: how overdue a cadence is (fraction of its period)
+    repeat_after: np.ndarray  # seconds before a repeat the same night (inf: no repeat)
+
+    @classmethod
+    def fresh(cls, n: int) -> "RequestState":
+        """Return the state of requests never observed."""
+        return cls(np.ones(n, bool), np.full(n, -np.inf), np.zeros(n), np.full(n, np.inf))
+
+    def copy(self) -> "RequestState":
+        return RequestState(self.eligible.copy(), self.not_before.copy(), self.overdue.copy(), self.repeat_after.copy())
+
+
+@dataclass
+class Choice:
+    """One candidate observation at an instant, with its score broken down by rule."""
+
+    index: int
+    start: float
+    end: float
+    slew: float
+    score: float
+    rules: dict = field(default_factory=dict)
+
+
+class NightTable:
+    """Every request of the queue evaluated on one night's grid, cached until the queue changes."""
+
+    def __init__(self, sky: NightSky, reqs: list[ObservingRequest], options: SchedulerOptions, *, _rows: dict | None = None):
+        self.sky = sky
+        self.options = options
+        self.reqs = list(reqs)
+        self.ids = [r.file_id for r in self.reqs]
+        self.index = {fid: i for i, fid in enumerate(self.ids)}
+        n = len(self.reqs)
+        self.duration = np.array([r.duration for r in self.reqs], dtype=float)
+        self.priority = np.array([r.priority for r in self.reqs], dtype=float)
+        self.vec = radec_to_vectors([r.ra for r in self.reqs], [r.dec for r in self.reqs]).reshape(n, 3)
+        if _rows is not None:
+            self.cirs, self.ok = _rows["cirs"], _rows["ok"]
+        else:
+            self.cirs, self.ok = self._compute(self.reqs)
+        self.run = run_lengths(self.ok)
+        self.remaining = remaining_counts(self.ok)
+
+    def _compute(self, reqs: list[ObservingRequest]) -> tuple[np.ndarray, np.ndarray]:
+        sky, n = self.sky, len(reqs)
+        if n == 0:
+            return np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool)
+        cirs = sky.target_cirs(
+            [r.ra for r in reqs], [r.dec for r in reqs],
+            [r.pm_ra_cosdec for r in reqs], [r.pm_dec for r in reqs], [r.epoch for r in reqs],
+        )
+        ok, _ = constraint_masks(sky, reqs, cirs, self.options.altitude_margin)
+        sidereal = np.array([r.sidereal for r in reqs])
+        ok[~sidereal] = False
+        return cirs, ok
+
+    def updated(self, reqs: list[ObservingRequest], keys: dict[str, object], old_keys: dict[str, object]) -> "NightTable":
+        """Return a table for ``reqs``, reusing the rows of requests whose key (content hash) is unchanged."""
+        reuse = [i for i, r in enumerate(reqs) if r.file_id in self.index and keys.get(r.file_id) == old_keys.get(r.file_id)]
+        reuse_set = set(reuse)
+        fresh = [i for i in range(len(reqs)) if i not in reuse_set]
+        T = len(self.sky.times)
+        cirs = np.zeros((len(reqs), 3))
+        ok = np.zeros((len(reqs), T), dtype=bool)
+        if reuse:
+            src = [self.index[reqs[i].file_id] for i in reuse]
+            cirs[reuse] = self.cirs[src]
+            ok[reuse] = self.ok[src]
+        if fresh:
+            c, o = self._compute([reqs[i] for i in fresh])
+            cirs[fresh] = c
+            ok[fresh] = o
+        return NightTable(self.sky, reqs, self.options, _rows={"cirs": cirs, "ok": ok})
+
+    # ------------------------------------------------------------------ geometry
+
+    def slew_times(self, pointing: np.ndarray | None) -> np.ndarray:
+        """Return the slew (plus settle) time from ``pointing`` (ICRS unit vector) to every request, s."""
+        o = self.options
+        if pointing is None:
+            return np.full(len(self.reqs), float(math.ceil(o.first_slew)))
+        cosang = np.clip(self.vec @ pointing, -1.0, 1.0)
+        return np.ceil(o.slew_settle + np.degrees(np.arccos(cosang)) / o.slew_rate)
+
+    def altitudes_at(self, k: int, rows: np.ndarray) -> np.ndarray:
+        """Return the altitudes (degrees) of some rows at grid instant ``k``."""
+        v = self.cirs[rows] @ self.sky.rotation[k].T
+        return altaz_from_vectors(v)[0]
+
+    def _k(self, t: float) -> int:
+        return int(math.floor((t - self.sky.start) / self.sky.step + 1e-9))
+
+    def feasible_at(self, t: float, candidates: np.ndarray, slew: np.ndarray) -> np.ndarray:
+        """Return which candidates can run their whole observation starting exactly at ``t``."""
+        sky = self.sky
+        T = len(sky.times)
+        if len(self.reqs) == 0 or t < sky.start or t >= sky.end:
+            return np.zeros(len(self.reqs), dtype=bool)
+        k0 = self._k(t)
+        total = self.duration + slew
+        kend = np.ceil((t + total - sky.start) / sky.step - 1e-9).astype(np.int64)
+        need = kend - k0 + 1
+        return candidates & (kend <= T - 1) & (self.run[:, k0] >= need)
+
+    def next_start(self, t: float, candidates: np.ndarray, slew: np.ndarray, not_before: np.ndarray) -> float | None:
+        """Return the first grid instant after ``t`` at which some candidate fits, or None tonight."""
+        sky = self.sky
+        rows = np.flatnonzero(candidates)
+        if len(rows) == 0:
+            return None
+        k_first = 0 if t < sky.start else self._k(t) + 1
+        if k_first >= len(sky.times):
+            return None
+        need = np.ceil((self.duration[rows] + slew[rows]) / sky.step - 1e-9).astype(np.int64) + 1
+        times = sky.times[k_first:]
+        fits = (self.run[rows, k_first:] >= need[:, None]) & (times[None, :] >= not_before[rows, None])
+        cols = np.flatnonzero(fits.any(axis=0))
+        return float(times[cols[0]]) if len(cols) else None
+
+    # ------------------------------------------------------------------ choosing
+
+    def rank(self, t: float, state: RequestState, pointing: np.ndarray | None, limit: int | None = None) -> list[Choice]:
+        """Return the candidates that can start at ``t``, best first, with their rule scores."""
+        slew = self.slew_times(pointing)
+        cand = state.eligible & (state.not_before <= t)
+        feas = self.feasible_at(t, cand, slew)
+        rows = np.flatnonzero(feas)
+        if len(rows) == 0:
+            return []
+        k0 = self._k(t)
+        rules = {
+            "priority": self.priority[rows],
+            "urgency": URGENCY_WEIGHT * (1.0 - np.minimum(self.remaining[rows, k0] * self.sky.step, URGENCY_HORIZON) / URGENCY_HORIZON),
+            "cadence": CADENCE_WEIGHT * state.overdue[rows],
+            "altitude": ALTITUDE_WEIGHT * np.sin(np.radians(self.altitudes_at(k0, rows))),
+            "slew": -SLEW_WEIGHT * slew[rows],
+        }
+        total = sum(rules.values())
+        order = np.argsort(-total, kind="stable")
+        if limit is not None:
+            order = order[:limit]
+        out = []
+        for j in order:
+            i = int(rows[j])
+            out.append(Choice(i, t, t + float(self.duration[i] + slew[i]), float(slew[i]), float(total[j]), {k: round(float(v[j]), 4) for k, v in rules.items()}))
+        return out
+
+    def plan(self, start: float, state: RequestState, pointing: np.ndarray | None = None) -> list[Choice]:
+        """Plan the rest of the night from ``start``: a list of observations in time order."""
+        state = state.copy()
+        sky = self.sky
+        t = float(math.ceil(max(start, sky.start)))
+        out: list[Choice] = []
+        if len(self.reqs) == 0:
+            return out
+        while t < sky.end:
+            best = self.rank(t, state, pointing, limit=1)
+            if not best:
+                slew = self.slew_times(pointing)
+                nxt = self.next_start(t, state.eligible, slew, state.not_before)
+                if nxt is None or nxt <= t:
+                    break
+                t = nxt
+                continue
+            choice = best[0]
+            out.append(choice)
+            i = choice.index
+            if np.isfinite(state.repeat_after[i]):
+                state.not_before[i] = choice.end + state.repeat_after[i]
+                state.overdue[i] = 0.0
+            else:
+                state.eligible[i] = False
+            pointing = self.vec[i]
+            t = choice.end
+        return out
+
+    def first_window(self, i: int, t: float) -> tuple[float, float] | None:
+        """Return the first (start, end) interval after ``t`` where request ``i`` may start tonight."""
+        sky = self.sky
+        need = int(math.ceil((self.duration[i] + self.options.first_slew) / sky.step - 1e-9)) + 1
+        k_first = 0 if t < sky.start else self._k(t)
+        starts = np.flatnonzero(self.run[i, k_first:] >= need)
+        if len(starts) == 0:
+            return None
+        k = k_first + int(starts[0])
+        k_last = k + int(self.run[i, k]) - need
+        return float(sky.times[k]), float(sky.times[k_last])

@@ -1,0 +1,652 @@
+"""The scheduler: the queue of Observing Files, its history, tonight's plan and "what next?".
+
+Plain Python (no Flask, no Qt): ``api.py`` serves it over REST, tests use it
+directly. Thread-safe: one lock guards the queue, the caches and the history.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from rosace_core.astro import configure_offline
+from rosace_core.clock import now as clock_now
+from rosace_core.config import ObservatoryConfig
+from rosace_core.errors import ConflictError, NotFoundError
+from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, parse_observing_file
+
+from rosace_scheduler.constraints import CONSTRAINT_NAMES, constraint_masks
+from rosace_scheduler.observing_request import ObservingRequest, request_from_file
+from rosace_scheduler.options import scheduler_options
+from rosace_scheduler.planner import NightTable, RequestState
+from rosace_scheduler.reference import choose_reference
+from rosace_scheduler.sky import NightSky, night_date_of, radec_to_vectors
+from rosace_scheduler.store import Store, iso
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("completed", "failed", "interrupted")
+FILE_SUFFIXES = (".yaml", ".yml", ".json")
+LOOKAHEAD_NIGHTS = 7
+DAY = 86400.0
+
+
+def to_unix(value) -> float:
+    """Return Unix seconds of a datetime, ISO text or number."""
+    if value is None:
+        return clock_now().timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+@dataclass
+class QueuedFile:
+    """A valid Observing File in the queue, and where it came from."""
+
+    of: ObservingFile
+    request: ObservingRequest
+    source: str  # rest | folder
+    filename: str | None
+    path: str | None
+    content_hash: str
+    added: float
+
+
+@dataclass
+class _History:
+    completed: list  # ended times of completed visits
+    failed: list  # ended times of failed attempts
+    pending: dict  # observation id -> time after which it is forgotten
+
+
+class _Cached:
+    def __init__(self, table: NightTable, version: int, keys: dict):
+        self.table, self.version, self.keys = table, version, keys
+        self.hist_version = -1
+        self.arrays: dict | None = None
+        self.reasons: dict[str, str] = {}
+
+
+class Scheduler:
+    """What to observe: the queue, the history, the night plan and the dispatcher.
+
+    ``config`` is an ObservatoryConfig (defaults when None); its ``[scheduler]``
+    table is validated by :class:`~rosace_scheduler.options.SchedulerOptions`.
+    ``database=":memory:"`` keeps everything in memory (tests).
+    """
+
+    def __init__(self, config: ObservatoryConfig | None = None, *, database: Path | str | None = None, queue_folder: Path | str | None = None):
+        configure_offline()
+        self.config = config or ObservatoryConfig()
+        self.options = scheduler_options(self.config)
+        self.site = self.config.site
+        self.spectrograph = self.config.instrument.spectrograph
+        db = database if database is not None else (self.options.database or self.config.data.state / "scheduler.sqlite")
+        self.store = Store(None if str(db) == ":memory:" else Path(db))
+        folder = queue_folder if queue_folder is not None else (self.options.queue_folder or self.config.data.root / "observing_files")
+        self.queue_folder = Path(folder)
+        self.lock = threading.RLock()
+        self.files: dict[str, QueuedFile] = {}
+        self.rejected: dict[str, dict] = {}
+        self._signatures: dict[str, tuple] = {}
+        self._path_owner: dict[str, str] = {}
+        self._version = 0
+        self._hist_version = 0
+        self._history: dict[str, _History] = {}
+        self._skies: dict[date, NightSky] = {}
+        self._cache: dict[date, _Cached] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._load()
+        self.scan_folder()
+
+    # ------------------------------------------------------------------ loading, files
+
+    def _load(self) -> None:
+        for row in self.store.load_files():
+            try:
+                of = ObservingFile.model_validate(row["content"])
+            except Exception as exc:  # a row written by a future version: skip it, loudly
+                log.warning("stored file %s no longer valid: %s", row["id"], exc)
+                continue
+            self.files[of.id] = QueuedFile(of, request_from_file(of, self.site, self.options), row["source"], row["filename"], row["path"], row["content_hash"], row["added"])
+            if row["path"]:
+                self._path_owner[row["path"]] = of.id
+        for obs in self.store.observations():
+            self._note_observation(obs)
+
+    def _note_observation(self, obs: dict) -> None:
+        h = self._history.setdefault(obs["file_id"], _History([], [], {}))
+        outcome = obs.get("outcome")
+        if outcome == "completed":
+            h.completed.append(obs.get("ended") or obs.get("reported") or obs.get("dispatched"))
+            h.pending.pop(obs["id"], None)
+        elif outcome == "failed":
+            h.failed.append(obs.get("ended") or obs.get("reported") or obs.get("dispatched"))
+            h.pending.pop(obs["id"], None)
+        elif outcome == "interrupted":
+            h.pending.pop(obs["id"], None)
+        elif obs.get("planned_end") is not None:
+            h.pending[obs["id"]] = obs["planned_end"] + self.options.dispatch_grace
+
+    def parse(self, content: str, fmt: str | None = None, filename: str | None = None) -> ObservingFile:
+        """Parse and validate Observing File text; raise ObservingFileError with every problem."""
+        return parse_observing_file(content, filename or "<submitted>", fmt)
+
+    def submit(self, content: str, fmt: str | None = None, filename: str | None = None, *, source: str = "rest", path: str | None = None) -> ObservingFile:
+        """Validate a file and add it to the queue (replacing a file with the same id)."""
+        of = self.parse(content, fmt, filename)
+        with self.lock:
+            owner = self.files.get(of.id)
+            if source == "folder" and owner is not None and owner.path not in (None, path) and owner.source == "folder":
+                raise ObservingFileError(filename or str(path), [Problem("id", f"id '{of.id}' is already used by {owner.path}")])
+            self._add(of, source, filename, path)
+        return of
+
+    def _add(self, of: ObservingFile, source: str, filename: str | None, path: str | None) -> None:
+        h = of.content_hash()
+        old = self.files.get(of.id)
+        if old is not None and old.content_hash == h and old.path == path:
+            return
+        self.store.save_file(of.id, of.to_dict(), h, source, filename, path)
+        self.files[of.id] = QueuedFile(of, request_from_file(of, self.site, self.options), source, filename, path, h, old.added if old else clock_now().timestamp())
+        if path:
+            self._path_owner[path] = of.id
+        self._version += 1
+
+    def remove(self, file_id: str) -> None:
+        """Take a file out of the queue (its history is kept)."""
+        with self.lock:
+            qf = self.files.pop(file_id, None)
+            if qf is None:
+                raise NotFoundError(f"no Observing File {file_id!r} in the queue")
+            self.store.deactivate_file(file_id)
+            if qf.path:
+                self._path_owner.pop(qf.path, None)
+            self._version += 1
+
+    def get_file(self, file_id: str) -> QueuedFile:
+        """Return a queued file; raise NotFoundError."""
+        qf = self.files.get(file_id)
+        if qf is None:
+            raise NotFoundError(f"no Observing File {file_id!r} in the queue")
+        return qf
+
+    # ------------------------------------------------------------------ the watched folder
+
+    def scan_folder(self) -> dict:
+        """Take new, changed and removed files of the queue folder into account.
+
+        An invalid file is listed in ``rejected`` with its errors; the queue keeps
+        working (and keeps the last valid version of that file, if any).
+        """
+        changes = {"added": [], "rejected": [], "removed": []}
+        folder = self.queue_folder
+        if not folder.is_dir():
+            return changes
+        seen = set()
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() not in FILE_SUFFIXES or not p.is_file():
+                continue
+            key = str(p.resolve())
+            seen.add(key)
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            sig = (st.st_mtime_ns, st.st_size)
+            if self._signatures.get(key) == sig:
+                continue
+            self._signatures[key] = sig
+            try:
+                text = p.read_text(encoding="utf-8")
+                of = self.submit(text, "json" if p.suffix.lower() == ".json" else None, p.name, source="folder", path=key)
+                self.rejected.pop(key, None)
+                changes["added"].append(of.id)
+            except ObservingFileError as exc:
+                self.rejected[key] = {"filename": p.name, "path": key, "errors": [e.to_dict() for e in exc.problems], "time": iso(clock_now().timestamp())}
+                changes["rejected"].append(p.name)
+                log.warning("rejected %s:\n%s", p.name, exc.report())
+            except (OSError, UnicodeDecodeError) as exc:
+                self.rejected[key] = {"filename": p.name, "path": key, "errors": [{"path": "", "message": f"cannot read: {exc}", "line": None, "column": None}], "time": iso(clock_now().timestamp())}
+                changes["rejected"].append(p.name)
+        with self.lock:
+            for key in [k for k in self._signatures if k not in seen]:
+                self._signatures.pop(key)
+                self.rejected.pop(key, None)
+                fid = self._path_owner.get(key)
+                if fid and fid in self.files and self.files[fid].path == key:
+                    self.remove(fid)
+                    changes["removed"].append(fid)
+        return changes
+
+    def start_watching(self) -> None:
+        """Scan the queue folder every ``watch_interval`` wall seconds in a daemon thread."""
+        if self._watcher is not None or self.options.watch_interval <= 0:
+            return
+
+        def loop():
+            while not self._stop.wait(self.options.watch_interval):
+                try:
+                    self.scan_folder()
+                except Exception:  # the watcher must survive anything a folder can do
+                    log.exception("queue folder scan failed")
+
+        self._watcher = threading.Thread(target=loop, name="scheduler-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop the watcher and close the database."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        self.store.close()
+
+    # ------------------------------------------------------------------ nights and caches
+
+    def night_of(self, unix: float) -> date:
+        return night_date_of(datetime.fromtimestamp(unix, tz=timezone.utc), self.site.longitude)
+
+    def sky(self, night: date) -> NightSky:
+        """Return (and cache) the sky of a night."""
+        with self.lock:
+            sky = self._skies.get(night)
+            if sky is None:
+                sky = NightSky.build(night, self.site, self.options.grid_step)
+                self._skies[night] = sky
+                for old in sorted(self._skies)[:-4]:
+                    self._skies.pop(old)
+            return sky
+
+    def table(self, night: date) -> _Cached:
+        """Return the night table of the current queue (rows reused across queue changes)."""
+        with self.lock:
+            cached = self._cache.get(night)
+            if cached is not None and cached.version == self._version:
+                return cached
+            reqs = [qf.request for qf in self.files.values()]
+            keys = {fid: qf.content_hash for fid, qf in self.files.items()}
+            if cached is not None:
+                table = cached.table.updated(reqs, keys, cached.keys)
+            else:
+                table = NightTable(self.sky(night), reqs, self.options)
+            fresh = _Cached(table, self._version, keys)
+            if cached is not None:  # reasons of unchanged files stay valid
+                fresh.reasons = {k: v for k, v in cached.reasons.items() if keys.get(k) == cached.keys.get(k)}
+            self._cache[night] = fresh
+            for old in sorted(self._cache)[:-3]:
+                self._cache.pop(old)
+            return fresh
+
+    def _arrays(self, cached: _Cached) -> dict:
+        """History-derived arrays over the table rows (rebuilt when the history or queue changes)."""
+        if cached.arrays is not None and cached.hist_version == self._hist_version:
+            return cached.arrays
+        table = cached.table
+        n = len(table.reqs)
+        noon = table.sky.mid_unix - DAY / 2
+        a = {
+            "static": np.zeros(n, bool),
+            "last": np.full(n, np.nan),
+            "done": np.zeros(n),
+            "wanted": np.full(n, np.inf),
+            "period": np.full(n, np.nan),
+            "tol": np.zeros(n),
+            "failed_tonight": np.zeros(n),
+            "pending_until": np.full(n, -np.inf),
+            "window_end": np.full(n, np.inf),
+        }
+        for i, r in enumerate(table.reqs):
+            a["static"][i] = r.sidereal and r.spectrograph.lower() == self.spectrograph.lower()
+            if r.visits_wanted is not None:
+                a["wanted"][i] = r.visits_wanted
+            if r.cadence is not None:
+                a["period"][i], a["tol"][i] = r.cadence[0] * DAY, r.cadence[1] * DAY
+            if r.windows:
+                a["window_end"][i] = max(e for _, e in r.windows)
+            h = self._history.get(r.file_id)
+            if h is not None:
+                if h.completed:
+                    a["last"][i] = max(h.completed)
+                    a["done"][i] = len(h.completed)
+                a["failed_tonight"][i] = sum(1 for t in h.failed if t is not None and t >= noon)
+                if h.pending:
+                    a["pending_until"][i] = max(h.pending.values())
+        cached.arrays, cached.hist_version = a, self._hist_version
+        return a
+
+    def state(self, cached: _Cached, t: float) -> RequestState:
+        """Return the request state at ``t`` from the history (vectorised over the queue)."""
+        a = self._arrays(cached)
+        noon = cached.table.sky.mid_unix - DAY / 2
+        has_cad = ~np.isnan(a["period"])
+        has_last = ~np.isnan(a["last"])
+        eligible = a["static"] & (a["done"] < a["wanted"]) & (a["failed_tonight"] < self.options.max_retries + 1) & (a["pending_until"] <= t) & (a["window_end"] > t)
+        with np.errstate(invalid="ignore"):
+            due = a["last"] + a["period"] - a["tol"]
+            not_before = np.where(has_cad & has_last, due, -np.inf)
+            # without a cadence, a visit done tonight is not repeated tonight
+            not_before = np.where(~has_cad & has_last & (a["last"] >= noon), np.inf, not_before)
+            overdue = np.where(has_cad & has_last, np.clip((t - (a["last"] + a["period"])) / a["period"], 0, 1), 0.0)
+            repeat = np.where(has_cad & (a["period"] < DAY / 2), np.maximum(a["period"] - a["tol"], 600.0), np.inf)
+        return RequestState(eligible, not_before, np.nan_to_num(overdue), repeat)
+
+    # ------------------------------------------------------------------ next
+
+    def next(self, t=None, pointing: dict | None = None, conditions: dict | None = None, *, runner_ups: int = 3) -> dict:
+        """Return the best observation to start at ``t`` (default now), or why there is none and when to retry."""
+        t = float(math.ceil(to_unix(t)))
+        with self.lock:
+            if conditions and conditions.get("safe") is False:
+                return {"observation": None, "runner_ups": [], "reason": "conditions are unsafe: nothing is dispatched until they are safe", "retry_at": iso(t + 300)}
+            night = self.night_of(t)
+            cached = self.table(night)
+            table = cached.table
+            st = self.state(cached, t)
+            vec = None
+            if pointing and pointing.get("ra") is not None and pointing.get("dec") is not None:
+                vec = radec_to_vectors([float(pointing["ra"])], [float(pointing["dec"])])[0]
+            ranked = table.rank(t, st, vec, limit=1 + runner_ups)
+            if not ranked:
+                reason, retry = self._nothing(cached, st, t, vec)
+                return {"observation": None, "runner_ups": [], "reason": reason, "retry_at": iso(retry)}
+            best = ranked[0]
+            qf = self.files[table.ids[best.index]]
+            obs_id = f"{qf.of.id}-{datetime.fromtimestamp(t, tz=timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+            self.store.add_observation(id=obs_id, file_id=qf.of.id, target=qf.request.target, dispatched=t, planned_start=best.start, planned_end=best.end)
+            self._note_observation({"id": obs_id, "file_id": qf.of.id, "planned_end": best.end})
+            self._hist_version += 1
+            observation = {
+                "observation_id": obs_id,
+                "file_id": qf.of.id,
+                "file": qf.of.to_dict(),
+                "target": {"name": qf.request.target, "ra": qf.request.ra, "dec": qf.request.dec},
+                "start": iso(best.start),
+                "end": iso(best.end),
+                "duration": best.end - best.start,
+                "slew": best.slew,
+                "score": round(best.score, 4),
+                "rules": best.rules,
+            }
+            if qf.request.reference_mode == "auto":
+                k = table._k(min(best.end, table.sky.end))
+                alt = float(table.altitudes_at(k, np.array([best.index]))[0])
+                airmass = 1.0 / math.sin(math.radians(max(alt, 1.0)))
+                observation["reference"] = self.reference(t=best.end, airmass=airmass, spectrograph=qf.request.spectrograph, near=(qf.request.ra, qf.request.dec), count=1)
+            others = [
+                {"file_id": table.ids[c.index], "target": table.reqs[c.index].target, "score": round(c.score, 4), "rules": c.rules, "start": iso(c.start), "end": iso(c.end)}
+                for c in ranked[1:]
+            ]
+            why = ", ".join(f"{k} {v:+.2f}" for k, v in best.rules.items())
+            return {"observation": observation, "runner_ups": others, "reason": f"highest score {best.score:.2f} ({why})", "retry_at": None}
+
+    def _nothing(self, cached: _Cached, st: RequestState, t: float, vec) -> tuple[str, float | None]:
+        table = cached.table
+        if not self.files:
+            return "the queue is empty", None
+        slew = table.slew_times(vec)
+        retry = table.next_start(t, st.eligible, slew, st.not_before)
+        counts: dict[str, int] = {}
+        for fid in table.ids:
+            s, _ = self._file_state(cached, st, t, fid, cheap=True)
+            counts[s] = counts.get(s, 0) + 1
+        summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(counts.items()))
+        if t < table.sky.start:
+            where = "the night has not started"
+        elif t >= table.sky.end:
+            where = "the night is over"
+        else:
+            where = "nothing fits now"
+        if retry is None:
+            for d in range(1, 3):
+                nxt = self.table(table.sky.night + timedelta(days=d))
+                nst = self.state(nxt, nxt.table.sky.start)
+                retry = nxt.table.next_start(nxt.table.sky.start - 1, nst.eligible, nxt.table.slew_times(None), nst.not_before)
+                if retry is not None:
+                    break
+        return f"{where} ({summary})", retry
+
+    # ------------------------------------------------------------------ outcomes and history
+
+    def record_outcome(self, observation_id: str, file_id: str, outcome: str, started=None, ended=None, frames=None, message: str | None = None) -> dict:
+        """Record what happened to an observation (from the sequencer)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        t = clock_now().timestamp()
+        started_u = to_unix(started) if started is not None else None
+        ended_u = to_unix(ended) if ended is not None else t
+        import json
+
+        with self.lock:
+            row = self.store.get_observation(observation_id)
+            if row is None:
+                if file_id not in self.files and file_id not in self._history:
+                    raise NotFoundError(f"no observation {observation_id!r} and no file {file_id!r}")
+                self.store.add_observation(id=observation_id, file_id=file_id, dispatched=started_u or ended_u)
+                row = {"id": observation_id, "file_id": file_id}
+            elif row.get("outcome"):
+                raise ConflictError(f"observation {observation_id} already has an outcome ({row['outcome']})")
+            elif row["file_id"] != file_id:
+                raise ConflictError(f"observation {observation_id} belongs to {row['file_id']}, not {file_id}")
+            values = dict(outcome=outcome, started=started_u, ended=ended_u, reported=t, frames=json.dumps(list(frames or [])), message=message)
+            self.store.set_outcome(observation_id, **values)
+            h = self._history.setdefault(file_id, _History([], [], {}))
+            h.pending.pop(observation_id, None)
+            self._note_observation({**row, **values})
+            self._hist_version += 1
+            return {"observation_id": observation_id, "file_id": file_id, "outcome": outcome, "recorded": iso(t)}
+
+    def history(self, file_id: str | None = None, limit: int = 500) -> list[dict]:
+        """Return observations (dispatched and reported), newest first."""
+        out = []
+        for o in self.store.observations(file_id, limit):
+            out.append({
+                "observation_id": o["id"], "file_id": o["file_id"], "target": o["target"], "outcome": o["outcome"] or "pending",
+                "dispatched": iso(o["dispatched"]), "planned_start": iso(o["planned_start"]), "planned_end": iso(o["planned_end"]),
+                "started": iso(o["started"]), "ended": iso(o["ended"]), "frames": o["frames"], "message": o["message"],
+            })
+        return out
+
+    # ------------------------------------------------------------------ plan
+
+    def plan(self, night: date | str | None = None, *, start=None, curves: bool = False) -> dict:
+        """Return the plan of a night: the observations in time order and the files left out.
+
+        Tonight is planned from now (or ``start``); another night from its start.
+        """
+        t_now = to_unix(start) if start is not None else clock_now().timestamp()
+        if isinstance(night, str) and night:
+            night = date.fromisoformat(night)
+        night = night or self.night_of(t_now)
+        with self.lock:
+            cached = self.table(night)
+            table, sky = cached.table, cached.table.sky
+            t0 = t_now if sky.start <= t_now < sky.end else sky.start
+            st = self.state(cached, t0)
+            choices = table.plan(t0, st)
+            obs = []
+            for c in choices:
+                r = table.reqs[c.index]
+                qf = self.files[r.file_id]
+                obs.append({"file_id": r.file_id, "title": qf.of.title, "target": r.target, "ra": r.ra, "dec": r.dec, "priority": r.priority,
+                            "start": iso(c.start), "end": iso(c.end), "duration": c.end - c.start, "slew": c.slew,
+                            "score": round(c.score, 4), "rules": c.rules})
+            planned = {o["file_id"] for o in obs}
+            left = []
+            for fid in table.ids:
+                if fid not in planned:
+                    s, reason = self._file_state(cached, st, t0, fid)
+                    left.append({"file_id": fid, "state": s, "reason": reason})
+            doc = {
+                "night": night.isoformat(), "site": self.site.name, "spectrograph": self.spectrograph,
+                "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "start": iso(t0), "end": iso(sky.end),
+                "grid_step": sky.step, "generated": iso(clock_now().timestamp()),
+                "observations": obs, "unscheduled": left,
+                "value": round(sum(o["priority"] * o["duration"] for o in obs) / 3600.0, 3),
+            }
+            if curves:
+                doc["curves"] = self._curves(table, sorted(planned))
+            return doc
+
+    def _curves(self, table: NightTable, file_ids: list[str]) -> dict:
+        sky = table.sky
+        step = max(1, int(round(300 / sky.step)))
+        ks = np.arange(0, len(sky.times), step)
+        rows = [table.index[f] for f in file_ids]
+        out = {"times": [iso(sky.times[k]) for k in ks], "sun_altitude": [round(float(sky.sun_alt[k]), 2) for k in ks], "altitude": {}}
+        if rows:
+            v = np.einsum("tij,nj->nti", sky.rotation[ks], table.cirs[rows])
+            alt = np.degrees(np.arcsin(np.clip(v[..., 2], -1, 1)))
+            for f, a in zip(file_ids, alt):
+                out["altitude"][f] = [round(float(x), 2) for x in a]
+        return out
+
+    # ------------------------------------------------------------------ queue and explanations
+
+    def _file_state(self, cached: _Cached, st: RequestState, t: float, fid: str, *, cheap: bool = False) -> tuple[str, str]:
+        table = cached.table
+        i = table.index[fid]
+        r = table.reqs[i]
+        a = self._arrays(cached)
+        if not r.sidereal:
+            return "unsupported", "moving targets (tabulated ephemeris) are not scheduled yet"
+        if r.spectrograph.lower() != self.spectrograph.lower():
+            return "wrong_instrument", f"needs {r.spectrograph}; {self.spectrograph} is mounted"
+        if a["done"][i] >= a["wanted"][i]:
+            return "completed", f"{int(a['done'][i])} of {int(a['wanted'][i])} visits done"
+        if a["window_end"][i] <= t:
+            return "expired", f"its last time window ended at {iso(a['window_end'][i])}"
+        if a["pending_until"][i] > t:
+            return "in_progress", "dispatched; waiting for its outcome"
+        if a["failed_tonight"][i] >= self.options.max_retries + 1:
+            return "held", f"failed {int(a['failed_tonight'][i])} times tonight; held until the next night"
+        if st.not_before[i] > t:
+            if np.isinf(st.not_before[i]):
+                return "done_tonight", "observed tonight; the next visit is for another night"
+            return "not_due", f"cadence: next visit due from {iso(st.not_before[i])}"
+        window = table.first_window(i, max(t, st.not_before[i]))
+        if window is not None:
+            if window[0] <= t:
+                return "observable", "observable now"
+            return "observable", f"observable tonight from {iso(window[0])}"
+        if cheap:
+            return "not_tonight", ""
+        reason = cached.reasons.get(fid)
+        if reason is None:
+            reason = self._why_not(table, i)
+            cached.reasons[fid] = reason
+        return "not_tonight", reason
+
+    def _why_not(self, table: NightTable, i: int) -> str:
+        """Say which constraint keeps request ``i`` from being observed tonight (computed once per night)."""
+        sky, r = table.sky, table.reqs[i]
+        masks, alt = constraint_masks(sky, [r], table.cirs[i:i + 1], self.options.altitude_margin, separate=True)
+        never = [name for name in CONSTRAINT_NAMES if name in masks and not masks[name][0].any()]
+        if never:
+            parts = []
+            for name in never:
+                if name == "altitude":
+                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg tonight (highest {alt[0].max():.1f} deg)")
+                elif name == "sun":
+                    parts.append(f"sun: never below {r.sun_max_altitude:.0f} deg tonight")
+                elif name == "time_window":
+                    parts.append("time window: none of its windows is open tonight")
+                elif name == "phase":
+                    parts.append("phase: never inside its phase windows tonight")
+                elif name == "moon_separation":
+                    parts.append(f"moon: never {r.moon_min_separation:.0f} deg away from the moon tonight")
+                elif name == "moon_illumination":
+                    parts.append("moon: too bright all night")
+                else:
+                    parts.append(f"{name}: never passes tonight")
+            return "; ".join(parts)
+        ok = np.logical_and.reduce([m[0] for m in masks.values()])
+        longest = int(table.run[i].max()) * sky.step if ok.any() else 0
+        need = table.duration[i] + self.options.first_slew
+        if longest == 0:
+            return "every constraint passes at some time tonight, but never all at once"
+        return f"all constraints hold together for at most {longest / 60:.0f} min tonight; the observation needs {need / 60:.0f} min"
+
+    def queue(self, t=None) -> dict:
+        """Return every file with its state and reason, plus the rejected folder files."""
+        t = to_unix(t)
+        with self.lock:
+            cached = self.table(self.night_of(t))
+            st = self.state(cached, t)
+            items = []
+            for fid in cached.table.ids:
+                qf = self.files[fid]
+                s, reason = self._file_state(cached, st, t, fid)
+                h = self._history.get(fid)
+                items.append({
+                    "id": fid, "title": qf.of.title, "target": qf.request.target, "priority": qf.request.priority,
+                    "spectrograph": qf.request.spectrograph, "source": qf.source, "filename": qf.filename,
+                    "duration": qf.request.duration, "state": s, "reason": reason,
+                    "visits": len(h.completed) if h else 0,
+                    "last_observed": iso(max(h.completed)) if h and h.completed else None,
+                })
+            return {"time": iso(t), "night": cached.table.sky.night.isoformat(), "files": items, "rejected": list(self.rejected.values())}
+
+    def explain(self, file_id: str, t=None) -> dict:
+        """Explain why a file is or is not scheduled tonight: each constraint, and when it becomes observable."""
+        t = to_unix(t)
+        with self.lock:
+            qf = self.get_file(file_id)
+            night = self.night_of(t)
+            cached = self.table(night)
+            table, sky = cached.table, cached.table.sky
+            i = table.index[file_id]
+            st = self.state(cached, t)
+            state, reason = self._file_state(cached, st, t, file_id)
+            masks, alt = constraint_masks(sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True)
+            constraints = []
+            for name in CONSTRAINT_NAMES:
+                if name not in masks:
+                    continue
+                m = masks[name][0]
+                first = np.flatnonzero(m)
+                constraints.append({"name": name, "passes_tonight": bool(m.any()), "fraction": round(float(m.mean()), 3) if len(m) else 0.0,
+                                    "first_pass": iso(sky.times[first[0]]) if len(first) else None})
+            plan = self.plan(night, start=t) if sky.start <= t < sky.end or t < sky.start else None
+            planned = next((o for o in (plan or {}).get("observations", []) if o["file_id"] == file_id), None)
+            window = table.first_window(i, max(t, st.not_before[i])) if st.eligible[i] else None
+            next_obs = iso(window[0]) if window else None
+            if next_obs is None and state in ("not_tonight", "not_due", "done_tonight", "held"):
+                for d in range(1, LOOKAHEAD_NIGHTS + 1):
+                    nxt = self.table(night + timedelta(days=d))
+                    nst = self.state(nxt, nxt.table.sky.start)
+                    j = nxt.table.index[file_id]
+                    if not nst.eligible[j]:
+                        continue
+                    w = nxt.table.first_window(j, max(nxt.table.sky.start, nst.not_before[j]))
+                    if w is not None:
+                        next_obs = iso(w[0])
+                        break
+            return {
+                "file_id": file_id, "title": qf.of.title, "target": qf.request.target, "night": night.isoformat(),
+                "state": state, "reason": reason, "scheduled": planned is not None,
+                "planned": {"start": planned["start"], "end": planned["end"]} if planned else None,
+                "duration": qf.request.duration, "constraints": constraints,
+                "highest_altitude": round(float(alt[0].max()), 2) if alt.size else None,
+                "next_observable": next_obs,
+                "visits": len(self._history[file_id].completed) if file_id in self._history else 0,
+            }
+
+    # ------------------------------------------------------------------ reference stars
+
+    def reference(self, *, t=None, airmass: float | None = None, spectrograph: str | None = None, near=None, count: int = 3) -> list[dict]:
+        """Return reference stars close in airmass to ``airmass`` at ``t`` (best first)."""
+        return choose_reference(self.site, to_unix(t), airmass, spectrograph=spectrograph or self.spectrograph, near=near,
+                                min_altitude=max(self.options.reference_min_altitude, self.site.min_altitude), count=count)
