@@ -1,0 +1,238 @@
+"""The shelter controller's rules, driven with in-memory devices and a 100x clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from rosace_core.errors import ConflictError
+from rosace_dome.settings import DomeSettings
+from rosace_dome.shelter import Shelter
+
+FAST = dict(poll_period=1.0, min_poll_wall=0.01, reopen_delay=60.0, shutter_timeout=100.0, park_timeout=60.0, close_retry=30.0)
+
+
+@pytest.fixture
+def make_shelter(fast_clock, fakes, tmp_path):
+    made = []
+
+    def make(shelter_type="rolloff", devices=None, state_file=None, **options):
+        s = Shelter(devices or fakes, DomeSettings(**{**FAST, **options}), shelter_type=shelter_type, state_file=state_file or tmp_path / "dome.json")
+        made.append(s)
+        return s.start()
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def open_roof(shelter, waiter):
+    assert waiter(lambda: shelter.verdict is not None and shelter.state == "closed", 5)
+    job = shelter.open("test")
+    assert job.wait(5), "open job did not finish"
+    assert job.state == "succeeded", job.error
+    assert shelter.state == "open" or waiter(lambda: shelter.state == "open", 2)
+
+
+def calls(device, what):
+    return [t for t, w in device.calls if w == what]
+
+
+def test_opens_and_closes_when_the_weather_turns(make_shelter, fakes, waiter):
+    s = make_shelter()
+    open_roof(s, waiter)
+    fakes.safety_monitor.safe = False
+    assert waiter(lambda: s.state == "closed", 5)
+    kinds = [(e.kind, e.message) for e in s.journal.events()]
+    assert any(k == "command" and "close: unsafe: safety monitor reports unsafe" in m for k, m in kinds)
+    assert any(k == "shelter" and "open -> closing" in m for k, m in kinds)
+    assert s.status()["verdict"]["reasons"] == ["safety monitor reports unsafe"]
+
+
+def test_unsafe_while_opening_reverses_to_closed(make_shelter, fakes, waiter):
+    fakes.dome.move_time = 60.0
+    s = make_shelter()
+    assert waiter(lambda: s.state == "closed" and s.verdict is not None, 5)
+    job = s.open("test")
+    assert waiter(lambda: s.state == "opening", 3)
+    fakes.conditions.values["rain_rate"] = 1.2
+    assert waiter(lambda: s.state == "closing", 3)
+    assert job.wait(3) and job.state in ("aborted", "failed")
+    assert waiter(lambda: s.state == "closed", 5)
+    assert not s.journal.active_codes() & {"shutter_stuck"}
+
+
+def test_mount_parked_before_the_roof_closes(make_shelter, fakes, waiter):
+    s = make_shelter()
+    open_roof(s, waiter)
+    fakes.telescope.unpark()
+    fakes.conditions.values["wind_speed"] = 20.0
+    assert waiter(lambda: s.state == "closed", 5)
+    park_cmd = calls(fakes.telescope, "park")[0]
+    close_cmd = calls(fakes.dome, "close_shutter")[0]
+    parked_seen = [t for t, w in fakes.telescope.calls if w == "at_park" and t > park_cmd]
+    assert park_cmd < close_cmd
+    assert fakes.telescope._at_park is True
+    assert parked_seen and parked_seen[0] < close_cmd
+
+
+def test_rolloff_stays_open_with_alarm_when_the_mount_cannot_park(make_shelter, fakes, waiter):
+    s = make_shelter()
+    open_roof(s, waiter)
+    fakes.telescope.unpark()
+    fakes.telescope.park_fails = True
+    fakes.safety_monitor.safe = False
+    assert waiter(lambda: "park_failed" in s.journal.active_codes(), 5)
+    assert waiter(lambda: s._action is not None and s._action.done, 3)
+    assert s.state == "open"
+    assert calls(fakes.dome, "close_shutter") == []
+    alarm = [a for a in s.status()["alarms"] if a["code"] == "park_failed"][0]
+    assert "stays open" in alarm["message"] and alarm["active"]
+
+
+def test_dome_closes_its_shutter_even_when_the_mount_cannot_park(make_shelter, fakes, waiter):
+    s = make_shelter(shelter_type="dome")
+    open_roof(s, waiter)
+    fakes.telescope.unpark()
+    fakes.telescope.park_fails = True
+    fakes.safety_monitor.safe = False
+    assert waiter(lambda: s.state == "closed", 5)
+    assert "park_failed" in s.journal.active_codes()
+
+
+def test_roll_off_refuses_to_open_over_an_unparked_mount(make_shelter, fakes, waiter):
+    fakes.telescope.unpark()
+    s = make_shelter()
+    assert waiter(lambda: s.verdict is not None and s.at_park is False, 5)
+    with pytest.raises(ConflictError) as err:
+        s.open("test")
+    assert any("mount not parked" in r for r in err.value.reasons)
+
+
+def test_last_lease_expiry_parks_and_closes(make_shelter, fakes, waiter):
+    s = make_shelter()
+    open_roof(s, waiter)
+    fakes.telescope.unpark()
+    lease = s.acquire_lease("sequencer", 60)
+    assert waiter(lambda: s.state == "closed", 5)
+    assert fakes.telescope._at_park
+    msgs = [e.message for e in s.journal.events()]
+    assert any("lease of sequencer expired" in m for m in msgs)
+    assert any("last lease expired" in m for m in msgs)
+    assert s.leases.active() == [] and lease.holder == "sequencer"
+
+
+def test_renewed_lease_keeps_the_roof_open(make_shelter, fakes, waiter):
+    s = make_shelter()
+    open_roof(s, waiter)
+    lease = s.acquire_lease("sequencer", 50)
+    for _ in range(6):  # 6 x 0.2 s wall = 120 s of clock time, well past the first expiry
+        waiter(lambda: False, 0.2)
+        s.renew_lease(lease.id, 50)
+    assert s.state == "open"
+    s.release_lease(lease.id)
+
+
+def test_reopen_delay_is_honoured(make_shelter, fakes, waiter, fast_clock):
+    s = make_shelter(reopen_delay=150.0)
+    assert waiter(lambda: s.verdict is not None, 5)
+    fakes.conditions.values["cloud_cover"] = 95.0
+    assert waiter(lambda: s.verdict is not None and not s.verdict.safe, 3)
+    fakes.conditions.values["cloud_cover"] = 5.0
+    assert waiter(lambda: s.verdict.safe, 3)
+    with pytest.raises(ConflictError) as err:
+        s.open("test")
+    assert any("re-open delay" in r for r in err.value.reasons)
+    assert s.status()["reopen_at"] is not None
+    assert waiter(lambda: s.reopen_at is None, 4)
+    job = s.open("test")
+    assert job.wait(5) and job.state == "succeeded"
+
+
+def test_stuck_shutter_raises_an_alarm(make_shelter, fakes, waiter):
+    s = make_shelter(shutter_timeout=50.0)
+    assert waiter(lambda: s.verdict is not None and s.state == "closed", 5)
+    fakes.dome.stuck = True
+    job = s.open("test")
+    assert job.wait(5)
+    assert job.state == "failed" and "not done after 50 s" in job.error
+    assert "shutter_stuck" in s.journal.active_codes()
+    assert waiter(lambda: s.state == "error", 2)
+
+
+def test_disconnected_weather_station_is_unsafe_with_a_clear_status(make_shelter, fakes, waiter):
+    s = make_shelter()
+    open_roof(s, waiter)
+    fakes.conditions.disconnected = True
+    assert waiter(lambda: s.state == "closed", 5)
+    st = s.status()
+    assert not st["safe"]
+    assert any("unreadable" in r and "not connected" in r for r in st["verdict"]["reasons"])
+    assert "device:conditions" in {a["code"] for a in st["alarms"] if a["active"]}
+    fakes.conditions.disconnected = False
+    assert waiter(lambda: s.verdict.safe, 3)
+    assert "device:conditions" not in s.journal.active_codes()
+
+
+def test_maintenance_lock_blocks_open_and_automatic_moves(make_shelter, fakes, waiter):
+    s = make_shelter()
+    open_roof(s, waiter)
+    s.set_maintenance(True, "mirror cleaning")
+    with pytest.raises(ConflictError) as err:
+        s.open("test")
+    assert any("mirror cleaning" in r for r in err.value.reasons)
+    fakes.safety_monitor.safe = False
+    assert waiter(lambda: "locked_unsafe" in s.journal.active_codes(), 3)
+    assert s.state == "open" and calls(fakes.dome, "close_shutter") == []
+    s.set_maintenance(False)
+    assert waiter(lambda: s.state == "closed", 5)
+
+
+@pytest.mark.parametrize("weather_safe, expect", [(False, "closed"), (True, "open")])
+def test_restart_with_the_roof_open_reconciles(make_shelter, fakes, waiter, tmp_path, weather_safe, expect):
+    state = tmp_path / "restart.json"
+    first = make_shelter(state_file=state)
+    open_roof(first, waiter)
+    first.stop()
+    fakes.safety_monitor.safe = weather_safe
+    second = make_shelter(state_file=state)
+    assert waiter(lambda: second.state == expect, 5)
+    waiter(lambda: False, 0.3)
+    assert second.state == expect
+    msgs = [e.message for e in second.journal.events(kind="reconcile")]
+    # The first instance's events were persisted and reloaded: the second adds its own.
+    assert "found closed" in msgs[0] and "last saved state: none" in msgs[0]
+    assert any("found open" in m and "last saved state: open" in m for m in msgs[1:])
+    assert any("no lease" in m for m in msgs)
+
+
+def test_restart_after_the_lease_ran_out_closes(make_shelter, fakes, waiter, tmp_path):
+    state = tmp_path / "lease.json"
+    first = make_shelter(state_file=state)
+    open_roof(first, waiter)
+    first.acquire_lease("sequencer", 1000)
+    first.stop()
+    assert "sequencer" in state.read_text()
+    second = make_shelter(state_file=state, poll_period=5.0)
+    assert second.leases.active(), "lease restored from the state file"
+    lease = second.leases.active()[0]
+    second.leases.renew(lease.id, 30, second.now())  # now it runs out soon
+    assert waiter(lambda: second.state == "closed", 5)
+    assert any("last lease expired" in e.message for e in second.journal.events())
+
+
+def test_safety_loop_survives_a_bug_in_a_device(make_shelter, fakes, waiter):
+    class Broken(Exception):
+        pass
+
+    def explode():
+        raise Broken("driver bug")
+
+    s = make_shelter()
+    assert waiter(lambda: s.polls > 2, 3)
+    type(fakes.safety_monitor).is_safe = property(lambda self: explode())
+    try:
+        n = s.polls
+        assert waiter(lambda: s.polls > n + 3, 3)
+        assert any("driver bug" in r for r in s.status()["verdict"]["reasons"])
+    finally:
+        del type(fakes.safety_monitor).is_safe
