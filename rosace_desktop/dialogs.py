@@ -1,0 +1,150 @@
+"""The desktop's dialogs: connection settings, observatory configuration, about."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QVBoxLayout,
+)
+
+from rosace_desktop.settings import MODES, Endpoint, save
+
+
+class ConnectionDialog(QDialog):
+    """Edit, per module, where it runs: auto, local (started here) or remote (URL + token)."""
+
+    def __init__(self, endpoints: dict[str, Endpoint], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("ROSACE: connection settings")
+        self.rows: dict[str, tuple[QComboBox, QLineEdit, QLineEdit]] = {}
+        self.original = endpoints
+        layout = QVBoxLayout(self)
+        intro = QLabel("<b>auto</b>: use the server at the URL if one answers, else start it here. "
+                       "<b>local</b>: always start the module on this PC. <b>remote</b>: connect to the "
+                       "server at the URL (another PC: give its token).")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        grid = QGridLayout()
+        for col, text in enumerate(("Module", "Mode", "URL", "Token")):
+            grid.addWidget(QLabel(f"<b>{text}</b>"), 0, col)
+        for row, (name, ep) in enumerate(endpoints.items(), start=1):
+            mode = QComboBox()
+            mode.addItems(MODES)
+            mode.setCurrentText(ep.mode)
+            url = QLineEdit(ep.url)
+            token = QLineEdit(ep.token or "")
+            token.setEchoMode(QLineEdit.EchoMode.Password)
+            token.setPlaceholderText("(this installation's)")
+            grid.addWidget(QLabel(name), row, 0)
+            grid.addWidget(mode, row, 1)
+            grid.addWidget(url, row, 2)
+            grid.addWidget(token, row, 3)
+            self.rows[name] = (mode, url, token)
+        layout.addLayout(grid)
+        self.error = QLabel()
+        self.error.setStyleSheet("color:#8a1020")
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """The endpoints as edited."""
+        return {
+            name: replace(self.original[name], mode=mode.currentText(), url=url.text().strip().rstrip("/"), token=token.text().strip() or None)
+            for name, (mode, url, token) in self.rows.items()
+        }
+
+    def _accept(self) -> None:
+        bad = [n for n, e in self.endpoints().items() if not e.url.startswith(("http://", "https://"))]
+        if bad:
+            self.error.setText(f"URL must start with http:// or https:// ({', '.join(bad)})")
+            return
+        self.accept()
+
+
+def edit_connections(window) -> None:
+    """Show the connection dialog; save and apply the changes."""
+    dialog = ConnectionDialog(dict(window.endpoints), window)
+    if dialog.exec() == QDialog.DialogCode.Accepted:
+        endpoints = dialog.endpoints()
+        path = save(endpoints)
+        window.statusBar().showMessage(f"connection settings saved to {path}", 5000)
+        window.reconnect(endpoints)
+
+
+def _config_path(window):
+    from rosace_core.config import default_config_path
+
+    cfg = window.config
+    return cfg.source if cfg is not None and cfg.source and cfg.source.exists() else default_config_path()
+
+
+def open_configuration(window) -> None:
+    """Open the observatory configuration (TOML) in the user's editor, writing the example first if absent."""
+    from rosace_core.config import example_config_text
+
+    path = _config_path(window)
+    if not path.exists():
+        answer = QMessageBox.question(window, "ROSACE configuration", f"There is no configuration file yet.\nWrite the commented example to\n{path}?")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(example_config_text(), encoding="utf-8")
+    if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+        QMessageBox.information(window, "ROSACE configuration", f"The configuration file is\n{path}")
+
+
+def check_configuration(window) -> str:
+    """Load and validate the configuration file; show and return the verdict."""
+    from rosace_core.config import load_config
+    from rosace_core.errors import ConfigError
+
+    path = _config_path(window)
+    if not path.exists():
+        text = f"No configuration file at {path}: the built-in defaults (simulated observatory) are used."
+        QMessageBox.information(window, "ROSACE configuration", text)
+        return text
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        text = f"{path} has errors:\n\n{exc}"
+        QMessageBox.warning(window, "ROSACE configuration", text)
+        return text
+    text = (f"{path}: OK\n\nSite: {cfg.site.name} ({cfg.site.latitude:.4f}, {cfg.site.longitude:.4f})\n"
+            f"Shelter: {cfg.devices.shelter}; spectrograph: {cfg.instrument.spectrograph}\n"
+            + "\n".join(f"{m}: {e.url}" for m, e in cfg.modules.items())
+            + "\n\nChanges apply to servers started after the change (Connections > settings, or restart).")
+    QMessageBox.information(window, "ROSACE configuration", text)
+    return text
+
+
+def about_text(window) -> str:
+    """The About box's text: version and the modules with where they run."""
+    from PySide6 import __version__ as qt_version
+
+    from rosace_core import __version__
+
+    lines = []
+    for loaded in window.loaded:
+        conn = window.connections.get(loaded.name)
+        where = f"{conn.mode}, {conn.url}, {conn.state}" if conn else (loaded.error or "not connected")
+        lines.append(f"<li><b>{loaded.spec.title if loaded.spec else loaded.name}</b>: {where}</li>")
+    return (f"<h3>ROSACE {__version__}</h3><p>Robotic Observations and Spectroscopic Astronomy, a Collaborative "
+            f"Experience.</p><ul>{''.join(lines)}</ul><p>PySide6 {qt_version}. BSD-3-Clause licence.</p>")
+
+
+def about(window) -> None:
+    """Show the About box."""
+    QMessageBox.about(window, "About ROSACE", about_text(window))
