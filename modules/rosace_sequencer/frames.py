@@ -1,0 +1,250 @@
+"""Raw frames on disk: folder layout, file names, headers, atomic writes.
+
+The layout and keywords are the contract with the reduction module
+(``docs/dev/contracts.md``): ``<data root>/raw/<night>/<target>/`` and
+``<observation id>_<step nn>_<IMAGETYP>_<nnn>.fits``. A file appears under its
+final name only once complete (temporary file in the same folder, then an
+atomic rename), so a crash never leaves a half-written frame under a real name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rosace_core.resources import resource_path
+
+IMAGETYPES = ("LIGHT", "ARC", "FLAT", "BIAS", "DARK")
+TMP_SUFFIX = ".fits.part"
+_NAME = re.compile(r"^(?P<obs>.+)_(?P<step>\d{2})_(?P<type>LIGHT|ARC|FLAT|BIAS|DARK)_(?P<n>\d{3})\.fits$")
+
+
+def night_of(instant: datetime) -> str:
+    """Return the night label YYYYMMDD: the UTC date of the evening (instant - 12 h)."""
+    return (instant.astimezone(timezone.utc) - timedelta(hours=12)).strftime("%Y%m%d")
+
+
+def safe_name(text: str) -> str:
+    """Return ``text`` usable as a folder name (letters, digits, ``.+-``; others become ``_``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9.+-]+", "_", text.strip()).strip("_")
+    return cleaned or "unnamed"
+
+
+def safe_obs_id(obs_id: str) -> str:
+    """Return an observation id usable as a file-name prefix (no ``_``, which separates fields)."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", obs_id.strip()).strip("-") or "obs"
+
+
+def frame_folder(raw_root: Path, night: str, target: str) -> Path:
+    """Return ``<raw root>/<night>/<target>/``."""
+    return Path(raw_root) / night / safe_name(target)
+
+
+def frame_name(obs_id: str, step_index: int, imagetyp: str, number: int) -> str:
+    """Return ``<observation id>_<step nn>_<IMAGETYP>_<nnn>.fits`` (``number`` counts from 1)."""
+    if imagetyp not in IMAGETYPES:
+        raise ValueError(f"IMAGETYP must be one of {IMAGETYPES}, not {imagetyp!r}")
+    return f"{safe_obs_id(obs_id)}_{step_index:02d}_{imagetyp}_{number:03d}.fits"
+
+
+def parse_frame_name(name: str) -> dict | None:
+    """Split a frame file name into its fields; None if it is not a frame name."""
+    m = _NAME.match(name)
+    if not m:
+        return None
+    return {"obs": m["obs"], "step": int(m["step"]), "imagetyp": m["type"], "number": int(m["n"])}
+
+
+@dataclass(frozen=True)
+class Detector:
+    """What the headers need from the instrument set-up file."""
+
+    name: str = "unknown"
+    gain: float = 1.0
+    read_noise: float = 0.0
+    nx: int = 0
+    ny: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def load_setup(name_or_path: str) -> Detector:
+    """Read an instrument set-up (``resources/instruments/<name>.toml`` or a path)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = resource_path("instruments", f"{name_or_path}.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return Detector(name=str(name_or_path))
+    det = data.get("detector", {})
+    return Detector(
+        name=str(data.get("name", name_or_path)),
+        gain=float(det.get("gain", 1.0)),
+        read_noise=float(det.get("read_noise", 0.0)),
+        nx=int(det.get("nx", 0)),
+        ny=int(det.get("ny", 0)),
+        extra=data,
+    )
+
+
+def _sexagesimal(ra_deg: float, dec_deg: float) -> tuple[str, str]:
+    ra_h = (ra_deg % 360.0) / 15.0
+    h = int(ra_h)
+    m = int((ra_h - h) * 60)
+    s = ((ra_h - h) * 60 - m) * 60
+    sign = "-" if dec_deg < 0 else "+"
+    d_abs = abs(dec_deg)
+    d = int(d_abs)
+    dm = int((d_abs - d) * 60)
+    ds = ((d_abs - d) * 60 - dm) * 60
+    return f"{h:02d}:{m:02d}:{s:05.2f}", f"{sign}{d:02d}:{dm:02d}:{ds:04.1f}"
+
+
+def airmass_at(ra: float, dec: float, when: datetime, site) -> float | None:
+    """Return the airmass (sec z, Pickering-free plain secant) of (ra, dec) at ``when``; None below the horizon."""
+    from astropy import units as u
+    from astropy.coordinates import AltAz, EarthLocation, SkyCoord
+    from astropy.time import Time
+
+    loc = EarthLocation(lat=site.latitude * u.deg, lon=site.longitude * u.deg, height=site.elevation * u.m)
+    altaz = SkyCoord(ra * u.deg, dec * u.deg).transform_to(AltAz(obstime=Time(when), location=loc))
+    alt = float(altaz.alt.deg)
+    if alt <= 1.0:
+        return None
+    return float(1.0 / np.sin(np.radians(alt)))
+
+
+@dataclass
+class FrameInfo:
+    """Everything a raw frame header says, gathered by the sequence step that takes it."""
+
+    imagetyp: str
+    exptime: float
+    date_obs: datetime
+    obj: str
+    ra: float | None = None
+    dec: float | None = None
+    lamp: str = "none"
+    observation_id: str = ""
+    file_id: str = ""
+    file_hash: str = ""
+    step: str = ""
+    step_index: int = 0
+    number: int = 1
+    binning: tuple[int, int] = (1, 1)
+    ccd_temp: float | None = None
+    set_temp: float | None = None
+    observer: str = ""
+    reference: bool = False
+    sim_truth: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_header(info: FrameInfo, config, detector: Detector):
+    """Return the astropy Header of a raw frame (keywords of docs/dev/contracts.md)."""
+    from astropy.io import fits
+    from astropy.time import Time
+
+    hdr = fits.Header()
+    hdr["IMAGETYP"] = (info.imagetyp, "LIGHT, ARC, FLAT, BIAS or DARK")
+    hdr["OBJECT"] = (info.obj, "target (calibrations: the target they belong to)")
+    start = info.date_obs.astimezone(timezone.utc)
+    hdr["DATE-OBS"] = (start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3], "exposure start, UTC")
+    hdr["EXPTIME"] = (float(info.exptime), "exposure time, s")
+    hdr["JD-OBS"] = (float(Time(start).jd), "Julian date of the exposure start, UTC")
+    if info.ra is not None and info.dec is not None:
+        hdr["RA"] = (float(info.ra), "pointing right ascension, deg (ICRS)")
+        hdr["DEC"] = (float(info.dec), "pointing declination, deg (ICRS)")
+        ra_s, dec_s = _sexagesimal(info.ra, info.dec)
+        hdr["OBJCTRA"] = (ra_s, "pointing RA, h:m:s")
+        hdr["OBJCTDEC"] = (dec_s, "pointing Dec, d:m:s")
+        mid = start + timedelta(seconds=info.exptime / 2.0)
+        try:
+            am = airmass_at(info.ra, info.dec, mid, config.site)
+        except Exception:  # astropy failure must never lose a frame
+            am = None
+        if am is not None:
+            hdr["AIRMASS"] = (round(am, 4), "airmass at mid-exposure")
+    site = config.site
+    hdr["SITENAME"] = (site.name, "observatory")
+    hdr["SITELAT"] = (float(site.latitude), "deg, north positive")
+    hdr["SITELONG"] = (float(site.longitude), "deg, east positive")
+    hdr["SITEELEV"] = (float(site.elevation), "m")
+    hdr["TELESCOP"] = (config.instrument.telescope, "telescope")
+    hdr["INSTRUME"] = (detector.name, "instrument set-up")
+    hdr["OBSERVER"] = (info.observer or "", "observer")
+    if info.ccd_temp is not None:
+        hdr["CCD-TEMP"] = (round(float(info.ccd_temp), 2), "CCD temperature at start, deg C")
+    if info.set_temp is not None:
+        hdr["SET-TEMP"] = (float(info.set_temp), "cooling set point, deg C")
+    hdr["XBINNING"] = (int(info.binning[0]), "binning along columns")
+    hdr["YBINNING"] = (int(info.binning[1]), "binning along rows")
+    hdr["GAIN"] = (float(detector.gain), "e-/ADU")
+    hdr["RDNOISE"] = (float(detector.read_noise), "read noise, e-")
+    hdr["LAMP"] = (info.lamp or "none", "lamp lit during the frame")
+    hdr["ROSOBSID"] = (info.observation_id, "ROSACE observation id")
+    hdr["ROSOFID"] = (info.file_id, "Observing File id")
+    hdr["ROSOFHSH"] = (info.file_hash, "Observing File SHA-256")
+    hdr["ROSSTEP"] = (info.step, "sequence step")
+    hdr["ROSSTEPN"] = (int(info.step_index), "sequence step index")
+    hdr["ROSREF"] = (bool(info.reference), "reference star for the instrument response")
+    if info.sim_truth:
+        hdr["SIMTRUTH"] = (str(info.sim_truth), "simulator truth record id")
+    for key, value in info.extra.items():
+        hdr[key] = value
+    return hdr
+
+
+def to_fits_data(image: np.ndarray) -> np.ndarray:
+    """Return the image as uint16 (integer cameras) or float32, rows x columns."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"a raw frame must be 2D, got shape {image.shape}")
+    if np.issubdtype(image.dtype, np.integer):
+        if image.dtype == np.uint16:
+            return image
+        return np.clip(image, 0, 65535).astype(np.uint16)
+    return image.astype(np.float32, copy=False)
+
+
+def write_frame(path: Path, image: np.ndarray, header) -> Path:
+    """Write a FITS frame atomically: temporary file in the same folder, fsync, rename.
+
+    An existing file of the same name is never overwritten (FileExistsError):
+    frame names are unique by construction, so a clash means a duplicate.
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise FileExistsError(f"{path} already exists")
+    tmp = path.with_name(path.name[: -len(".fits")] + TMP_SUFFIX)
+    hdu = fits.PrimaryHDU(data=to_fits_data(image), header=header)
+    with open(tmp, "wb") as fh:
+        hdu.writeto(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def clean_partial(folder: Path) -> list[Path]:
+    """Delete temporary frame files left by a crash under ``folder``; return them."""
+    removed = []
+    if not Path(folder).exists():
+        return removed
+    for tmp in Path(folder).rglob(f"*{TMP_SUFFIX}"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed

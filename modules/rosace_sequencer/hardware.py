@@ -1,0 +1,279 @@
+"""The devices one observation uses, and the waits around them.
+
+Every wait here has a deadline and an abort: an exposure that never becomes
+ready, a slew that never ends or a camera that never cools raise
+:class:`~rosace_core.errors.DeviceTimeout`; an abort request raises
+:class:`~rosace_core.errors.Aborted` after stopping the device; an unsafe verdict
+during an exposure stops it and raises :class:`Unsafe`. Durations are clock
+(simulated) seconds, turned into wall seconds through ``Clock.wall``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, TypeVar
+
+import numpy as np
+
+from rosace_core import alpaca
+from rosace_core.clock import get_clock
+from rosace_core.errors import Aborted, DeviceError, DeviceTimeout, RosaceError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Unsafe(RosaceError):
+    """The observatory is not safe to observe (weather, roof closed, lease lost)."""
+
+
+class Control:
+    """Abort and pause for a running observation or night, shared with the REST API."""
+
+    def __init__(self):
+        self.abort_event = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    @property
+    def aborted(self) -> bool:
+        return self.abort_event.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def abort(self) -> None:
+        self.abort_event.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def check(self) -> None:
+        """Raise Aborted if asked; block while paused (an abort ends the pause)."""
+        if self.abort_event.is_set():
+            raise Aborted("aborted on request")
+        while not self._running.wait(0.1):
+            if self.abort_event.is_set():
+                break
+        if self.abort_event.is_set():
+            raise Aborted("aborted on request")
+
+    def wait(self, sim_seconds: float) -> None:
+        """Wait on the observatory clock; raise Aborted if an abort comes meanwhile."""
+        if get_clock().sleep(max(0.0, sim_seconds), self.abort_event):
+            raise Aborted("aborted on request")
+
+
+def retry(fn: Callable[[], T], what: str, *, attempts: int, backoff: float, control: Control | None = None) -> T:
+    """Call ``fn``; on a DeviceError wait ``backoff``, ``2*backoff``... (clock seconds) and try again.
+
+    Raises the last DeviceError, with the number of attempts, when all fail.
+    Unsafe and Aborted pass straight through: they are not device faults.
+    """
+    delay = backoff
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DeviceError as exc:
+            if attempt == attempts:
+                raise type(exc)(exc.device, f"{what} failed after {attempts} attempt(s): {exc}", code=exc.code) from None
+            log.warning("%s failed (%s); attempt %d/%d, retrying in %.0f s", what, exc, attempt, attempts, delay)
+            if control is not None:
+                control.wait(delay)
+            else:
+                get_clock().sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass
+class Exposure:
+    """An image and when it was taken."""
+
+    image: np.ndarray
+    start: datetime
+    seconds: float
+
+
+class Hardware:
+    """The Alpaca devices of the observatory, built from ``config.devices``."""
+
+    def __init__(self, config):
+        d = config.devices
+
+        def make(cls, dev, name):
+            # Transport retries are the adapter's (quick, wall time); the sequencer's own
+            # retries with back-off sit above them, per action.
+            return cls(dev.url, dev.device_number, retries=dev.retries, retry_delay=0.2, name=name)
+
+        self.telescope = make(alpaca.Telescope, d.telescope, "telescope")
+        self.camera = make(alpaca.Camera, d.spectro_camera, "spectrograph camera")
+        self.guider = make(alpaca.Camera, d.guide_camera, "guide camera")
+        self.switch = make(alpaca.Switch, d.switch, "calibration lamps")
+        self.safety = make(alpaca.SafetyMonitor, d.safety_monitor, "safety monitor")
+        self._connected: set[str] = set()
+        self._lamp_index: dict[str, int] = {}
+
+    def connect(self, *names: str) -> None:
+        """Connect the named devices (default: all) once per process."""
+        for name in names or ("telescope", "camera", "guider", "switch", "safety"):
+            if name not in self._connected:
+                getattr(self, name).connect(timeout=10.0)
+                self._connected.add(name)
+
+    # ------------------------------------------------------------------ lamps
+
+    def set_lamp(self, name: str | None) -> None:
+        """Light one calibration lamp (``None``: all off). Lamp names are looked up once."""
+        if not self._lamp_index:
+            self._lamp_index = {n.lower(): i for i, n in enumerate(self.switch.names())}
+        for lamp, index in self._lamp_index.items():
+            want = name is not None and lamp == name.lower()
+            self.switch.set(index, want)
+        if name is not None and name.lower() not in self._lamp_index:
+            raise DeviceError(self.switch.label, f"no lamp named {name!r} (have {', '.join(self._lamp_index)})")
+
+    # ------------------------------------------------------------------ camera
+
+    def truth_id(self) -> str | None:
+        """Return the simulator's truth record id of the last image, or None on real hardware."""
+        cam = self.camera
+        try:
+            action = getattr(cam, "action", None)
+            if action is not None:
+                value = action("truth_id", "")
+            else:  # the adapter has no Action wrapper yet: same error translation, no retries
+                value = cam._call(lambda: cam._dev.Action("truth_id", ""), "truth id", retry=False)
+        except (DeviceError, AttributeError):
+            return None
+        return str(value) if value not in (None, "") else None
+
+    def expose(self, camera: alpaca.Camera, seconds: float, *, light: bool, control: Control,
+               readout_timeout: float, safety: Callable[[], bool] | None = None, safety_poll: float = 5.0) -> Exposure:
+        """Take one exposure and download it.
+
+        ``safety`` (optional) is polled every ``safety_poll`` clock seconds while the
+        shutter is open; when it returns False the exposure is aborted and Unsafe raised.
+        """
+        clock = get_clock()
+        start = clock.now()
+        camera.start_exposure(seconds, light)
+        t0 = time.monotonic()
+        deadline = t0 + clock.wall(seconds + readout_timeout)
+        expected_end = t0 + clock.wall(seconds)
+        safety_every = max(0.25, clock.wall(safety_poll))
+        next_safety = t0 + safety_every
+        try:
+            while True:
+                if control.aborted:
+                    raise Aborted("exposure aborted on request")
+                now_w = time.monotonic()
+                if safety is not None and now_w >= next_safety and now_w < expected_end:
+                    next_safety = now_w + safety_every
+                    if not safety():
+                        raise Unsafe("conditions turned unsafe during the exposure")
+                if now_w < expected_end - 0.03:
+                    # Sleep until the expected end, in slices short enough for safety and abort.
+                    control.abort_event.wait(min(expected_end - 0.03 - now_w, next_safety - now_w if safety else 0.5, 0.5))
+                    continue
+                if camera.image_ready:
+                    break
+                if now_w > deadline:
+                    raise DeviceTimeout(camera.label, f"image not ready {readout_timeout:.0f} s after a {seconds:.1f} s exposure")
+                time.sleep(0.01)
+        except (Aborted, Unsafe, DeviceTimeout):
+            try:
+                camera.abort_exposure()
+            except DeviceError as exc:
+                log.warning("could not abort the exposure: %s", exc)
+            raise
+        return Exposure(camera.read_image(), start, seconds)
+
+    def wait_cooled(self, set_point: float, *, tolerance: float, timeout: float, control: Control) -> float:
+        """Switch the cooler on, set ``set_point`` and wait for it; return the CCD temperature."""
+        cam = self.camera
+        try:
+            if abs(cam.set_point - set_point) > 0.01:
+                cam.set_point = set_point
+            if not cam.cooler_on:
+                cam.cooler_on = True
+        except DeviceError as exc:
+            if exc.code != 0x400:  # a camera without cooling control: just read its temperature
+                raise
+        clock = get_clock()
+        deadline = time.monotonic() + clock.wall(timeout)
+        while True:
+            temp = cam.ccd_temperature
+            if abs(temp - set_point) <= tolerance:
+                return temp
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(cam.label, f"CCD at {temp:.1f} C, not within {tolerance} C of {set_point} C after {timeout:.0f} s")
+            control.wait(5.0)
+
+    # ------------------------------------------------------------------ mount
+
+    def slew(self, ra: float, dec: float, *, timeout: float, settle: float, control: Control) -> None:
+        """Unpark if needed, start tracking, slew to (RA, Dec) degrees and wait for the end of the slew."""
+        tel = self.telescope
+        if tel.at_park:
+            tel.unpark()
+        if not tel.tracking:
+            tel.tracking = True
+        tel.slew_to(ra, dec)
+        clock = get_clock()
+        deadline = time.monotonic() + clock.wall(timeout)
+        while tel.slewing:
+            if control.aborted:
+                try:
+                    tel.abort_slew()
+                finally:
+                    raise Aborted("slew aborted on request")
+            if time.monotonic() > deadline:
+                tel.abort_slew()
+                raise DeviceTimeout(tel.label, f"slew not finished after {timeout:.0f} s")
+            control.abort_event.wait(max(0.02, min(0.2, clock.wall(1.0))))
+        if settle:
+            control.wait(settle)
+
+    def offset(self, east: float, north: float, *, rate: float, control: Control, timeout: float = 60.0) -> None:
+        """Move the pointing by (east, north) arcsec with pulse guides at ``rate`` arcsec/s."""
+        tel = self.telescope
+        clock = get_clock()
+        for direction, amount in (("east" if east >= 0 else "west", abs(east)), ("north" if north >= 0 else "south", abs(north))):
+            ms = int(round(amount / rate * 1000.0))
+            if ms < 1:
+                continue
+            tel.pulse_guide(direction, ms)
+            deadline = time.monotonic() + clock.wall(ms / 1000.0 + timeout)
+            while tel.is_pulse_guiding:
+                if control.aborted:
+                    raise Aborted("aborted on request")
+                if time.monotonic() > deadline:
+                    raise DeviceTimeout(tel.label, f"pulse guide {direction} {ms} ms did not end")
+                control.abort_event.wait(max(0.01, min(0.2, clock.wall(0.5))))
+
+    def park(self, *, timeout: float, control: Control | None = None) -> None:
+        """Park the mount and wait until it is parked."""
+        tel = self.telescope
+        if tel.at_park:
+            return
+        try:
+            tel.tracking = False
+        except DeviceError:
+            pass
+        tel.park()
+        clock = get_clock()
+        deadline = time.monotonic() + clock.wall(timeout)
+        while not tel.at_park:
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(tel.label, f"not parked after {timeout:.0f} s")
+            time.sleep(max(0.02, min(0.2, clock.wall(1.0))))

@@ -1,0 +1,57 @@
+"""The ``[sequencer]`` table of the observatory configuration, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rosace_core.errors import ConfigError
+
+
+class SequencerOptions(BaseModel):
+    """Options of the sequencer module (``[sequencer]`` in ``rosace.toml``).
+
+    Durations are simulated-clock seconds unless they say "wall".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    require_dome: bool = Field(False, description="observe only under a roof lease from the dome module; false: roof assumed open, safety from the SafetyMonitor alone")
+    use_scheduler: bool = Field(True, description="robotic night: ask the scheduler module for the next observation")
+    hand_to_reduction: bool = Field(True, description="after each observation, POST its frames to the reduction module")
+    lease_duration: float = Field(600.0, gt=30, description="roof lease duration, seconds; renewed at half-life")
+    cooling_timeout: float = Field(600.0, gt=0, description="seconds to reach the camera set point")
+    cooling_tolerance: float = Field(1.0, gt=0, description="deg C around the set point")
+    slew_timeout: float = Field(240.0, gt=0, description="seconds")
+    settle_time: float = Field(2.0, ge=0, description="seconds after a slew before the first guide image")
+    readout_timeout: float = Field(60.0, gt=0, description="seconds allowed beyond the exposure time for the image to be ready")
+    retries: int = Field(3, ge=1, le=10, description="attempts of a failing device action before the observation fails")
+    backoff: float = Field(2.0, ge=0, description="first back-off between attempts, seconds; doubles each time")
+    safety_poll: float = Field(5.0, gt=0, description="seconds between safety checks during an exposure")
+    min_free_gb: float = Field(2.0, ge=0, description="minimum free disk space before a night starts, GB")
+    sun_dawn_altitude: float = Field(-12.0, ge=-18, le=0, description="the night ends when the Sun rises above this altitude, degrees")
+    idle_wait: float = Field(300.0, gt=0, description="seconds to wait when the scheduler has nothing to observe now")
+    unsafe_wait: float = Field(600.0, gt=0, description="seconds to wait after an unsafe verdict before asking again")
+    resume_after_crash: bool = Field(True, description="on restart, resume an observation interrupted by a crash (else hand it back to the scheduler)")
+    resume_max_age: float = Field(3600.0, gt=0, description="seconds: an interrupted observation older than this is re-queued, not resumed")
+    guide_rate: float = Field(7.52, gt=0, description="pulse-guide speed, arcsec per second (0.5 x sidereal)")
+    guide_x_sign: int = Field(1, description="+1 if the guide camera x axis grows to the East (first guess; refined while centring)")
+    guide_y_sign: int = Field(1, description="+1 if the guide camera y axis grows to the North (first guess; refined while centring)")
+    guide_detect_sigma: float = Field(6.0, gt=0, description="star detection threshold, sigma above the background")
+    guiding: bool = Field(False, description="correct the slit position between science exposures from a slit-jaw image")
+    step_files: list[Path] = Field(default_factory=list, description="Python files defining extra sequence steps")
+    library_temperature_tolerance: float = Field(2.0, gt=0, description="deg C: a bias/dark of the library matches within this")
+    library_max_age_days: float = Field(60.0, gt=0, description="library frames older than this are retaken")
+    library_count: int = Field(5, ge=1, le=50, description="frames per bias/dark library entry")
+    bias_time: float = Field(0.001, gt=0, description="exposure time used for a bias, seconds")
+
+
+def sequencer_options(config) -> SequencerOptions:
+    """Validate ``config.sequencer``; raise ConfigError naming the key."""
+    data = dict(getattr(config, "sequencer", None) or {}) if config is not None else {}
+    try:
+        return SequencerOptions.model_validate(data)
+    except ValidationError as exc:
+        problems = [("sequencer." + ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+        raise ConfigError(getattr(config, "source", None) or "<config>", problems) from None

@@ -1,0 +1,103 @@
+"""Where the robotic night gets its next observation and reports outcomes.
+
+:class:`SchedulerQueue` asks the scheduler module over REST (``POST /next``,
+``POST /outcomes``). :class:`FileQueue` runs a fixed list of Observing Files in
+order, once each: the sequencer alone, without a scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from rosace_core.clock import now
+from rosace_core.errors import RosaceError
+from rosace_core.observing_file import ObservingFile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Planned:
+    """One observation to run now."""
+
+    observation_id: str
+    file: ObservingFile
+    source: str = "scheduler"
+    reference: bool = False
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Nothing:
+    """Nothing to observe now: why, and when to ask again (None: not tonight)."""
+
+    reason: str
+    retry_at: datetime | None = None
+
+
+class Queue(Protocol):
+    def next(self, pointing: dict | None = None, safe: bool = True) -> Planned | Nothing:
+        """Return the observation to run now, or why there is none."""
+
+    def report(self, outcome: dict) -> None:
+        """Tell the queue how an observation ended (outcome document of the contracts)."""
+
+
+def new_observation_id(file_id: str) -> str:
+    """Return a fresh observation id: UTC time, Observing File id and a short random suffix."""
+    return f"{now().strftime('%Y%m%dT%H%M%S')}-{file_id}-{uuid.uuid4().hex[:4]}"
+
+
+class SchedulerQueue:
+    """The scheduler module over REST."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def next(self, pointing: dict | None = None, safe: bool = True) -> Planned | Nothing:
+        body: dict = {"time": now().isoformat(), "conditions": {"safe": safe}}
+        if pointing:
+            body["pointing"] = pointing
+        answer = self.client.post("/next", body) or {}
+        obs = answer.get("observation")
+        if not obs:
+            retry = answer.get("retry_at")
+            return Nothing(answer.get("reason") or "nothing observable", datetime.fromisoformat(retry.replace("Z", "+00:00")) if retry else None)
+        of = ObservingFile.model_validate(obs["file"])
+        rules = obs.get("rules") or {}
+        reference = bool(obs.get("reference") or rules.get("reference"))
+        return Planned(str(obs.get("observation_id") or new_observation_id(of.id)), of, "scheduler", reference, obs)
+
+    def report(self, outcome: dict) -> None:
+        self.client.post("/outcomes", outcome)
+
+
+class FileQueue:
+    """A fixed list of Observing Files, run in order, once each."""
+
+    def __init__(self, files: list[ObservingFile]):
+        self.files = list(files)
+        self.reports: list[dict] = []
+
+    def next(self, pointing: dict | None = None, safe: bool = True) -> Planned | Nothing:
+        if not self.files:
+            return Nothing("no more files", None)
+        of = self.files.pop(0)
+        return Planned(new_observation_id(of.id), of, "run")
+
+    def report(self, outcome: dict) -> None:
+        self.reports.append(outcome)
+
+
+def report_safely(queue, outcome: dict) -> bool:
+    """Report an outcome; log (never raise) when the queue cannot be reached."""
+    try:
+        queue.report(outcome)
+        return True
+    except RosaceError as exc:
+        log.warning("could not report %s to the scheduler: %s", outcome.get("observation_id"), exc)
+        return False

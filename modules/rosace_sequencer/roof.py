@@ -1,0 +1,174 @@
+"""The roof and the safety verdict, seen by the sequencer.
+
+A :class:`RoofGuard` answers three questions: may I observe now (``acquire``),
+is it still safe (``is_safe``), and I am done (``release``). Two implementations:
+
+- :class:`DomeLeaseGuard`: the dome module over REST. The sequencer holds a roof
+  lease, renewed at half-life; the dome keeps the roof open while the lease lives
+  and the weather is safe, and closes it on its own when either ends. The
+  sequencer never closes the roof itself: the dome module is the safety authority.
+- :class:`SafetyMonitorGuard`: no dome module ("each module works alone"): the roof is
+  assumed open (or absent) and the verdict comes from the Alpaca SafetyMonitor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from rosace_core.clock import get_clock
+from rosace_core.errors import ConflictError, DeviceError, NotFoundError, RosaceError
+
+from rosace_sequencer.hardware import Control, Unsafe
+
+log = logging.getLogger(__name__)
+
+
+class RoofGuard(Protocol):
+    """What the sequencer needs from the roof and the safety authority."""
+
+    def acquire(self, control: Control) -> None:
+        """Make sure the roof is open and safe to observe; raise Unsafe otherwise."""
+
+    def keep_alive(self) -> None:
+        """Renew whatever keeps the roof open (cheap when nothing is due)."""
+
+    def is_safe(self) -> bool:
+        """Return False as soon as observing must stop."""
+
+    def release(self) -> None:
+        """Say the sequencer no longer needs the roof open."""
+
+
+class SafetyMonitorGuard:
+    """No dome module: the Alpaca SafetyMonitor alone says whether it is safe."""
+
+    def __init__(self, safety_monitor, *, failures_allowed: int = 2):
+        self.monitor = safety_monitor
+        self.failures_allowed = failures_allowed
+        self._failures = 0
+
+    def is_safe(self) -> bool:
+        try:
+            safe = self.monitor.is_safe
+            self._failures = 0
+            return safe
+        except DeviceError as exc:
+            # A monitor that stops answering must end up meaning "unsafe", but one lost
+            # reply should not abort a long exposure.
+            self._failures += 1
+            log.warning("safety monitor unreadable (%s), %d in a row", exc, self._failures)
+            return self._failures <= self.failures_allowed
+
+    def acquire(self, control: Control) -> None:
+        if not self.is_safe():
+            raise Unsafe("the safety monitor says unsafe")
+
+    def keep_alive(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+class DomeLeaseGuard:
+    """The dome module over REST: a roof lease plus the dome's safety verdict."""
+
+    def __init__(self, client, *, holder: str = "sequencer", duration: float = 600.0, open_timeout: float = 600.0,
+                 failures_allowed: int = 2):
+        self.client = client
+        self.holder = holder
+        self.duration = duration
+        self.open_timeout = open_timeout
+        self.failures_allowed = failures_allowed
+        self.lease_id: str | None = None
+        self._renewed = 0.0  # wall time of the last renewal
+        self._failures = 0
+        self.last_status: dict = {}
+
+    def _status(self) -> dict:
+        self.last_status = self.client.get("/status") or {}
+        return self.last_status
+
+    @staticmethod
+    def _open_and_safe(status: dict) -> bool:
+        return bool(status.get("safe")) and (status.get("shelter") or {}).get("state") == "open"
+
+    def is_safe(self) -> bool:
+        try:
+            status = self._status()
+            self._failures = 0
+        except RosaceError as exc:
+            self._failures += 1
+            log.warning("dome module unreachable (%s), %d in a row", exc, self._failures)
+            return self._failures <= self.failures_allowed
+        return self._open_and_safe(status)
+
+    def _take_lease(self) -> None:
+        lease = self.client.post("/leases", {"holder": self.holder, "duration": self.duration})
+        self.lease_id = str(lease["id"])
+        self._renewed = time.monotonic()
+
+    def acquire(self, control: Control) -> None:
+        try:
+            if self.lease_id is None:
+                self._take_lease()
+            else:
+                self.keep_alive(force=True)
+            status = self._status()
+            if self._open_and_safe(status):
+                return
+            if not status.get("safe"):
+                reasons = (status.get("verdict") or {}).get("reasons") or []
+                raise Unsafe("the dome module says unsafe" + (f": {'; '.join(reasons)}" if reasons else ""))
+            if (status.get("shelter") or {}).get("state") not in ("opening",):
+                self.client.post("/open", {})
+        except ConflictError as exc:
+            raise Unsafe(f"the dome refuses to open: {exc}" + (f" ({'; '.join(exc.reasons)})" if exc.reasons else "")) from None
+        except Unsafe:
+            raise
+        except RosaceError as exc:
+            raise Unsafe(f"dome module: {exc}") from None
+        clock = get_clock()
+        deadline = time.monotonic() + clock.wall(self.open_timeout)
+        while True:
+            control.wait(5.0)
+            try:
+                status = self._status()
+            except RosaceError as exc:
+                raise Unsafe(f"dome module: {exc}") from None
+            if self._open_and_safe(status):
+                return
+            state = (status.get("shelter") or {}).get("state")
+            if not status.get("safe") or state in ("closing", "closed", "error"):
+                if state != "closed" or not status.get("safe"):
+                    raise Unsafe(f"roof did not open (state {state}, safe {status.get('safe')})")
+            if time.monotonic() > deadline:
+                raise Unsafe(f"roof not open after {self.open_timeout:.0f} s (state {state})")
+
+    def keep_alive(self, force: bool = False) -> None:
+        if self.lease_id is None:
+            return
+        half_life = get_clock().wall(self.duration) / 2.0
+        if not force and time.monotonic() - self._renewed < half_life:
+            return
+        try:
+            self.client.put(f"/leases/{self.lease_id}", {"duration": self.duration})
+            self._renewed = time.monotonic()
+        except NotFoundError:
+            log.warning("roof lease %s expired; taking a new one", self.lease_id)
+            self._take_lease()
+        except RosaceError as exc:
+            log.warning("could not renew the roof lease: %s", exc)
+
+    def release(self) -> None:
+        if self.lease_id is None:
+            return
+        try:
+            self.client.delete(f"/leases/{self.lease_id}")
+        except NotFoundError:
+            pass
+        except RosaceError as exc:
+            log.warning("could not release the roof lease (it will expire by itself): %s", exc)
+        self.lease_id = None

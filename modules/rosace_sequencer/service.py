@@ -1,0 +1,495 @@
+"""The sequencer service: one object behind the REST API.
+
+It owns the journal, the devices, the step registry and at most one running
+job (a single observation or a robotic night), keeps the live status and log,
+and on start-up recovers from a crash: frames already written are registered,
+half-written ones removed, and the interrupted observation resumed (or handed
+back to the scheduler), the interrupted night restarted.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import shutil
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rosace_core.clock import get_clock, now
+from rosace_core.errors import ConflictError, NotFoundError, RosaceError
+from rosace_core.jobs import Job, JobRunner
+from rosace_core.observing_file import ObservingFile
+
+from rosace_sequencer import library
+from rosace_sequencer.frames import clean_partial, load_setup, night_of, parse_frame_name, safe_obs_id
+from rosace_sequencer.hardware import Control, Hardware, Unsafe
+from rosace_sequencer.journal import Journal
+from rosace_sequencer.observation import Outcome, run_observation
+from rosace_sequencer.options import sequencer_options
+from rosace_sequencer.queue import FileQueue, Nothing, Planned, SchedulerQueue, new_observation_id, report_safely
+from rosace_sequencer.roof import DomeLeaseGuard, SafetyMonitorGuard
+from rosace_sequencer.steps import load_registry
+
+log = logging.getLogger("rosace_sequencer")
+
+
+class _LogBuffer(logging.Handler):
+    """The last few hundred log lines of the sequencer, numbered, for ``GET /log``."""
+
+    def __init__(self, size: int = 500):
+        super().__init__(logging.INFO)
+        self.lines: collections.deque = collections.deque(maxlen=size)
+        self.seq = 0
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string must not break logging
+            text = str(record.msg)
+        with self._lock:
+            self.seq += 1
+            self.lines.append({"seq": self.seq, "time": now().isoformat(), "level": record.levelname, "message": text})
+
+    def since(self, seq: int = 0, limit: int = 200) -> list[dict]:
+        with self._lock:
+            return [line for line in self.lines if line["seq"] > seq][-limit:]
+
+
+def sun_altitude(when: datetime, site) -> float:
+    """Return the Sun's altitude (degrees) at ``when`` from the site."""
+    from astropy import units as u
+    from astropy.coordinates import AltAz, EarthLocation, get_body
+    from astropy.time import Time
+
+    loc = EarthLocation(lat=site.latitude * u.deg, lon=site.longitude * u.deg, height=site.elevation * u.m)
+    t = Time(when)
+    return float(get_body("sun", t, loc).transform_to(AltAz(obstime=t, location=loc)).alt.deg)
+
+
+class Sequencer:
+    """The sequencer of one observatory (see the module docs for the life cycle)."""
+
+    def __init__(self, config, *, recover: bool = True):
+        self.config = config
+        self.options = sequencer_options(config)
+        self.raw_root = Path(config.data.raw)
+        self.journal = Journal(Path(config.data.state) / "sequencer.sqlite")
+        self.registry = load_registry(self.options)
+        self.detector = load_setup(config.instrument.spectrograph)
+        self.jobs = JobRunner()
+        self.control = Control()
+        self._hw: Hardware | None = None
+        self._lock = threading.Lock()
+        self._stop_night = threading.Event()
+        self.job: Job | None = None
+        self.mode = "idle"
+        self.state = "idle"
+        self.message = ""
+        self.current: dict[str, Any] | None = None
+        self.last_frame: str | None = None
+        self.night_info: dict[str, Any] = {}
+        self.logbuf = _LogBuffer()
+        self.logbuf.setLevel(logging.INFO)
+        logging.getLogger("rosace_sequencer").addHandler(self.logbuf)
+        if logging.getLogger("rosace_sequencer").level == logging.NOTSET:
+            logging.getLogger("rosace_sequencer").setLevel(logging.INFO)
+        self._pending: list[Planned] = []
+        if recover:
+            self.recover()
+
+    # ------------------------------------------------------------------ parts
+
+    @property
+    def hw(self) -> Hardware:
+        if self._hw is None:
+            self._hw = Hardware(self.config)
+        return self._hw
+
+    def _client(self, module: str, cls):
+        from rosace_core.auth import resolve_token
+
+        return cls(self.config.module_url(module), token=resolve_token(self.config, module))
+
+    def make_guard(self):
+        """The roof guard: the dome module's lease if required, else the SafetyMonitor alone."""
+        if self.options.require_dome:
+            from rosace_dome.client import DomeClient
+
+            return DomeLeaseGuard(self._client("dome", DomeClient), holder="sequencer", duration=self.options.lease_duration)
+        return SafetyMonitorGuard(self.hw.safety)
+
+    def make_queue(self):
+        from rosace_scheduler.client import SchedulerClient
+
+        return SchedulerQueue(self._client("scheduler", SchedulerClient))
+
+    # ------------------------------------------------------------------ status
+
+    def _status(self, **fields) -> None:
+        with self._lock:
+            if self.current is None:
+                self.current = {}
+            for key, value in fields.items():
+                if key == "last_frame":
+                    self.last_frame = value
+                elif key == "message":
+                    if value is not None:
+                        self.current["message"] = value
+                        self.message = value
+                else:
+                    self.current[key] = value
+
+    def status(self) -> dict:
+        """Return the live status document (``GET /status``)."""
+        with self._lock:
+            current = dict(self.current) if self.current else None
+        state = self.state
+        if state == "running" and self.control.paused:
+            state = "paused"
+        return {"mode": self.mode, "state": state, "message": self.message, "observation": current,
+                "last_frame": self.last_frame, "night": dict(self.night_info), "job": self.job.to_dict() if self.job else None,
+                "time": now().isoformat(), "require_dome": self.options.require_dome, "paused": self.control.paused}
+
+    def log_lines(self, since: int = 0, limit: int = 200) -> list[dict]:
+        return self.logbuf.since(since, limit)
+
+    def history(self, limit: int = 200, night: str | None = None) -> list[dict]:
+        return self.journal.history(limit, night)
+
+    # ------------------------------------------------------------------ control
+
+    def busy(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def _start(self, mode: str, fn, params: dict) -> Job:
+        with self._lock:
+            if self.busy():
+                raise ConflictError(f"the sequencer is busy ({self.mode})", [f"{self.mode} running: job {self.job.id}"])
+            self.control = Control()
+            self._stop_night.clear()
+            self.mode, self.state = mode, "running"
+
+            def wrapper(job: Job):
+                try:
+                    result = fn(job)
+                    self.state = "finished"
+                    return result
+                except Exception:
+                    self.state = "failed" if not self.control.aborted else "stopped"
+                    raise
+                finally:
+                    with self._lock:
+                        self.current = None
+                    self.mode = "idle"
+
+            self.job = self.jobs.submit(mode, wrapper, params)
+            return self.job
+
+    def run_file(self, of: ObservingFile, *, observation_id: str | None = None, source: str = "run") -> Job:
+        """Run one Observing File now (202 job)."""
+        planned = Planned(observation_id or new_observation_id(of.id), of, source)
+        return self._start("single", lambda job: self._single(job, planned), {"file_id": of.id, "observation_id": planned.observation_id})
+
+    def start_night(self, files: list[ObservingFile] | None = None) -> Job:
+        """Start the robotic night (scheduler queue, or the given files in order)."""
+        queue = FileQueue(files) if files else None
+        return self._start("night", lambda job: self._night(job, queue), {"files": [f.id for f in files or []]})
+
+    def stop_night(self) -> dict:
+        """Stop the night after the current observation (then park, release the roof)."""
+        self._stop_night.set()
+        log.info("night stop requested: ending after the current observation")
+        return self.status()
+
+    def abort(self) -> dict:
+        """Abort the current exposure and observation now; a night then shuts down."""
+        self._stop_night.set()
+        self.control.abort()
+        log.warning("abort requested")
+        return self.status()
+
+    def pause(self) -> dict:
+        if not self.busy():
+            raise ConflictError("nothing is running", ["the sequencer is idle"])
+        self.control.pause()
+        log.info("paused (the current exposure finishes, nothing new starts)")
+        return self.status()
+
+    def resume(self) -> dict:
+        self.control.resume()
+        log.info("resumed")
+        return self.status()
+
+    def close(self) -> None:
+        self.abort()
+        if self.job is not None:
+            self.job.wait(30)
+        logging.getLogger("rosace_sequencer").removeHandler(self.logbuf)
+        self.journal.close()
+
+    # ------------------------------------------------------------------ work
+
+    def _observe(self, planned: Planned, guard) -> Outcome:
+        with self._lock:
+            self.current = {"observation_id": planned.observation_id, "file_id": planned.file.id, "target": planned.file.target.name}
+        return run_observation(planned, config=self.config, options=self.options, hw=self.hw, journal=self.journal,
+                               registry=self.registry, detector=self.detector, control=self.control, guard=guard,
+                               status=self._status, raw_root=self.raw_root)
+
+    def _after(self, outcome: Outcome, queue, source: str) -> None:
+        """Report the outcome, hand completed frames to the reduction, remember library needs."""
+        if queue is not None and source == "scheduler":
+            if report_safely(queue, outcome.report()):
+                self.journal.mark_reported(outcome.observation_id)
+        needs = [library.Need.from_dict(d) for d in outcome.info.get("library_needs", [])]
+        if needs:
+            self.night_info.setdefault("library_needs", [])
+            self.night_info["library_needs"].extend(outcome.info["library_needs"])
+        if outcome.outcome == "completed" and self.options.hand_to_reduction:
+            frames = list(outcome.frames)
+            for need in needs:
+                frames += library.matching(self.journal, need, tolerance=self.options.library_temperature_tolerance,
+                                           max_age_days=self.options.library_max_age_days)
+            self._reduce(outcome.observation_id, frames)
+
+    def _reduce(self, observation_id: str, frames: list[str]) -> None:
+        try:
+            from rosace_reduction.client import ReductionClient
+
+            client = self._client("reduction", ReductionClient)
+            client.timeout = 5.0
+            job = client.post("/reduce", {"frames": frames, "observation_id": observation_id})
+            log.info("frames of %s handed to the reduction (job %s)", observation_id, (job or {}).get("id"))
+        except RosaceError as exc:
+            log.warning("could not hand %s to the reduction: %s", observation_id, exc)
+
+    def _single(self, job: Job, planned: Planned) -> dict:
+        guard = self.make_guard()
+        try:
+            outcome = self._observe(planned, guard)
+        finally:
+            guard.release()
+        queue = None
+        if planned.source == "scheduler":
+            try:
+                queue = self.make_queue()
+            except ImportError:
+                queue = None
+        self._after(outcome, queue, planned.source)
+        if outcome.outcome != "completed":
+            job.message = outcome.message
+        return outcome.to_dict()
+
+    def check_disk(self) -> float:
+        """Return the free space (GB) of the data folder; raise RosaceError below the minimum."""
+        self.raw_root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.raw_root).free / 1e9
+        if free < self.options.min_free_gb:
+            raise RosaceError(f"only {free:.1f} GB free in {self.raw_root}; the night needs {self.options.min_free_gb:g} GB")
+        return free
+
+    def dawn(self) -> bool:
+        """True once the Sun is rising above the configured altitude (morning twilight)."""
+        t = now()
+        alt = sun_altitude(t, self.config.site)
+        if alt <= self.options.sun_dawn_altitude:
+            return False
+        return sun_altitude(t + timedelta(minutes=10), self.config.site) > alt
+
+    def _night(self, job: Job, queue=None) -> dict:
+        free = self.check_disk()
+        night = night_of(now())
+        night_id = self.journal.begin_night(night)
+        self.night_info = {"night": night, "started": now().isoformat(), "free_gb": round(free, 1), "observations": 0,
+                           "completed": 0, "failed": 0, "interrupted": 0}
+        log.info("robotic night %s starts (%.1f GB free, %s)", night, free,
+                 "dome module lease" if self.options.require_dome else "no dome module: safety monitor only")
+        if queue is None:
+            queue = self.make_queue() if self.options.use_scheduler else FileQueue([])
+        guard = self.make_guard()
+        state, message = "finished", ""
+        try:
+            while not self._stop_night.is_set():
+                self.control.check()
+                if isinstance(queue, SchedulerQueue) and self.dawn():
+                    message = "dawn"
+                    log.info("dawn: the night ends")
+                    break
+                if self._pending:
+                    planned = self._pending.pop(0)
+                    log.info("resuming observation %s after a restart", planned.observation_id)
+                else:
+                    try:
+                        self._status_idle("asking for the next observation")
+                        planned = queue.next()
+                    except RosaceError as exc:
+                        log.warning("scheduler unavailable: %s", exc)
+                        self._wait(self.options.idle_wait, "waiting for the scheduler")
+                        continue
+                    if isinstance(planned, Nothing):
+                        if planned.retry_at is None and not isinstance(queue, SchedulerQueue):
+                            message = "no more observations"
+                            break
+                        wait = self.options.idle_wait
+                        if planned.retry_at is not None:
+                            wait = min(max(30.0, (planned.retry_at - now()).total_seconds()), 3600.0)
+                        self._status_idle(f"nothing to observe: {planned.reason}")
+                        self._wait(wait, f"nothing to observe ({planned.reason})")
+                        continue
+                try:
+                    guard.acquire(self.control)
+                except Unsafe as exc:
+                    log.warning("cannot observe: %s", exc)
+                    if planned.source == "scheduler":
+                        report_safely(queue, {"observation_id": planned.observation_id, "file_id": planned.file.id,
+                                              "outcome": "interrupted", "started": now().isoformat(), "ended": now().isoformat(),
+                                              "frames": [], "message": str(exc)})
+                    else:  # our own list: keep it for when the sky clears
+                        self._pending.insert(0, planned)
+                    self._library_session(self.control)
+                    self._wait(self.options.unsafe_wait, "unsafe: waiting")
+                    continue
+                outcome = self._observe(planned, guard)
+                self.night_info["observations"] += 1
+                self.night_info[outcome.outcome] = self.night_info.get(outcome.outcome, 0) + 1
+                self._after(outcome, queue, planned.source)
+                if outcome.outcome == "interrupted" and not self.control.aborted:
+                    self._wait(self.options.unsafe_wait, "interrupted: waiting for safe conditions")
+        except Exception as exc:
+            state, message = ("stopped", "aborted") if self.control.aborted else ("failed", str(exc))
+            if state == "failed":
+                log.error("the night failed: %s", exc)
+        finally:
+            self._status_idle("end of night: parking and releasing the roof")
+            try:
+                self.hw.park(timeout=self.options.slew_timeout)
+            except RosaceError as exc:
+                log.warning("park failed: %s", exc)
+            guard.release()
+            if not self.control.aborted:
+                self._library_session(Control())
+            if self._stop_night.is_set() and state == "finished":
+                state, message = "stopped", message or "stopped on request"
+            self.journal.end_night(night_id, state, message)
+            self.night_info.update({"ended": now().isoformat(), "state": state, "message": message})
+            log.info("night %s %s%s", night, state, f" ({message})" if message else "")
+        if state == "failed":
+            raise RosaceError(f"the night failed: {message}")
+        return dict(self.night_info)
+
+    def _status_idle(self, message: str) -> None:
+        with self._lock:
+            self.current = None
+        self.message = message
+
+    def _wait(self, seconds: float, message: str) -> None:
+        self.message = message
+        end = get_clock().wall(seconds)
+        waited = 0.0
+        while waited < end and not self._stop_night.is_set():
+            self.control.check()
+            step = min(0.5, end - waited)
+            self._stop_night.wait(step)
+            waited += step
+
+    def _library_session(self, control: Control) -> None:
+        needs = [library.Need.from_dict(d) for d in self.night_info.get("library_needs", [])]
+        todo = library.missing(self.journal, needs, tolerance=self.options.library_temperature_tolerance,
+                               max_age_days=self.options.library_max_age_days)
+        if not todo:
+            return
+        self.message = f"taking {len(todo)} missing bias/dark library entries"
+        log.info("%s", self.message)
+        written = library.take_missing(todo, hw=self.hw, journal=self.journal, config=self.config, detector=self.detector,
+                                       options=self.options, control=control, raw_root=self.raw_root)
+        self.night_info["library_frames"] = self.night_info.get("library_frames", 0) + len(written)
+
+    # ------------------------------------------------------------------ crash recovery
+
+    def recover(self) -> dict:
+        """Put the journal and the disk back in agreement after a crash; resume what can be resumed."""
+        removed = clean_partial(self.raw_root)
+        for path in removed:
+            log.warning("removed a half-written frame left by a crash: %s", path.name)
+        resumed, requeued = [], []
+        for row in self.journal.unfinished():
+            folder = Path(row["folder"])
+            prefix = safe_obs_id(row["observation_id"]) + "_"
+            for path in sorted(folder.glob(prefix + "*.fits")) if folder.exists() else []:
+                parts = parse_frame_name(path.name)
+                if parts and self.journal.add_frame(path, row["observation_id"], parts["imagetyp"], step_index=parts["step"], number=parts["number"]):
+                    log.info("registered %s, written before the crash", path.name)
+            age = (now() - datetime.fromisoformat(row["started"])).total_seconds()
+            try:
+                of = ObservingFile.model_validate(json.loads(row["file_json"]))
+            except (ValueError, TypeError):
+                of = None
+            if self.options.resume_after_crash and of is not None and age < self.options.resume_max_age:
+                self._pending.append(Planned(row["observation_id"], of, row["source"]))
+                resumed.append(row["observation_id"])
+            else:
+                self.journal.finish_observation(row["observation_id"], "interrupted", "the sequencer stopped during the observation")
+                requeued.append(row["observation_id"])
+                if row["source"] == "scheduler":
+                    try:
+                        frames = [f["path"] for f in self.journal.frames(row["observation_id"])]
+                        if report_safely(self.make_queue(), {"observation_id": row["observation_id"], "file_id": row["file_id"],
+                                                             "outcome": "interrupted", "started": row["started"], "ended": now().isoformat(),
+                                                             "frames": frames, "message": "sequencer restarted"}):
+                            self.journal.mark_reported(row["observation_id"])
+                    except ImportError:
+                        pass
+        night = self.journal.running_night()
+        summary = {"removed_partial": [str(p) for p in removed], "resumed": resumed, "requeued": requeued, "night": None}
+        if night is not None:
+            self.journal.end_night(night["id"], "failed", "the sequencer stopped during the night")
+            if self.options.resume_after_crash:
+                log.warning("the sequencer stopped during night %s: restarting the robotic night", night["night"])
+                self.start_night()
+                summary["night"] = "restarted"
+        if resumed and not self.busy():
+            planned = self._pending.pop(0)
+            log.warning("resuming observation %s interrupted by a crash", planned.observation_id)
+            self._start("single", lambda job: self._single(job, planned), {"observation_id": planned.observation_id, "resumed": True})
+        if resumed or requeued or removed:
+            log.info("crash recovery: %s", summary)
+        return summary
+
+    # ------------------------------------------------------------------ quick look
+
+    def last_frame_preview(self, max_size: int = 400) -> dict:
+        """Return the last frame, binned down to ``max_size`` pixels, and its profile along the dispersion."""
+        path = self.last_frame
+        if not path:
+            frames = self.journal.history(1)
+            path = frames[0]["frames"][-1] if frames and frames[0]["frames"] else None
+        if not path or not Path(path).exists():
+            raise NotFoundError("no frame yet")
+        return frame_preview(Path(path), max_size)
+
+
+def frame_preview(path: Path, max_size: int = 400) -> dict:
+    """Return a small version of a frame (list of rows) and its spectrum profile along the columns."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        data = np.asarray(hdul[0].data, dtype=np.float32)
+        header = hdul[0].header
+    rows, cols = data.shape
+    f = max(1, int(np.ceil(max(rows, cols) / max_size)))
+    small = data[: rows - rows % f or rows, : cols - cols % f or cols]
+    small = small.reshape(small.shape[0] // f, f, small.shape[1] // f, f).mean(axis=(1, 3)) if f > 1 else small
+    # the profile: the brightest rows (the trace) summed, background (median row) removed
+    row_level = np.median(data, axis=1)
+    trace = int(np.argmax(row_level))
+    lo, hi = max(0, trace - 5), min(rows, trace + 6)
+    profile = data[lo:hi].mean(axis=0) - np.median(data, axis=0)
+    return {"path": str(path), "name": path.name, "imagetyp": header.get("IMAGETYP"), "object": header.get("OBJECT"),
+            "exptime": header.get("EXPTIME"), "date_obs": header.get("DATE-OBS"), "shape": [rows, cols], "binning": f,
+            "image": np.round(small, 1).tolist(), "profile": np.round(profile, 2).tolist(), "trace_row": trace}

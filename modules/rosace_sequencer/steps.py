@@ -1,0 +1,569 @@
+"""Sequence steps: the building blocks of an observation.
+
+A sequence is a list of :class:`Step` objects run in order on one
+:class:`ObservationContext`. A step is a small class::
+
+    class MyStep(Step):
+        name = "my_step"                 # how Observing Files and the registry call it
+
+        def estimate(self, ctx) -> float:  # optional: clock seconds it will take
+            return 30.0
+
+        def run(self, ctx) -> None:        # do the work; raise to fail the observation
+            ctx.take_frames(self, "LIGHT", exptime=30.0, count=1)
+
+Inside ``run`` a step uses the context: ``ctx.hw`` (devices), ``ctx.take_frames``
+(exposures written as FITS, journaled, skipped when already on disk after a
+crash), ``ctx.check()`` (abort / pause point), ``ctx.log``, ``ctx.file`` (the
+Observing File), ``ctx.options``. The default spectroscopic sequence is
+:func:`default_sequence`. Users add steps through the ``rosace.sequence_steps``
+entry-point group or a Python file listed in ``[sequencer] step_files``
+(see ``docs/sequencer.md`` and ``examples/custom_step/``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import queue as queue_mod
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from rosace_core.clock import get_clock
+from rosace_core.errors import ConfigError, DeviceError, RosaceError
+from rosace_core.observing_file import ObservingFile
+
+from rosace_sequencer import acquisition
+from rosace_sequencer.frames import FrameInfo, build_header, frame_name, write_frame
+from rosace_sequencer.hardware import Control, Hardware, retry
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "rosace.sequence_steps"
+
+
+class Step:
+    """One step of a sequence. Subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str] = "step"
+    #: a short sentence shown in the tab and the docs
+    title: ClassVar[str] = ""
+
+    def estimate(self, ctx: "ObservationContext") -> float:
+        """Return the clock seconds this step should take (progress and time left)."""
+        return 0.0
+
+    def run(self, ctx: "ObservationContext") -> None:
+        """Do the step. Raise a RosaceError to fail the observation."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+
+# --------------------------------------------------------------------------- context
+
+
+class _Writer:
+    """Writes frames in a background thread so the next exposure starts at once."""
+
+    def __init__(self, ctx: "ObservationContext"):
+        self.ctx = ctx
+        self.jobs: queue_mod.Queue = queue_mod.Queue()
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._loop, name="frame-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                self.jobs.task_done()
+                return
+            try:
+                self.ctx._write(*job)
+            except Exception as exc:  # reported at the next flush; the frame will be retaken
+                log.error("writing %s failed: %s", job[0], exc)
+                self.error = exc
+            finally:
+                self.jobs.task_done()
+
+    def put(self, *job) -> None:
+        self.jobs.put(job)
+
+    def flush(self) -> None:
+        self.jobs.join()
+        if self.error is not None:
+            exc, self.error = self.error, None
+            raise RosaceError(f"a frame could not be written: {exc}")
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join(timeout=60)
+
+
+@dataclass
+class ObservationContext:
+    """Everything a step may use while an observation runs."""
+
+    file: ObservingFile
+    observation_id: str
+    file_hash: str
+    folder: Path
+    night: str
+    config: Any
+    options: Any
+    hw: Hardware
+    control: Control
+    guard: Any
+    journal: Any
+    detector: Any
+    reference: bool = False
+    status: Callable[..., None] = lambda **kw: None
+    frames: list[str] = field(default_factory=list)
+    durations: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    set_temp: float | None = None
+    last_frame: str | None = None
+    steps: list[Step] = field(default_factory=list)
+    step_index: int = 0
+    _writer: _Writer | None = None
+    _done_seconds: float = 0.0
+    _total_seconds: float = 1.0
+
+    # ---------------------------------------------------------------- helpers
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger("rosace_sequencer.observation")
+
+    @property
+    def target_name(self) -> str:
+        return self.file.target.name
+
+    def check(self) -> None:
+        """An abort / pause point; also keeps the roof lease alive."""
+        self.control.check()
+        self.guard.keep_alive()
+
+    def retry(self, fn: Callable[[], Any], what: str) -> Any:
+        """Run a device action with the configured retries and back-off."""
+        return retry(fn, what, attempts=self.options.retries, backoff=self.options.backoff, control=self.control)
+
+    def target_position(self) -> tuple[float, float]:
+        """Return the target's ICRS (RA, Dec) in degrees, proper motion applied to now."""
+        t = self.file.target
+        if getattr(t, "type", "sidereal") != "sidereal":
+            pts = t.ephemeris
+            nowt = get_clock().now()
+            best = min(pts, key=lambda p: abs((p.time - nowt).total_seconds()))
+            return best.ra, best.dec
+        years = (get_clock().now().year + get_clock().now().timetuple().tm_yday / 365.25) - t.epoch
+        cosd = max(np.cos(np.radians(t.dec)), 1e-6)
+        ra = (t.ra + t.pm_ra_cosdec / 3.6e6 * years / cosd) % 360.0
+        dec = t.dec + t.pm_dec / 3.6e6 * years
+        return float(ra), float(dec)
+
+    def advance(self, seconds: float, message: str | None = None) -> None:
+        self._done_seconds += seconds
+        self.status(fraction=min(1.0, self._done_seconds / max(self._total_seconds, 1e-9)),
+                    time_left=max(0.0, self._total_seconds - self._done_seconds), message=message)
+
+    # ---------------------------------------------------------------- frames
+
+    def take_frames(self, step: Step, imagetyp: str, *, exptime: float, count: int, lamp: str | None = None,
+                    light: bool = True, on_sky: bool = True, between: Callable[[int], None] | None = None,
+                    start: int = 1) -> list[Path]:
+        """Take ``count`` frames of one kind and write them as FITS; return their paths.
+
+        A frame whose file already exists (taken before a crash) is registered and
+        skipped, so a resumed observation never duplicates a frame. ``lamp`` is
+        lit for the frames and switched off afterwards. ``between(n)`` runs before
+        frame ``n`` > 1 (guiding corrections). ``start`` numbers the first frame
+        (several blocks of one IMAGETYP in one step).
+        """
+        paths: list[Path] = []
+        todo = []
+        for n in range(start, start + count):
+            path = self.folder / frame_name(self.observation_id, self.step_index, imagetyp, n)
+            if path.exists():
+                self.journal.add_frame(path, self.observation_id, imagetyp, step=step.name, step_index=self.step_index, number=n, exptime=exptime)
+                if str(path) not in self.frames:
+                    self.frames.append(str(path))
+                paths.append(path)
+                self.advance(exptime, f"{imagetyp} {n} already on disk")
+            else:
+                todo.append((n, path))
+        if not todo:
+            return paths
+        ra, dec = self.target_position() if on_sky else (None, None)
+        binning = tuple(self.file.instrument.binning)
+        if lamp is not None:
+            self.retry(lambda: self.hw.set_lamp(lamp), f"switch on {lamp}")
+        try:
+            for n, path in todo:
+                self.check()
+                if between is not None and n > start:
+                    between(n)
+                self.status(frame=f"{imagetyp} {n - start + 1}/{count}", message=f"{step.name}: {imagetyp} {n - start + 1}/{count} ({exptime:g} s)")
+                try:
+                    ccd = self.hw.camera.ccd_temperature
+                except DeviceError:
+                    ccd = None
+                safety = self.guard.is_safe if (on_sky and imagetyp == "LIGHT") else None
+
+                def _expose():
+                    return self.hw.expose(self.hw.camera, exptime, light=light, control=self.control,
+                                          readout_timeout=self.options.readout_timeout, safety=safety,
+                                          safety_poll=self.options.safety_poll)
+
+                exposure = self.retry(_expose, f"{imagetyp} exposure")
+                truth = self.hw.truth_id()
+                info = FrameInfo(
+                    imagetyp=imagetyp, exptime=exptime, date_obs=exposure.start, obj=self.target_name, ra=ra, dec=dec,
+                    lamp=lamp or "none", observation_id=self.observation_id, file_id=self.file.id, file_hash=self.file_hash,
+                    step=step.name, step_index=self.step_index, number=n, binning=binning, ccd_temp=ccd,
+                    set_temp=self.set_temp, observer=self.file.observer.name, reference=self.reference and imagetyp == "LIGHT",
+                    sim_truth=truth)
+                if self._writer is None:
+                    self._writer = _Writer(self)
+                self._writer.put(path, exposure.image, info)
+                paths.append(path)
+                self.advance(exptime)
+        finally:
+            if lamp is not None:
+                try:
+                    self.hw.set_lamp(None)
+                except DeviceError as exc:
+                    log.warning("could not switch the lamps off: %s", exc)
+        return paths
+
+    def _write(self, path: Path, image: np.ndarray, info: FrameInfo) -> None:
+        header = build_header(info, self.config, self.detector)
+        write_frame(path, image, header)
+        self.journal.add_frame(path, self.observation_id, info.imagetyp, step=info.step, step_index=info.step_index,
+                               number=info.number, exptime=info.exptime)
+        self.frames.append(str(path))
+        self.last_frame = str(path)
+        self.status(last_frame=str(path))
+
+    def flush(self) -> None:
+        """Wait until every frame taken so far is on disk."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.flush()
+            finally:
+                self._writer.close()
+                self._writer = None
+
+
+# --------------------------------------------------------------------------- built-in steps
+
+
+class Preconditions(Step):
+    """Roof open under a lease and safe; instrument matches; camera cooled; lamps off."""
+
+    name = "preconditions"
+    title = "roof lease, safety, camera cooling"
+
+    def estimate(self, ctx):
+        return 10.0
+
+    def run(self, ctx):
+        wanted = ctx.file.instrument.spectrograph.lower()
+        mounted = str(ctx.config.instrument.spectrograph).lower()
+        if wanted != mounted and wanted != ctx.detector.name.lower():
+            raise RosaceError(f"the file asks for the {wanted!r} set-up but {mounted!r} is mounted")
+        ctx.status(message="waiting for the roof and a safe verdict")
+        ctx.guard.acquire(ctx.control)
+        ctx.retry(lambda: ctx.hw.connect(), "connect devices")
+        ctx.retry(lambda: ctx.hw.set_lamp(None), "switch lamps off")
+        bx, by = ctx.file.instrument.binning
+        ctx.retry(lambda: ctx.hw.camera.set_binning(bx, by), "set binning")
+        set_point = float(ctx.config.instrument.camera_set_point)
+        ctx.status(message=f"cooling the camera to {set_point:g} C")
+        ctx.retry(lambda: ctx.hw.wait_cooled(set_point, tolerance=ctx.options.cooling_tolerance,
+                                             timeout=ctx.options.cooling_timeout, control=ctx.control), "camera cooling")
+        ctx.set_temp = set_point
+
+
+class Slew(Step):
+    """Point the telescope at the target and track."""
+
+    name = "slew"
+    title = "slew and track"
+
+    def estimate(self, ctx):
+        return 30.0
+
+    def run(self, ctx):
+        ra, dec = ctx.target_position()
+        ctx.status(message=f"slewing to {ctx.target_name} (RA {ra:.3f}, Dec {dec:+.3f})")
+        ctx.retry(lambda: ctx.hw.slew(ra, dec, timeout=ctx.options.slew_timeout, settle=ctx.options.settle_time, control=ctx.control), "slew")
+
+
+def _guide_image(ctx, exposure: float) -> np.ndarray:
+    return ctx.hw.expose(ctx.hw.guider, exposure, light=True, control=ctx.control, readout_timeout=ctx.options.readout_timeout).image
+
+
+def _center(ctx, max_iterations: int) -> acquisition.AcquisitionResult:
+    acq = ctx.file.acquisition
+    inst = ctx.config.instrument
+
+    def move(east, north):
+        ctx.hw.offset(east, north, rate=ctx.options.guide_rate, control=ctx.control)
+        ctx.control.wait(ctx.options.settle_time / 2)
+
+    return acquisition.center_on_slit(
+        lambda: ctx.retry(lambda: _guide_image(ctx, acq.exposure), "guide exposure"),
+        move, slit=(inst.slit_x, inst.slit_y), scale=inst.guide_scale, tolerance=acq.tolerance,
+        max_iterations=max_iterations, x_sign=ctx.options.guide_x_sign, y_sign=ctx.options.guide_y_sign,
+        sigma=ctx.options.guide_detect_sigma, check_abort=ctx.check)
+
+
+class SlitAcquisition(Step):
+    """Find the star on the guide camera and centre it on the slit."""
+
+    name = "acquire"
+    title = "slit acquisition"
+
+    def estimate(self, ctx):
+        return ctx.file.acquisition.exposure * 4 + 10
+
+    def run(self, ctx):
+        acq = ctx.file.acquisition
+        if acq.mode == "blind":
+            ctx.log.info("blind acquisition: trusting the pointing")
+            return
+        if acq.mode == "plate_solve":
+            ctx.log.warning("plate_solve acquisition is not available; centring on the brightest star instead")
+        ctx.status(message="slit acquisition")
+        result = _center(ctx, acq.max_iterations)
+        ctx.info["acquisition"] = result.to_dict()
+        ctx.log.info("%s on the slit: %.2f arcsec after %d move(s)", ctx.target_name, result.error_arcsec, result.iterations)
+
+
+class Arcs(Step):
+    """Wavelength-calibration lamp frames (before or after the science)."""
+
+    title = "arc lamp frames"
+
+    def __init__(self, when: str = "before"):
+        self.when = when
+
+    @property
+    def name(self):  # type: ignore[override]
+        return f"arcs_{self.when}"
+
+    def _wanted(self, ctx) -> bool:
+        arcs = ctx.file.sequence.arcs
+        return arcs is not None and arcs.when != "none" and (arcs.when == self.when or arcs.when == "bracket")
+
+    def estimate(self, ctx):
+        arcs = ctx.file.sequence.arcs
+        return arcs.exposure * arcs.count if self._wanted(ctx) else 0.0
+
+    def run(self, ctx):
+        if not self._wanted(ctx):
+            return
+        arcs = ctx.file.sequence.arcs
+        ctx.take_frames(self, "ARC", exptime=arcs.exposure, count=arcs.count, lamp=arcs.lamp)
+
+
+class Flats(Step):
+    """Flat-field lamp frames."""
+
+    name = "flats"
+    title = "flat lamp frames"
+
+    def estimate(self, ctx):
+        f = ctx.file.sequence.flats
+        return f.exposure * f.count if f else 0.0
+
+    def run(self, ctx):
+        f = ctx.file.sequence.flats
+        if f is None:
+            return
+        ctx.take_frames(self, "FLAT", exptime=f.exposure, count=f.count, lamp=f.lamp)
+
+
+class Science(Step):
+    """The science exposures; with ``[sequencer] guiding`` the star is re-centred between them."""
+
+    name = "science"
+    title = "science exposures"
+
+    def estimate(self, ctx):
+        s = ctx.file.sequence.science
+        return s.exposure * s.count
+
+    def run(self, ctx):
+        s = ctx.file.sequence.science
+        between = None
+        if ctx.options.guiding and ctx.file.acquisition.mode != "blind":
+            def between(n):
+                ctx.status(message=f"guiding correction before exposure {n}")
+                res = _center(ctx, 2)
+                ctx.log.info("guiding: %.2f arcsec from the slit", res.error_arcsec)
+        ctx.take_frames(self, "LIGHT", exptime=s.exposure, count=s.count, between=between)
+
+
+class BiasDark(Step):
+    """Bias and darks: taken now (``each_night``) or noted for the library (``library``)."""
+
+    name = "bias_dark"
+    title = "bias and darks"
+
+    def _exptimes(self, ctx) -> list[float]:
+        seq = ctx.file.sequence
+        times = {seq.science.exposure}
+        if seq.arcs:
+            times.add(seq.arcs.exposure)
+        if seq.flats:
+            times.add(seq.flats.exposure)
+        return sorted(times)
+
+    def estimate(self, ctx):
+        if ctx.file.sequence.bias_dark != "each_night":
+            return 0.0
+        return sum(self._exptimes(ctx)) * ctx.options.library_count
+
+    def run(self, ctx):
+        mode = ctx.file.sequence.bias_dark
+        if mode == "none":
+            return
+        binning = tuple(ctx.file.instrument.binning)
+        temp = ctx.set_temp if ctx.set_temp is not None else float(ctx.config.instrument.camera_set_point)
+        needed = [("BIAS", ctx.options.bias_time)] + [("DARK", t) for t in self._exptimes(ctx)]
+        if mode == "library":
+            ctx.info["library_needs"] = [{"kind": k, "exptime": t, "temperature": temp, "binning": list(binning)} for k, t in needed]
+            return
+        count = ctx.options.library_count
+        ctx.take_frames(self, "BIAS", exptime=ctx.options.bias_time, count=count, light=False, on_sky=False)
+        first = 1
+        for t in self._exptimes(ctx):
+            # several dark exposure times in one step: numbered on, so names never collide
+            ctx.take_frames(self, "DARK", exptime=t, count=count, light=False, on_sky=False, start=first)
+            first += count
+
+
+BUILTIN_STEPS: dict[str, Callable[[], Step]] = {
+    "preconditions": Preconditions,
+    "slew": Slew,
+    "acquire": SlitAcquisition,
+    "arcs_before": lambda: Arcs("before"),
+    "arcs_after": lambda: Arcs("after"),
+    "flats": Flats,
+    "science": Science,
+    "bias_dark": BiasDark,
+}
+
+DEFAULT_ORDER = ("preconditions", "slew", "acquire", "arcs_before", "science", "arcs_after", "flats", "bias_dark")
+
+
+def default_sequence() -> list[Step]:
+    """Return the default spectroscopic sequence: roof and cooling, slew, slit acquisition,
+    arcs before, science, arcs after, flats, bias/darks."""
+    return [BUILTIN_STEPS[n]() for n in DEFAULT_ORDER]
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class StepRegistry:
+    """Known step names -> factories (built-ins, entry points, configured files).
+
+    A factory is a Step subclass (or any callable) returning one Step, or a
+    *sequence*: a callable returning a list of Steps, expanded where it is named.
+    """
+
+    def __init__(self):
+        self.factories: dict[str, Callable[[], Any]] = dict(BUILTIN_STEPS)
+        self.errors: list[str] = []
+
+    def register(self, name: str, factory: Callable[[], Any]) -> None:
+        self.factories[name] = factory
+
+    def register_module(self, module) -> list[str]:
+        """Register every Step subclass defined in ``module`` (by its ``name``); return the names."""
+        names = []
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Step) and obj is not Step and obj.__module__ == module.__name__:
+                name = obj.__dict__.get("name")
+                if isinstance(name, str):
+                    self.register(name, obj)
+                    names.append(name)
+        extra = getattr(module, "SEQUENCES", None)
+        if isinstance(extra, dict):
+            for name, factory in extra.items():
+                self.register(name, factory)
+                names.append(name)
+        return names
+
+    def load_entry_points(self) -> None:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                self.register(ep.name, ep.load())
+            except Exception as exc:  # a broken plug-in step must not stop the observatory
+                self.errors.append(f"entry point {ep.name}: {exc}")
+                log.warning("sequence step %s failed to load: %s", ep.name, exc)
+
+    def load_file(self, path: Path) -> list[str]:
+        """Import a Python file and register its steps; raise ConfigError if it cannot be loaded."""
+        path = Path(path).expanduser()
+        mod_name = f"rosace_user_steps_{path.stem}"
+        try:
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError("not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(path, [("sequencer.step_files", f"cannot load {path}: {exc.__class__.__name__}: {exc}")]) from None
+        return self.register_module(module)
+
+    def build(self, names: list[str]) -> list[Step]:
+        """Turn step names into Step objects; raise RosaceError naming an unknown step."""
+        steps: list[Step] = []
+        for name in names:
+            factory = self.factories.get(name)
+            if factory is None:
+                raise RosaceError(f"unknown sequence step {name!r}; known: {', '.join(sorted(self.factories))}")
+            made = factory()
+            if isinstance(made, Step):
+                steps.append(made)
+            elif isinstance(made, (list, tuple)) and all(isinstance(s, Step) for s in made):
+                steps.extend(made)
+            else:
+                raise RosaceError(f"sequence step {name!r} did not build a Step (got {type(made).__name__})")
+        return steps
+
+    def sequence_for(self, of: ObservingFile) -> list[Step]:
+        """Return the steps of an observation: the file's own list, else the default sequence."""
+        if of.sequence.steps:
+            return self.build(list(of.sequence.steps))
+        return default_sequence()
+
+    def names(self) -> list[str]:
+        return sorted(self.factories)
+
+
+def load_registry(options) -> StepRegistry:
+    """Build the registry: built-ins, then entry points, then ``[sequencer] step_files``."""
+    reg = StepRegistry()
+    reg.load_entry_points()
+    for path in options.step_files:
+        reg.load_file(path)
+    return reg
