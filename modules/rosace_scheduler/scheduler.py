@@ -487,8 +487,12 @@ class Scheduler:
             left = []
             for fid in table.ids:
                 if fid not in planned:
-                    s, reason = self._file_state(cached, st, t0, fid)
+                    s, reason = self._file_state(cached, st, t0, fid, cheap=True)
                     left.append({"file_id": fid, "state": s, "reason": reason})
+            self._fill_reasons(cached, [u["file_id"] for u in left if u["state"] == "not_tonight"])
+            for u in left:
+                if u["state"] == "not_tonight":
+                    u["reason"] = cached.reasons[u["file_id"]]
             doc = {
                 "night": night.isoformat(), "site": self.site.name, "spectrograph": self.spectrograph,
                 "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "start": iso(t0), "end": iso(sky.end),
@@ -543,22 +547,30 @@ class Scheduler:
             return "observable", f"observable tonight from {iso(window[0])}"
         if cheap:
             return "not_tonight", ""
-        reason = cached.reasons.get(fid)
-        if reason is None:
-            reason = self._why_not(table, i)
-            cached.reasons[fid] = reason
-        return "not_tonight", reason
+        if fid not in cached.reasons:
+            self._fill_reasons(cached, [fid])
+        return "not_tonight", cached.reasons[fid]
 
-    def _why_not(self, table: NightTable, i: int) -> str:
-        """Say which constraint keeps request ``i`` from being observed tonight (computed once per night)."""
+    def _fill_reasons(self, cached: _Cached, fids: list[str]) -> None:
+        """Work out, in one vectorised pass, why files cannot be observed tonight (cached per night)."""
+        todo = [f for f in fids if f not in cached.reasons]
+        if not todo:
+            return
+        table = cached.table
+        rows = np.array([table.index[f] for f in todo])
+        masks, alt = constraint_masks(table.sky, [table.reqs[i] for i in rows], table.cirs[rows], self.options.altitude_margin, separate=True)
+        for j, (fid, i) in enumerate(zip(todo, rows)):
+            cached.reasons[fid] = self._why_not(table, int(i), {k: m[j] for k, m in masks.items()}, alt[j])
+
+    def _why_not(self, table: NightTable, i: int, masks: dict, alt: np.ndarray) -> str:
+        """Say which constraint keeps request ``i`` from being observed tonight."""
         sky, r = table.sky, table.reqs[i]
-        masks, alt = constraint_masks(sky, [r], table.cirs[i:i + 1], self.options.altitude_margin, separate=True)
-        never = [name for name in CONSTRAINT_NAMES if name in masks and not masks[name][0].any()]
+        never = [name for name in CONSTRAINT_NAMES if name in masks and not masks[name].any()]
         if never:
             parts = []
             for name in never:
                 if name == "altitude":
-                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg tonight (highest {alt[0].max():.1f} deg)")
+                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg tonight (highest {alt.max():.1f} deg)")
                 elif name == "sun":
                     parts.append(f"sun: never below {r.sun_max_altitude:.0f} deg tonight")
                 elif name == "time_window":
@@ -572,8 +584,7 @@ class Scheduler:
                 else:
                     parts.append(f"{name}: never passes tonight")
             return "; ".join(parts)
-        ok = np.logical_and.reduce([m[0] for m in masks.values()])
-        longest = int(table.run[i].max()) * sky.step if ok.any() else 0
+        longest = int(table.run[i].max()) * sky.step
         need = table.duration[i] + self.options.first_slew
         if longest == 0:
             return "every constraint passes at some time tonight, but never all at once"
@@ -586,9 +597,13 @@ class Scheduler:
             cached = self.table(self.night_of(t))
             st = self.state(cached, t)
             items = []
+            states = {fid: self._file_state(cached, st, t, fid, cheap=True) for fid in cached.table.ids}
+            self._fill_reasons(cached, [f for f, (s, _) in states.items() if s == "not_tonight"])
             for fid in cached.table.ids:
                 qf = self.files[fid]
-                s, reason = self._file_state(cached, st, t, fid)
+                s, reason = states[fid]
+                if s == "not_tonight":
+                    reason = cached.reasons[fid]
                 h = self._history.get(fid)
                 items.append({
                     "id": fid, "title": qf.of.title, "target": qf.request.target, "priority": qf.request.priority,

@@ -1,0 +1,229 @@
+"""Scheduler benchmark: ROSACE's planner vs astroplan's PriorityScheduler, same requests, same run.
+
+One seeded random set of requests (N = 50, 200, 1000) for one night at a
+mid-latitude site (43.75 N), equivalent constraints on both sides (altitude 30,
+airmass 2, sun below -12, moon 30 deg away, 3-hour time windows for one request
+in five), the same durations and the same slew model. Reported: wall time,
+ratio, total priority-weighted scheduled time (priority x hours), violations
+found by the independent 10-s validator (rosace_scheduler.validation), peak
+memory; then the latency of ``next`` with 10,000 requests in the queue.
+
+    python benchmarks/bench_scheduler.py            # astroplan at N = 50 and 200
+    python benchmarks/bench_scheduler.py --full     # astroplan at N = 1000 too (~1 min)
+
+The last line is one JSON object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tracemalloc
+import warnings
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modules"))
+
+from rosace_core.astro import configure_offline  # noqa: E402
+from rosace_core.config import config_from_dict  # noqa: E402
+
+NIGHT = date(2026, 11, 20)
+SEED = 20261120
+LIMITS = {"min_altitude": 30.0, "max_airmass": 2.0, "moon_min_separation": 30.0, "sun_max_altitude": -12.0}
+
+
+def make_files(n: int, seed: int = SEED) -> list[dict]:
+    """Return ``n`` random Observing File dicts (seeded)."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2026, 11, 20, 17, tzinfo=timezone.utc).timestamp()
+    files = []
+    for i in range(n):
+        c = dict(LIMITS)
+        if i % 5 == 0:
+            ws = start + rng.uniform(0, 10) * 3600
+            c["windows"] = [{"start": datetime.fromtimestamp(ws, timezone.utc).isoformat(), "end": datetime.fromtimestamp(ws + 3 * 3600, timezone.utc).isoformat()}]
+        files.append({
+            "rosace": 1, "id": f"bench-{i:05d}", "observer": {"name": "Benchmark"},
+            "target": {"name": f"Star {i}", "ra": float(rng.uniform(0, 360)), "dec": float(np.degrees(np.arcsin(rng.uniform(-0.3, 1.0))))},
+            "instrument": {"spectrograph": "alpy600"},
+            "sequence": {"science": {"count": int(rng.integers(1, 5)), "exposure": float(round(rng.uniform(60, 600)))},
+                         "arcs": {"exposure": 10, "when": "bracket"}, "reference_star": {"mode": "none"}},
+            "constraints": c, "priority": int(rng.integers(1, 11)),
+        })
+    return files
+
+
+def build_scheduler(files: list[dict], tmp: Path):
+    from rosace_core.observing_file import ObservingFile
+    from rosace_scheduler.scheduler import Scheduler
+
+    cfg = config_from_dict({"data": {"root": str(tmp)}, "scheduler": {"watch_interval": 0}})
+    s = Scheduler(cfg, database=":memory:", queue_folder=tmp / "none")
+    for d in files:
+        of = ObservingFile.model_validate(d)
+        s._add(of, "rest", None, None)
+    return s
+
+
+def run_rosace(s, *, keep_sky: bool = False) -> tuple[float, list]:
+    """Plan the night from scratch (sky, table, plan); return wall seconds and the plan.
+
+    ``keep_sky``: the night's sun, moon and rotation are already computed (the
+    server does that once per night), so only the queue's table and the plan count.
+    """
+    if not keep_sky:
+        s._skies.clear()
+    s._cache.clear()
+    t0 = time.perf_counter()
+    plan = s.plan(NIGHT, start=f"{NIGHT.isoformat()}T12:00:00Z")
+    return time.perf_counter() - t0, plan
+
+
+def run_astroplan(s, night_start: float, night_end: float) -> tuple[float, list]:
+    """Schedule the same requests with astroplan's PriorityScheduler; return wall seconds and (id, start, end)."""
+    import astropy.units as u
+    from astropy.coordinates import EarthLocation, SkyCoord
+    from astropy.time import Time
+    from astroplan import FixedTarget, Observer, ObservingBlock
+    from astroplan.constraints import AirmassConstraint, AltitudeConstraint, AtNightConstraint, MoonSeparationConstraint, TimeConstraint
+    from astroplan.scheduling import PriorityScheduler, Schedule, Transitioner
+
+    site = s.site
+    t0 = time.perf_counter()
+    observer = Observer(location=EarthLocation(lat=site.latitude * u.deg, lon=site.longitude * u.deg, height=site.elevation * u.m))
+    constraints = [AltitudeConstraint(min=LIMITS["min_altitude"] * u.deg), AirmassConstraint(max=LIMITS["max_airmass"]),
+                   AtNightConstraint(max_solar_altitude=LIMITS["sun_max_altitude"] * u.deg),
+                   MoonSeparationConstraint(min=LIMITS["moon_min_separation"] * u.deg)]
+    blocks = []
+    for qf in s.files.values():
+        r = qf.request
+        bc = [TimeConstraint(Time(r.windows[0][0], format="unix"), Time(r.windows[0][1], format="unix"))] if r.windows else None
+        target = FixedTarget(SkyCoord(r.ra * u.deg, r.dec * u.deg), name=r.file_id)
+        # astroplan: lower number = higher priority; the settle time is part of the block, and the
+        # duration is rounded up to its 60-s grid (astroplan truncates durations to whole slots)
+        blocks.append(ObservingBlock(target, astroplan_duration(s, r) * u.s, 11 - r.priority, constraints=bc))
+    transitioner = Transitioner(slew_rate=s.options.slew_rate * u.deg / u.s)
+    scheduler = PriorityScheduler(constraints=constraints, observer=observer, transitioner=transitioner, time_resolution=60 * u.s)
+    schedule = Schedule(Time(night_start, format="unix"), Time(night_end, format="unix"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheduler(blocks, schedule)
+    wall = time.perf_counter() - t0
+    out = [(b.target.name, b.start_time.unix, b.end_time.unix) for b in schedule.observing_blocks]
+    return wall, out
+
+
+def astroplan_duration(s, r) -> float:
+    return float(np.ceil((r.duration + s.options.slew_settle) / 60.0) * 60.0)
+
+
+def score(s, entries) -> tuple[float, int]:
+    """Return (priority x hours of the scheduled requests, violations found by the validator)."""
+    from rosace_scheduler.validation import check_from_file, validate
+
+    checks, value = [], 0.0
+    for fid, start, end, expected in entries:
+        qf = s.files[fid]
+        value += qf.request.priority * qf.request.duration / 3600.0
+        checks.append(check_from_file(qf.of, s.site, start, end, expected_duration=expected))
+    return value, len(validate(checks, s.site, step=10.0))
+
+
+def peak_mb(fn) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def bench_next(tmp: Path, n: int = 10000, calls: int = 300) -> dict:
+    """Latency of ``next`` (through the Flask app, JSON included) with ``n`` requests queued."""
+    from rosace_scheduler.api import create_app
+
+    s = build_scheduler(make_files(n, seed=SEED + 1), tmp)
+    app = create_app(s.config, token="bench", scheduler_instance=s, watch=False)
+    client = app.test_client()
+    headers = {"Authorization": "Bearer bench"}
+    t_build = time.perf_counter()
+    client.post("/api/v1/scheduler/next", json={"time": "2026-11-20T18:00:00Z"}, headers=headers)
+    warm = time.perf_counter() - t_build
+    start = datetime(2026, 11, 20, 18, tzinfo=timezone.utc).timestamp()
+    lat, got = [], 0
+    for k in range(calls):
+        t = start + k * 120.0
+        body = {"time": datetime.fromtimestamp(t, timezone.utc).isoformat(), "pointing": {"ra": float(k % 360), "dec": 30.0}}
+        t0 = time.perf_counter()
+        resp = client.post("/api/v1/scheduler/next", json=body, headers=headers)
+        lat.append(time.perf_counter() - t0)
+        doc = resp.get_json()
+        got += doc["observation"] is not None
+    lat_ms = np.array(lat) * 1000
+    return {"queue": n, "calls": calls, "observations": got, "first_call_s": round(warm, 3),
+            "p50_ms": round(float(np.percentile(lat_ms, 50)), 2), "p99_ms": round(float(np.percentile(lat_ms, 99)), 2), "max_ms": round(float(lat_ms.max()), 2)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="run astroplan at N = 1000 too (about a minute)")
+    parser.add_argument("--sizes", default="50,200,1000")
+    parser.add_argument("--next-queue", type=int, default=10000)
+    args = parser.parse_args(argv)
+    configure_offline()
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="rosace-bench-"))
+    # warm both sides' astropy caches (IERS tables, ephemeris) out of the timings
+    warm = build_scheduler(make_files(5), tmp)
+    run_rosace(warm)
+    results = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        s = build_scheduler(make_files(n), tmp)
+        wall, plan = run_rosace(s)
+        warm_wall, warm_plan = run_rosace(s, keep_sky=True)
+        assert [o["file_id"] for o in warm_plan["observations"]] == [o["file_id"] for o in plan["observations"]]
+        entries = [(o["file_id"], o["start"], o["end"], s.files[o["file_id"]].request.duration) for o in plan["observations"]]
+        value, viol = score(s, entries)
+        row = {"n": n, "rosace_s": round(wall, 4), "rosace_warm_s": round(warm_wall, 4), "rosace_value": round(value, 2), "rosace_observations": len(entries), "rosace_violations": viol,
+               "rosace_peak_mb": round(peak_mb(lambda: run_rosace(s)), 1)}
+        if n <= 200 or args.full:
+            sky = s.sky(NIGHT)
+            # astroplan schedules between the same twilight limits the night grid spans
+            night_start = float(sky.times[np.argmax(sky.sun_alt <= LIMITS["sun_max_altitude"])])
+            night_end = float(sky.times[len(sky.times) - 1 - np.argmax(sky.sun_alt[::-1] <= LIMITS["sun_max_altitude"])])
+            awall, blocks = run_astroplan(s, night_start, night_end)
+            aentries = [(fid, st, en, astroplan_duration(s, s.files[fid].request)) for fid, st, en in blocks]
+            avalue, aviol = score(s, aentries)
+            row.update({"astroplan_s": round(awall, 3), "astroplan_value": round(avalue, 2), "astroplan_observations": len(aentries),
+                        "astroplan_violations": aviol, "speedup": round(awall / wall, 1), "speedup_warm": round(awall / warm_wall, 1)})
+            if n <= 50:
+                row["astroplan_peak_mb"] = round(peak_mb(lambda: run_astroplan(s, night_start, night_end)), 1)
+        results.append(row)
+        print(json.dumps(row))
+    nxt = bench_next(tmp, args.next_queue)
+    print(json.dumps({"next": nxt}))
+    by_n = {r["n"]: r for r in results}
+    headline = {
+        "benchmark": "scheduler",
+        "sizes": results,
+        "speedup_n200": by_n.get(200, {}).get("speedup"),
+        "speedup_warm_n200": by_n.get(200, {}).get("speedup_warm"),
+        "value_ratio_n200": round(by_n[200]["rosace_value"] / by_n[200]["astroplan_value"], 3) if 200 in by_n and "astroplan_value" in by_n[200] else None,
+        "rosace_s_n1000": by_n.get(1000, {}).get("rosace_s"),
+        "rosace_warm_s_n1000": by_n.get(1000, {}).get("rosace_warm_s"),
+        "violations_rosace": sum(r["rosace_violations"] for r in results),
+        "violations_astroplan": sum(r.get("astroplan_violations", 0) for r in results),
+        "next_p99_ms_10000": nxt["p99_ms"],
+    }
+    print(json.dumps(headline))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

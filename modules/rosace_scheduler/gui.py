@@ -1,0 +1,152 @@
+"""Desktop tab of the scheduler: tonight's timeline and altitude curves, the queue, rejected files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QWidget,
+)
+
+from rosace_desktop.tab import ModuleTab
+
+STATE_COLOURS = {
+    "observable": "#2e7d32", "in_progress": "#1565c0", "completed": "#616161", "not_due": "#8d6e63",
+    "not_tonight": "#c62828", "held": "#ef6c00", "wrong_instrument": "#6a1b9a", "expired": "#9e9e9e",
+    "unsupported": "#9e9e9e", "done_tonight": "#616161",
+}
+
+
+def _unix(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().setVisible(False)
+    return t
+
+
+class SchedulerTab(ModuleTab):
+    """Tonight's plan (timeline, altitude curves), the queue with states and reasons, rejected files."""
+
+    interval_ms = 10000
+
+    def __init__(self, client, parent: QWidget | None = None):
+        super().__init__(client, parent)
+        bar = QHBoxLayout()
+        self.night_label = QLabel("night: -")
+        bar.addWidget(self.night_label, 1)
+        submit = QPushButton("Submit Observing File...")
+        submit.clicked.connect(self._submit)
+        bar.addWidget(submit)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        bar.addWidget(refresh)
+        self.body.addLayout(bar)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        plots = pg.GraphicsLayoutWidget()
+        self.timeline = plots.addPlot(row=0, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        self.timeline.setLabel("left", "plan")
+        self.timeline.hideAxis("left")
+        self.timeline.setMaximumHeight(140)
+        self.altitude = plots.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        self.altitude.setLabel("left", "altitude", units="deg")
+        self.altitude.setYRange(0, 90)
+        self.altitude.addLegend(offset=(10, 10))
+        self.altitude.setXLink(self.timeline)
+        split.addWidget(plots)
+
+        tabs = QTabWidget()
+        self.queue_table = _table(["file", "target", "priority", "state", "reason"])
+        self.rejected_table = _table(["file", "line", "column", "field", "problem"])
+        tabs.addTab(self.queue_table, "Queue")
+        tabs.addTab(self.rejected_table, "Rejected files")
+        self.tabs = tabs
+        split.addWidget(tabs)
+        self.body.addWidget(split, 1)
+        self.last_data: dict | None = None
+
+    def fetch(self):
+        return {"plan": self.client.plan(curves=True), "queue": self.client.queue()}
+
+    def update_view(self, data) -> None:
+        self.last_data = data
+        plan, queue = data["plan"], data["queue"]
+        self.night_label.setText(
+            f"night {plan['night']}  sunset {plan.get('sunset') or '-'}  sunrise {plan.get('sunrise') or '-'}  "
+            f"{len(plan['observations'])} planned, value {plan['value']:.2f} priority x h  ({plan['spectrograph']} mounted)"
+        )
+        self._draw_plan(plan)
+        self._fill_queue(queue)
+        self._fill_rejected(queue.get("rejected", []))
+
+    def _draw_plan(self, plan: dict) -> None:
+        self.timeline.clear()
+        self.altitude.clear()
+        obs = plan["observations"]
+        for k, o in enumerate(obs):
+            s, e = _unix(o["start"]), _unix(o["end"])
+            colour = pg.intColor(k, hues=max(len(obs), 1))
+            self.timeline.addItem(pg.BarGraphItem(x0=[s], y0=[0], width=[e - s], height=[1], brush=colour))
+            label = pg.TextItem(o["target"], anchor=(0, 1), angle=90, color="w")
+            label.setPos(s, 1.05)
+            self.timeline.addItem(label)
+        curves = plan.get("curves") or {}
+        times = [_unix(t) for t in curves.get("times", [])]
+        if times:
+            self.altitude.plot(times, curves.get("sun_altitude", []), pen=pg.mkPen("#ffb300", style=Qt.PenStyle.DashLine), name="sun")
+            for k, o in enumerate(obs):
+                alt = curves.get("altitude", {}).get(o["file_id"])
+                if alt:
+                    self.altitude.plot(times, alt, pen=pg.mkPen(pg.intColor(k, hues=max(len(obs), 1)), width=2), name=o["target"])
+        self.timeline.setYRange(0, 2.5)
+
+    def _fill_queue(self, queue: dict) -> None:
+        files = queue.get("files", [])
+        t = self.queue_table
+        t.setRowCount(len(files))
+        for row, f in enumerate(files):
+            values = [f["id"], f["target"], str(f["priority"]), f["state"].replace("_", " "), f["reason"]]
+            for col, v in enumerate(values):
+                item = QTableWidgetItem(v)
+                if col == 3:
+                    item.setForeground(pg.mkColor(STATE_COLOURS.get(f["state"], "#000000")))
+                t.setItem(row, col, item)
+        t.resizeColumnsToContents()
+
+    def _fill_rejected(self, rejected: list[dict]) -> None:
+        rows = [(r["filename"], e) for r in rejected for e in r["errors"]]
+        t = self.rejected_table
+        t.setRowCount(len(rows))
+        for row, (name, e) in enumerate(rows):
+            for col, v in enumerate([name, e.get("line"), e.get("column"), e.get("path"), e.get("message")]):
+                t.setItem(row, col, QTableWidgetItem("" if v is None else str(v)))
+        self.tabs.setTabText(1, f"Rejected files ({len(rejected)})")
+
+    def _submit(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Submit an Observing File", "", "Observing Files (*.yaml *.yml *.json)")
+        if name:
+            self.run_async(lambda: self.client.submit_path(Path(name)), what=f"submit {Path(name).name}")
+
+
+def create_widget(client) -> QWidget:
+    """Return the scheduler's desktop tab for a SchedulerClient."""
+    return SchedulerTab(client)
