@@ -4,8 +4,10 @@
 image -> centroid -> mount move until the star is within the tolerance of the
 slit. The mapping from a commanded move (arcsec East, North) to the star's
 motion on the guide image (pixels) starts from the configured orientation and
-plate scale and is refined after each move (Broyden's rank-one update), so a
-camera rotated or mirrored against the first guess still converges.
+plate scale; the first two moves go along one axis each and measure that axis
+exactly (a guider calibration made on the way to the slit), later moves refine
+it (Broyden's rank-one update), so a camera rotated or mirrored against the
+first guess still converges.
 """
 
 from __future__ import annotations
@@ -119,11 +121,14 @@ def center_on_slit(
     off the slit after ``max_iterations`` moves.
     """
     # pixels moved on the image per arcsec commanded (East, North): columns of A
-    model = np.array([[x_sign / scale, 0.0], [0.0, y_sign / scale]], dtype=float)
+    first_guess = np.array([[x_sign / scale, 0.0], [0.0, y_sign / scale]], dtype=float)
+    model = first_guess.copy()
     target = np.asarray(slit, dtype=float)
     result = AcquisitionResult(False, 0, float("inf"))
     previous: np.ndarray | None = None
     last_move: np.ndarray | None = None
+    axis_moved: int | None = None
+    uncalibrated = [0, 1]
     for iteration in range(max_iterations + 1):
         if check_abort:
             check_abort()
@@ -137,11 +142,18 @@ def center_on_slit(
         result.error_arcsec = float(np.hypot(*offset) * scale)
         result.iterations = iteration
         log.debug("acquisition %d: star at (%.1f, %.1f), %.2f arcsec from the slit", iteration, star.x, star.y, result.error_arcsec)
-        if previous is not None and last_move is not None and np.hypot(*last_move) > 0.05:
+        if previous is not None and last_move is not None:
             seen = pos - previous
-            predicted = model @ last_move
-            # Broyden's update: the smallest change of the model that explains the last move.
-            model = model + np.outer(seen - predicted, last_move) / float(last_move @ last_move)
+            if axis_moved is not None:
+                # A move along one axis measures that column of the model exactly
+                # (the first moves: like a guider calibration, but on the way to the slit).
+                column = seen / last_move[axis_moved]
+                if np.hypot(*column) * scale > 0.1:
+                    model[:, axis_moved] = column
+            elif np.hypot(*last_move) > 0.05:
+                predicted = model @ last_move
+                # Broyden's update: the smallest change of the model that explains the last move.
+                model = model + np.outer(seen - predicted, last_move) / float(last_move @ last_move)
         if result.error_arcsec <= tolerance:
             result.converged = True
             return result
@@ -150,8 +162,20 @@ def center_on_slit(
         try:
             step = np.linalg.solve(model, offset)
         except np.linalg.LinAlgError:
-            model = np.array([[x_sign / scale, 0.0], [0.0, y_sign / scale]])
+            model = first_guess.copy()
             step = np.linalg.solve(model, offset)
+        axis_moved = None
+        while uncalibrated:
+            axis = uncalibrated.pop(0)
+            if abs(step[axis]) >= max(1.0, tolerance / 2):
+                axis_moved = axis
+                step = np.where(np.arange(2) == axis, step, 0.0)
+                break
+        # never jump further than a few times the distance to the slit: a bad model must not lose the star
+        limit = 3.0 * result.error_arcsec + 2.0
+        norm = float(np.hypot(*step))
+        if norm > limit:
+            step = step * (limit / norm)
         move(float(step[0]), float(step[1]))
         result.moves.append((float(step[0]), float(step[1])))
         previous, last_move = pos, step

@@ -191,7 +191,7 @@ def build_header(info: FrameInfo, config, detector: Detector):
     hdr["LAMP"] = (info.lamp or "none", "lamp lit during the frame")
     hdr["ROSOBSID"] = (info.observation_id, "ROSACE observation id")
     hdr["ROSOFID"] = (info.file_id, "Observing File id")
-    hdr["ROSOFHSH"] = (info.file_hash, "Observing File SHA-256")
+    hdr["ROSOFHSH"] = info.file_hash  # 64 hex digits: no room left for a comment
     hdr["ROSSTEP"] = (info.step, "sequence step")
     hdr["ROSSTEPN"] = (int(info.step_index), "sequence step index")
     hdr["ROSREF"] = (bool(info.reference), "reference star for the instrument response")

@@ -486,7 +486,9 @@ def frame_preview(path: Path, max_size: int = 400) -> dict:
     small = data[: rows - rows % f or rows, : cols - cols % f or cols]
     small = small.reshape(small.shape[0] // f, f, small.shape[1] // f, f).mean(axis=(1, 3)) if f > 1 else small
     # the profile: the brightest rows (the trace) summed, background (median row) removed
-    row_level = np.median(data, axis=1)
+    from scipy.ndimage import uniform_filter1d
+
+    row_level = uniform_filter1d(np.median(data, axis=1), 9)
     trace = int(np.argmax(row_level))
     lo, hi = max(0, trace - 5), min(rows, trace + 6)
     profile = data[lo:hi].mean(axis=0) - np.median(data, axis=0)

@@ -1,0 +1,165 @@
+"""The sequencer's desktop tab: current observation and step, progress, last frame, profile, controls, log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QWidget,
+)
+from PySide6.QtCore import Qt
+
+from rosace_desktop.tab import ModuleTab
+
+
+class SequencerTab(ModuleTab):
+    """Live view of the sequencer, through its REST client only."""
+
+    interval_ms = 1000
+
+    def __init__(self, client, parent=None):
+        self._log_seq = 0
+        self._shown_frame: str | None = None
+        super().__init__(client, parent)
+        grid = QGridLayout()
+        self.mode_label = QLabel("-")
+        self.obs_label = QLabel("-")
+        self.step_label = QLabel("-")
+        self.time_left = QLabel("-")
+        for row, (name, widget) in enumerate((("Mode", self.mode_label), ("Observation", self.obs_label),
+                                              ("Step", self.step_label), ("Time left", self.time_left))):
+            grid.addWidget(QLabel(name + ":"), row, 0)
+            grid.addWidget(widget, row, 1)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        grid.addWidget(self.progress, 4, 0, 1, 2)
+        self.body.addLayout(grid)
+
+        buttons = QHBoxLayout()
+        self.buttons = {}
+        for key, text, fn in (("night", "Start night", self._start_night), ("stop", "Stop night", lambda: self._act("stop_night")),
+                              ("run", "Run file...", self._run_file), ("pause", "Pause", lambda: self._act("pause")),
+                              ("resume", "Resume", lambda: self._act("resume")), ("abort", "Abort", self._abort)):
+            b = QPushButton(text)
+            b.clicked.connect(fn)
+            buttons.addWidget(b)
+            self.buttons[key] = b
+        self.body.addLayout(buttons)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.frame_label = QLabel("last frame: none")
+        self.image_view = pg.PlotWidget()
+        self.image_view.setAspectLocked(False)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_view.addItem(self.image_item)
+        self.image_view.setLabel("bottom", "column (dispersion)")
+        self.image_view.setLabel("left", "row (slit)")
+        self.profile_view = pg.PlotWidget()
+        self.profile_view.setLabel("bottom", "column (dispersion)")
+        self.profile_view.setLabel("left", "ADU")
+        self.profile_curve = self.profile_view.plot([], [])
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(2000)
+        top = QWidget()
+        tl = QHBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.image_view, 3)
+        tl.addWidget(self.profile_view, 2)
+        split.addWidget(top)
+        split.addWidget(self.log_view)
+        self.body.addWidget(self.frame_label)
+        self.body.addWidget(split, 1)
+
+    # ------------------------------------------------------------------ data
+
+    def fetch(self):
+        status = self.client.status()
+        lines = self.client.log(since=self._log_seq)
+        preview = None
+        if status.get("last_frame") and status["last_frame"] != self._shown_frame:
+            try:
+                preview = self.client.last_frame(max_size=300)
+            except Exception:  # the frame may be moved or still being written: next refresh
+                preview = None
+        return {"status": status, "log": lines, "preview": preview}
+
+    def update_view(self, data):
+        st = data["status"]
+        state = st.get("state", "?")
+        self.mode_label.setText(f"{st.get('mode', '?')} / {state}" + (f" - {st['message']}" if st.get("message") else ""))
+        obs = st.get("observation") or {}
+        if obs:
+            self.obs_label.setText(f"{obs.get('target', '?')} ({obs.get('file_id', '?')}) - {obs.get('observation_id', '')}")
+            steps = obs.get("steps") or []
+            idx = obs.get("step_index") or 0
+            frame = f", {obs['frame']}" if obs.get("frame") else ""
+            self.step_label.setText(f"{obs.get('step', '-')} ({idx}/{len(steps)}){frame}")
+            left = obs.get("time_left")
+            self.time_left.setText(f"{left / 60:.1f} min" if isinstance(left, (int, float)) else "-")
+            self.progress.setValue(int(1000 * float(obs.get("fraction") or 0.0)))
+        else:
+            self.obs_label.setText("-")
+            self.step_label.setText("-")
+            self.time_left.setText("-")
+            self.progress.setValue(0)
+        busy = st.get("mode") not in (None, "idle")
+        self.buttons["night"].setEnabled(not busy)
+        self.buttons["run"].setEnabled(not busy)
+        self.buttons["stop"].setEnabled(st.get("mode") == "night")
+        self.buttons["abort"].setEnabled(busy)
+        self.buttons["pause"].setEnabled(busy and not st.get("paused"))
+        self.buttons["resume"].setEnabled(bool(st.get("paused")))
+        for line in data["log"]:
+            self._log_seq = max(self._log_seq, int(line["seq"]))
+            self.log_view.appendPlainText(f"{line['time'][11:19]} {line['level'][0]} {line['message']}")
+        preview = data.get("preview")
+        if preview:
+            self.show_preview(preview)
+
+    def show_preview(self, preview: dict) -> None:
+        """Show a frame preview (``GET /last_frame``): the 2D image and its profile."""
+        self._shown_frame = preview["path"]
+        img = np.asarray(preview["image"], dtype=float)
+        f = preview.get("binning", 1)
+        lo, hi = np.percentile(img, [1, 99.5]) if img.size else (0, 1)
+        self.image_item.setImage(img, levels=(lo, hi if hi > lo else lo + 1))
+        self.image_item.setRect(0, 0, img.shape[1] * f, img.shape[0] * f)
+        profile = np.asarray(preview["profile"], dtype=float)
+        self.profile_curve.setData(np.arange(profile.size), profile)
+        self.frame_label.setText(f"last frame: {preview['name']} - {preview.get('imagetyp')} {preview.get('object')} "
+                                 f"{preview.get('exptime')} s, {preview.get('date_obs')}")
+
+    # ------------------------------------------------------------------ actions
+
+    def _act(self, method: str) -> None:
+        self.run_async(getattr(self.client, method), what=method.replace("_", " "))
+
+    def _start_night(self) -> None:
+        if self.confirm("Start the robotic night? The telescope will move and the roof may open."):
+            self.run_async(self.client.start_night, what="start night")
+
+    def _abort(self) -> None:
+        if self.confirm("Abort the current exposure and observation?"):
+            self._act("abort")
+
+    def _run_file(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Run an Observing File", "", "Observing Files (*.yaml *.yml *.json)")
+        if name:
+            text = Path(name).read_text(encoding="utf-8")
+            self.run_async(lambda: self.client.run(text), what=f"run {Path(name).name}")
+
+
+def create_widget(client) -> QWidget:
+    """Return the sequencer tab for the desktop shell."""
+    return SequencerTab(client)
