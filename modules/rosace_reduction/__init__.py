@@ -9,5 +9,6 @@ MODULE = ModuleSpec(
     app="rosace_reduction.api:create_app",
     client="rosace_reduction.client:ReductionClient",
     widget="rosace_reduction.gui:create_widget",
+    cli="rosace_reduction.cli:register",
     port=8704,
 )

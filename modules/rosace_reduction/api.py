@@ -1,10 +1,181 @@
-"""REST API of the reduction module (placeholder until the module lands)."""
+"""REST API of the reduction module (``/api/v1/reduction``, docs/dev/contracts.md).
 
-from rosace_core.rest import Api, create_module_app
+``POST /reduce`` starts a job (frames or a folder) and answers 202; the job's
+result lists the spectra written. After each spectrum, when ``[reduction]
+share_url`` is set, the BeSS FITS is uploaded to the share module; a share
+server that is down is logged and never fails the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import requests
+from flask import current_app, send_file
+from pydantic import BaseModel, Field, model_validator
+
+from rosace_core.jobs import JobRunner
+from rosace_core.rest import Api, ProblemError, create_module_app
+
+log = logging.getLogger(__name__)
 
 api = Api("reduction", "Reduction", "Raw frames to calibrated 1D spectra")
 
 
+class ReduceRequest(BaseModel):
+    """Frames (paths on the reduction server) or a folder to reduce."""
+
+    frames: list[str] = Field(default_factory=list, description="raw FITS paths")
+    folder: str | None = Field(None, description="a folder of raw frames (a night)")
+    observation_id: str | None = Field(None, description="reduce only this observation of the frames/folder")
+    force: bool = False
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.frames and not self.folder:
+            raise ValueError("give 'frames' or 'folder'")
+        return self
+
+
+class ResultsQuery(BaseModel):
+    observation_id: str | None = None
+
+
+def _state():
+    return current_app.extensions["rosace_reduction"]
+
+
+def upload_to_share(fits_path: str, share_url: str, token: str | None, timeout: float = 20.0) -> dict:
+    """Upload a BeSS FITS to the share module; return {'ok', 'status', 'detail'} and never raise."""
+    url = share_url.rstrip("/") + "/api/v1/share/spectra"
+    try:
+        with open(fits_path, "rb") as fh:
+            resp = requests.post(url, files={"file": (Path(fits_path).name, fh, "application/fits")},
+                                 headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=timeout)
+        ok = resp.status_code in (200, 201, 409)  # 409: already there, fine for a re-run
+        detail = resp.json() if resp.headers.get("content-type", "").startswith("application/") and resp.content else resp.text[:200]
+        if not ok:
+            log.warning("share upload of %s answered %s: %s", fits_path, resp.status_code, detail)
+        return {"ok": ok, "status": resp.status_code, "detail": detail}
+    except (requests.RequestException, OSError, ValueError) as exc:
+        log.warning("share upload of %s failed: %s", fits_path, exc)
+        return {"ok": False, "status": None, "detail": str(exc)}
+
+
+@api.route("/reduce", methods=("POST",), body=ReduceRequest, status=202, summary="Reduce frames or a folder (202 job)")
+def reduce(body: ReduceRequest):
+    from rosace_reduction.batch import reduce_paths
+
+    state = _state()
+    paths = [Path(p) for p in body.frames] + ([Path(body.folder)] if body.folder else [])
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ProblemError(422, "Validation failed", "no such file or folder", [{"field": "frames", "message": f"not found: {m}", "in": "body"} for m in missing])
+    options = state["options"]
+    share_url, share_token = state["share_url"], state["share_token"]
+    workers = state["workers"]
+
+    def run(job):
+        def progress(done, total, message):
+            job.progress(done / total if total else 0.0, message)
+
+        report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested)
+        spectra = []
+        for o in report.outcomes:
+            if body.observation_id and o.observation_id != body.observation_id:
+                continue
+            item = {"observation_id": o.observation_id, "object": o.object, "status": o.status, "message": o.message}
+            if o.record:
+                item.update(id=o.record["id"], fits=o.record["products"]["fits"], quality=o.record["quality"], flags=o.record["flags"])
+                if share_url and o.status == "reduced":
+                    item["share"] = upload_to_share(o.record["products"]["fits"], share_url, share_token)
+            spectra.append(item)
+        job.check_abort()
+        return {"spectra": spectra, "counts": report.counts, "bad_files": [{"path": p, "reason": r} for p, r in report.bad_files]}
+
+    job = state["runner"].submit("reduce", run, params=body.model_dump())
+    return job.to_dict()
+
+
+@api.route("/results", query=ResultsQuery, summary="Reduced spectra (quality records), newest first")
+def results(query: ResultsQuery):
+    from rosace_reduction.results import list_results
+
+    return list_results(_state()["options"].output_root, query.observation_id)
+
+
+@api.route("/results/<result_id>", summary="One reduced spectrum: quality and provenance record")
+def result(result_id: str):
+    from rosace_reduction.results import get_result
+
+    return get_result(_state()["options"].output_root, result_id)
+
+
+@api.route("/results/<result_id>/plot.png", summary="Quick-look plot of a reduced spectrum")
+def plot(result_id: str):
+    from rosace_reduction.results import get_result
+
+    rec = get_result(_state()["options"].output_root, result_id)
+    return send_file(rec["products"]["png"], mimetype="image/png")
+
+
+@api.route("/results/<result_id>/spectrum.fits", summary="The BeSS FITS of a reduced spectrum")
+def spectrum_fits(result_id: str):
+    from rosace_reduction.results import get_result
+
+    rec = get_result(_state()["options"].output_root, result_id)
+    return send_file(rec["products"]["fits"], mimetype="application/fits", as_attachment=True, download_name=Path(rec["products"]["fits"]).name)
+
+
+@api.route("/results/<result_id>/data", summary="The spectrum as arrays (wavelength, flux, uncertainty) for plotting")
+def spectrum_data(result_id: str):
+    from rosace_reduction.output import read_spectrum
+    from rosace_reduction.results import get_result
+
+    rec = get_result(_state()["options"].output_root, result_id)
+    spec = read_spectrum(rec["products"]["fits"])
+    unc = spec.uncertainty.array.tolist() if spec.uncertainty is not None else None
+    return {"wavelength": spec.spectral_axis.value.tolist(), "flux": spec.flux.value.tolist(), "uncertainty": unc, "unit": str(spec.flux.unit)}
+
+
 def create_app(config=None, *, token=None):
     """Build the reduction module's Flask app."""
-    return create_module_app(api, config=config, token=token)
+    from rosace_core.auth import resolve_token
+    from rosace_core.config import ObservatoryConfig
+    from rosace_reduction.batch import options_from_config
+
+    cfg = config if config is not None else ObservatoryConfig()
+    runner = JobRunner()
+    if not any(op.rule == "/jobs" for op in api.operations):
+        _add_job_routes()
+    app = create_module_app(api, config=cfg, token=token)
+    red = dict(cfg.reduction or {})
+    share_url = red.get("share_url")
+    share_token = red.get("share_token") or (resolve_token(cfg, "share") if share_url else None)
+    app.extensions["rosace_reduction"] = {
+        "runner": runner,
+        "options": options_from_config(cfg),
+        "share_url": share_url,
+        "share_token": share_token,
+        "workers": int(red.get("workers", 1)),
+    }
+    return app
+
+
+def _add_job_routes() -> None:
+    """Job routes reading the runner of the current app (the blueprint is shared by every app)."""
+
+    @api.route("/jobs", summary="List recent jobs")
+    def list_jobs():
+        return [j.to_dict() for j in _state()["runner"].list()]
+
+    @api.route("/jobs/<job_id>", summary="One job: state, progress, result or error")
+    def get_job(job_id: str):
+        return _state()["runner"].get(job_id).to_dict()
+
+    @api.route("/jobs/<job_id>/abort", methods=("POST",), status=202, summary="Ask a job to stop")
+    def abort_job(job_id: str):
+        job = _state()["runner"].get(job_id)
+        job.abort()
+        return job.to_dict()

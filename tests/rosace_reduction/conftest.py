@@ -28,8 +28,8 @@ class Truth:
     trace_row: float = 1003.4
     trace_slope: float = 0.004
     psf_sigma: float = 1.6        # rows
-    star_level: float = 3000.0    # e- per column per second at the continuum
-    halpha_ew: float = -25.0      # A (negative = emission)
+    star_level: float = 1000.0    # e- per column per second at the continuum
+    halpha_ew: float = -12.0      # A (negative = emission)
     halpha_sigma: float = 4.0     # A
     rv: float = 0.0               # km/s
     sky: float = 20.0             # e-/px/s
@@ -120,9 +120,11 @@ def alpy():
     return load_instrument("alpy600")
 
 
-@pytest.fixture
-def synthetic_night(tmp_path, alpy):
-    """Write one Alpy observation (science, arc, flat, 3 bias) and return (folder, truth)."""
+@pytest.fixture(scope="session")
+def synthetic_night(tmp_path_factory):
+    """Write one Alpy observation (science with cosmic rays, arc, flat, 3 bias) and return (folder, truth)."""
+    alpy = load_instrument("alpy600")
+    tmp_path = tmp_path_factory.mktemp("night")
     rng = np.random.default_rng(42)
     truth = Truth()
     folder = tmp_path / "raw" / "20261120" / "HD_1234"

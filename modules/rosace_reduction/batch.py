@@ -1,0 +1,231 @@
+"""A night (or any folder) of raw frames: group them by observation, choose
+calibrations, reduce everything on several processes, idempotently.
+
+Reference-star observations are reduced first (their instrument response is
+needed by the others); each science observation then uses the response of
+the nearest reference star of the same set-up. A file that is not a usable
+frame is reported and skipped. Worker processes use the ``spawn`` start
+method so the batch behaves the same on Windows and Linux.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import traceback
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rosace_core.errors import RosaceError
+from rosace_reduction.frames import FrameInfo, read_frame_info, scan_folder
+from rosace_reduction.pipeline import Options, Plan, reduce_observation
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Outcome:
+    """What happened to one observation of a batch."""
+
+    observation_id: str
+    object: str
+    status: str  # reduced | skipped | failed
+    message: str = ""
+    record: dict | None = None
+
+
+@dataclass
+class BatchReport:
+    """Summary of a batch: outcomes per observation and files that were not frames."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    bad_files: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict:
+        c: dict = defaultdict(int)
+        for o in self.outcomes:
+            c[o.status] += 1
+        return dict(c)
+
+    def to_dict(self) -> dict:
+        return {
+            "counts": self.counts,
+            "outcomes": [asdict(o) for o in self.outcomes],
+            "bad_files": [{"path": p, "reason": r} for p, r in self.bad_files],
+        }
+
+
+def _group_key(f: FrameInfo) -> str:
+    return f.observation_id or f"{f.object}|{f.instrument}|{round(f.jd * 24)}"
+
+
+def _nearest_group(frames: list[FrameInfo], kind: str, instrument: str, jd: float, obs_key: str) -> list[FrameInfo]:
+    cands = [f for f in frames if f.kind == kind and f.instrument == instrument]
+    same = [f for f in cands if _group_key(f) == obs_key]
+    if same:
+        return same
+    if not cands:
+        return []
+    groups: dict[str, list[FrameInfo]] = defaultdict(list)
+    for f in cands:
+        groups[_group_key(f)].append(f)
+    best = min(groups.values(), key=lambda g: min(abs(f.jd - jd) for f in g))
+    return best
+
+
+def plan_folder(frames: list[FrameInfo]) -> list[tuple[Plan, bool, FrameInfo]]:
+    """Group LIGHT frames by observation and attach calibrations; return (plan, is_reference, first frame)."""
+    lights: dict[str, list[FrameInfo]] = defaultdict(list)
+    for f in frames:
+        if f.kind == "LIGHT":
+            lights[_group_key(f)].append(f)
+    plans = []
+    for key, group in lights.items():
+        group.sort(key=lambda f: f.jd)
+        first = group[0]
+        pick = lambda kind: [str(f.path) for f in _nearest_group(frames, kind, first.instrument, first.jd, key)]
+        plan = Plan(science=[str(f.path) for f in group], arc=pick("ARC"), flat=pick("FLAT"), bias=pick("BIAS"), dark=pick("DARK"), observation_id=first.observation_id or key)
+        plans.append((plan, any(f.reference for f in group), first))
+    plans.sort(key=lambda p: p[2].jd)
+    return plans
+
+
+def existing_record(options: Options, plan: Plan) -> dict | None:
+    """The quality record of a previous identical reduction (same inputs), if any."""
+    root = Path(options.output_root)
+    if not root.exists():
+        return None
+    want = plan.inputs_hash()
+    for path in root.rglob("*.json"):
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("observation_id") == plan.observation_id and rec.get("inputs_hash") == want:
+            if Path(rec.get("products", {}).get("fits", "")).exists():
+                return rec
+    return None
+
+
+def _work(plan: Plan, options: Options) -> tuple[str, object]:
+    """Worker entry point (top-level so that spawn can pickle it): never raises."""
+    from rosace_core.astro import configure_offline
+
+    configure_offline()
+    try:
+        return "reduced", reduce_observation(plan, options)
+    except RosaceError as exc:
+        return "failed", str(exc)
+    except Exception as exc:  # a bug: the message goes to the report, the trace to the log
+        log.error("reduction of %s crashed:\n%s", plan.observation_id, traceback.format_exc())
+        return "failed", f"internal error: {exc.__class__.__name__}: {exc}"
+
+
+def _nearest_response(records: list[dict], first: FrameInfo) -> str | None:
+    cands = [r for r in records if r.get("instrument") == first.instrument and r.get("response", {}).get("file")]
+    if not cands:
+        return None
+    best = min(cands, key=lambda r: abs(r["jd_mid"] - first.jd))
+    return best["response"]["file"]
+
+
+def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, workers: int = 1, progress: Progress | None = None, abort: Callable[[], bool] | None = None) -> BatchReport:
+    """Reduce the observations found in ``paths`` (files or folders)."""
+    frames: list[FrameInfo] = []
+    report = BatchReport()
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found, bad = scan_folder(p)
+            frames += found
+            report.bad_files += [(str(b), r) for b, r in bad]
+        else:
+            try:
+                frames.append(read_frame_info(p))
+            except RosaceError as exc:
+                report.bad_files.append((str(p), str(exc)))
+    plans = plan_folder(frames)
+    total = len(plans)
+    done = 0
+    progress = progress or (lambda d, t, m: None)
+    progress(0, total, f"{total} observations")
+    ref_records: list[dict] = []
+
+    def run_phase(items: list[tuple[Plan, bool, FrameInfo]]) -> None:
+        nonlocal done
+        todo = []
+        for plan, is_ref, first in items:
+            if not is_ref:
+                plan.response = _nearest_response(ref_records, first)
+            rec = None if force else existing_record(options, plan)
+            if rec is not None:
+                report.outcomes.append(Outcome(plan.observation_id, first.object, "skipped", "already reduced with the same inputs", rec))
+                if is_ref:
+                    ref_records.append(rec)
+                done += 1
+                progress(done, total, f"{first.object}: up to date")
+            else:
+                todo.append((plan, is_ref, first))
+        if not todo:
+            return
+        if workers <= 1 or len(todo) == 1:
+            results = ((item, _work(item[0], options)) for item in todo)
+            for (plan, is_ref, first), (status, value) in results:
+                _record(plan, is_ref, first, status, value)
+                if abort and abort():
+                    break
+            return
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_work, item[0], options): item for item in todo}
+            for fut in as_completed(futures):
+                plan, is_ref, first = futures[fut]
+                status, value = fut.result()
+                _record(plan, is_ref, first, status, value)
+                if abort and abort():
+                    for f in futures:
+                        f.cancel()
+                    break
+
+    def _record(plan, is_ref, first, status, value) -> None:
+        nonlocal done
+        done += 1
+        if status == "reduced":
+            report.outcomes.append(Outcome(plan.observation_id, first.object, "reduced", "", value))
+            if is_ref:
+                ref_records.append(value)
+            progress(done, total, f"{first.object}: reduced")
+        else:
+            report.outcomes.append(Outcome(plan.observation_id, first.object, "failed", str(value)))
+            progress(done, total, f"{first.object}: failed")
+
+    run_phase([p for p in plans if p[1]])
+    run_phase([p for p in plans if not p[1]])
+    return report
+
+
+def options_from_config(config) -> Options:
+    """Reduction options from the observatory configuration (``[reduction]`` table and site)."""
+    red = dict(getattr(config, "reduction", {}) or {})
+    site = config.site
+    return Options(
+        output_root=str(Path(red["output"]) if red.get("output") else config.data.reduced),
+        site_name=site.name,
+        latitude=site.latitude,
+        longitude=site.longitude,
+        elevation=site.elevation,
+        extinction=str(red.get("extinction", "orm")),
+        reference_dirs=[str(red["reference_dir"])] if red.get("reference_dir") else [],
+        barycentric=bool(red.get("barycentric", True)),
+        telluric=bool(red.get("telluric", True)),
+        cosmic_rays=red.get("cosmic_rays"),
+        extraction=red.get("extraction"),
+        normalise=red.get("normalise"),
+    )

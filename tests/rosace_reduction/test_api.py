@@ -1,0 +1,73 @@
+"""REST API on a real local server: submit a folder, poll the job, read results and the plot; share upload."""
+
+import shutil
+
+import pytest
+from flask import Flask, jsonify, request
+
+from rosace_core.config import config_from_dict
+from rosace_core.rest import BackgroundServer
+from rosace_reduction.api import create_app, upload_to_share
+from rosace_reduction.client import ReductionClient
+
+
+@pytest.fixture
+def share_server():
+    """A stand-in share server (real HTTP) that records the uploads it receives."""
+    app = Flask("share_stub")
+    received = []
+
+    @app.post("/api/v1/share/spectra")
+    def spectra():
+        f = request.files["file"]
+        received.append((f.filename, len(f.read()), request.headers.get("Authorization")))
+        return jsonify({"id": str(len(received))}), 201
+
+    with BackgroundServer(app) as srv:
+        srv.received = received
+        yield srv
+
+
+def test_reduce_job_results_plot_and_share(synthetic_night, tmp_path, share_server):
+    folder, _ = synthetic_night
+    night = tmp_path / "raw" / "20261120"
+    shutil.copytree(folder, night)
+    cfg = config_from_dict({"data": {"root": str(tmp_path)}, "reduction": {"share_url": share_server.url, "share_token": "s3cret"}})
+    with BackgroundServer(create_app(cfg, token="tok")) as srv:
+        client = ReductionClient(srv.url, token="tok")
+        job = client.reduce(folder=str(night))
+        assert job["state"] in ("queued", "running")
+        done = client.wait_job(job["id"], timeout=120)
+        assert done["state"] == "succeeded", done
+        spectra = done["result"]["spectra"]
+        assert len(spectra) == 1 and spectra[0]["status"] == "reduced"
+        assert spectra[0]["share"]["ok"] and spectra[0]["share"]["status"] == 201
+        assert share_server.received[0][0].endswith(".fits") and share_server.received[0][2] == "Bearer s3cret"
+        results = client.results()
+        assert [r["id"] for r in results] == [spectra[0]["id"]]
+        assert client.results(observation_id="nope") == []
+        rec = client.result(spectra[0]["id"])
+        assert rec["quality"]["arc_lines"] >= 8
+        png = client.plot_png(spectra[0]["id"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        data = client.spectrum(spectra[0]["id"])
+        assert len(data["wavelength"]) == len(data["flux"]) > 2000
+
+
+def test_writes_need_a_token_and_bad_requests_are_problems(tmp_path):
+    cfg = config_from_dict({"data": {"root": str(tmp_path)}})
+    app = create_app(cfg, token="tok")
+    c = app.test_client()
+    assert c.post("/api/v1/reduction/reduce", json={"folder": str(tmp_path)}).status_code == 401
+    r = c.post("/api/v1/reduction/reduce", json={}, headers={"Authorization": "Bearer tok"})
+    assert r.status_code == 422
+    r = c.post("/api/v1/reduction/reduce", json={"folder": str(tmp_path / "missing")}, headers={"Authorization": "Bearer tok"})
+    assert r.status_code == 422
+    assert c.get("/api/v1/reduction/results/unknown").status_code == 404
+
+
+def test_share_down_never_raises(tmp_path):
+    f = tmp_path / "x.fits"
+    f.write_bytes(b"SIMPLE")
+    out = upload_to_share(str(f), "http://127.0.0.1:9", None, timeout=2)
+    assert out["ok"] is False and out["status"] is None
