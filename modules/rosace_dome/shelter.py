@@ -522,11 +522,7 @@ class Shelter:
         try:
             job.progress(0.05, "opening the shutter")
             dome.open_shutter()
-            try:
-                self._wait(job, lambda: dome.shutter == ShutterState.OPEN, self.settings.shutter_timeout, "open", preempt=True)
-            except DeviceTimeout:
-                self._stuck_move("open")
-                raise
+            self._wait_shutter(job, ShutterState.OPEN, "open", preempt=True)
             self.journal.clear_alarm(self.now(), "shutter_stuck", "roof opened")
             return {"state": "open"}
         finally:
@@ -534,7 +530,27 @@ class Shelter:
                 if self._motion == "opening":
                     self._motion = None
 
-    def _stuck_move(self, target: str) -> None:
+    def _wait_shutter(self, job: Job, target: ShutterState, what: str, preempt: bool = False) -> None:
+        """Wait for the shutter to reach ``target``; alarm and raise if it stalls, errs or times out."""
+        failed: list[str] = []
+
+        def arrived() -> bool:
+            state = self.devices.dome.shutter
+            if state == ShutterState.ERROR:
+                failed.append("the device reports a shutter error")
+                return True
+            return state == target
+
+        try:
+            self._wait(job, arrived, self.settings.shutter_timeout, what, preempt=preempt)
+        except DeviceTimeout:
+            self._stuck_move(what)
+            raise
+        if failed:
+            self._stuck_move(what, failed[0])
+            raise DeviceError("shelter", f"{what}: {failed[0]}")
+
+    def _stuck_move(self, target: str, why: str = "") -> None:
         now = self.now()
         with self._lock:
             self._stuck = target
@@ -542,7 +558,8 @@ class Shelter:
             state = self.devices.dome.shutter.value
         except DeviceError as exc:
             state = f"unreadable ({exc})"
-        self.journal.raise_alarm(now, "shutter_stuck", f"shutter did not {target} within {self.settings.shutter_timeout:g} s (device says {state})")
+        why = why or f"not done within {self.settings.shutter_timeout:g} s"
+        self.journal.raise_alarm(now, "shutter_stuck", f"shutter did not {target}: {why} (device says {state})")
         try:
             self.devices.dome.abort()
         except DeviceError:
@@ -583,11 +600,7 @@ class Shelter:
         try:
             self.journal.record(self.now(), "command", f"shutter close commanded ({reason})", command="close_shutter")
             dome.close_shutter()
-            try:
-                self._wait(job, lambda: dome.shutter == ShutterState.CLOSED, self.settings.shutter_timeout, "close")
-            except DeviceTimeout:
-                self._stuck_move("close")
-                raise
+            self._wait_shutter(job, ShutterState.CLOSED, "close")
             self.journal.clear_alarm(self.now(), "shutter_stuck", "roof closed")
             with self._lock:
                 self._close_wanted = None
