@@ -73,3 +73,17 @@ def test_center_on_slit_fails_when_the_mount_does_not_move():
     sky = FakeSky((250.0, 300.0), [[0, 0], [0, 0]])
     with pytest.raises(AcquisitionError, match="still"):
         center_on_slit(sky.expose, lambda e, n: None, slit=(320, 240), scale=0.8, tolerance=0.5, max_iterations=3)
+
+
+def test_a_star_that_vanishes_into_the_slit_counts_as_centred():
+    sky = FakeSky((300.0, 250.0), [[1 / 0.8, 0], [0, 1 / 0.8]])
+
+    def expose():
+        img = sky.expose()
+        if np.hypot(*(sky.pos - [320, 240])) < 2:  # in the slit: only faint sky left
+            return np.random.default_rng(9).normal(500, 10, img.shape)
+        return img
+
+    result = center_on_slit(expose, sky.move, slit=(320.0, 240.0), scale=0.8, tolerance=0.5)
+    assert result.converged and result.in_slit
+    assert np.hypot(*(sky.pos - [320, 240])) < 1
