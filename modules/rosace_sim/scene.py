@@ -1,0 +1,294 @@
+"""What each camera sees right now, and the pixels of it.
+
+The scene gathers the observatory's state at the start of an exposure (lamps,
+shelter, pointing, weather, the star on the slit) and asks the renderer
+(:mod:`rosace_sim.render`) for the frame and its truth. Until the renderer is
+importable, a small fallback makes bias-plus-noise frames so the devices work.
+
+Guide camera orientation: north up (towards row 0), east left (towards column 0),
+``guide_camera.scale`` arcsec per pixel, the slit at (``slit_x``, ``slit_y``), its
+length along the columns (north-south). A star east of the slit is at smaller x.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from rosace_core.resources import resource_path
+
+log = logging.getLogger(__name__)
+
+
+def instrument_file(name: str) -> Path:
+    """Return the TOML file of an instrument set-up name or path."""
+    path = Path(name)
+    if path.suffix.lower() == ".toml" or path.exists():
+        return path
+    return resource_path("instruments", f"{name}.toml")
+
+
+def load_instrument(name: str) -> dict:
+    """Read an instrument set-up (``resources/instruments/<name>.toml``)."""
+    with instrument_file(name).open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def angular_offset(ra0: float, dec0: float, ra1: float, dec1: float) -> tuple[float, float]:
+    """(east, north) offset in arcsec of (ra1, dec1) from (ra0, dec0), degrees in (small-angle)."""
+    dra = ((ra1 - ra0 + 180.0) % 360.0) - 180.0
+    return dra * math.cos(math.radians(dec0)) * 3600.0, (dec1 - dec0) * 3600.0
+
+
+def _bin_and_cut(image: np.ndarray, binning: tuple[int, int], subframe) -> np.ndarray:
+    """Bin a full-sensor float image (sum) and cut the subframe (binned pixels)."""
+    bx, by = binning
+    if bx > 1 or by > 1:
+        ny, nx = image.shape[0] // by * by, image.shape[1] // bx * bx
+        image = image[:ny, :nx].reshape(ny // by, by, nx // bx, bx).sum(axis=(1, 3))
+    if subframe is not None:
+        x0, y0, nx, ny = subframe
+        image = image[y0:y0 + ny, x0:x0 + nx]
+    return image
+
+
+class FallbackRenderer:
+    """Bias + read noise (+ a dark current) frames: a stand-in until the real renderer lands."""
+
+    def __init__(self, instrument: dict):
+        det = instrument.get("detector", {})
+        self.nx, self.ny = int(det.get("nx", 3000)), int(det.get("ny", 2000))
+        self.bias_level = float(det.get("bias_level", 1000.0))
+        self.read_noise = float(det.get("read_noise", 9.0))
+        self.gain = float(det.get("gain", 0.8))
+
+    def frame(self, kind: str, exposure: float, binning, subframe, rng) -> tuple[np.ndarray, dict]:
+        bx, by = binning
+        x0, y0, nx, ny = subframe
+        # Binning sums charge, but read noise is added once per binned pixel.
+        img = rng.normal(self.bias_level, self.read_noise / self.gain, size=(ny, nx))
+        return np.clip(np.rint(img), 0, 65535).astype(np.uint16), {"kind": kind, "renderer": "fallback", "exposure": exposure, "bias_level": self.bias_level, "read_noise": self.read_noise}
+
+
+class Scene:
+    """Builds each camera's frame from the observatory state."""
+
+    def __init__(self, observatory):
+        self.obs = observatory
+        self.scenario = observatory.scenario
+        self.instrument = load_instrument(self.scenario.instrument)
+        self.rng = np.random.default_rng(self.scenario.seed)
+        self._rng_lock = threading.Lock()
+        self._renderer = None
+        self._renderer_tried = False
+        self.fallback = FallbackRenderer(self.instrument)
+
+    # ------------------------------------------------------------------ renderer
+
+    def renderer(self):
+        """The real renderer when ``rosace_sim.render`` is importable, else None."""
+        if not self._renderer_tried:
+            self._renderer_tried = True
+            try:
+                from rosace_sim.render import Renderer
+
+                self._renderer = Renderer(self.scenario.instrument)
+            except Exception as exc:  # not landed yet, or broken: keep serving bias frames
+                log.warning("spectrum renderer unavailable (%s): cameras give bias-like frames", exc)
+                self._renderer = None
+        return self._renderer
+
+    def _child_rng(self) -> np.random.Generator:
+        with self._rng_lock:
+            return np.random.default_rng(self.rng.integers(0, 2**63 - 1))
+
+    # ------------------------------------------------------------------ sky state
+
+    def transmission(self, values: dict) -> float:
+        """Fraction of starlight through the clouds (thick cloud blocks almost everything)."""
+        cloud = float(values.get("cloud_cover", 0.0)) / 100.0
+        return max(0.0, 1.0 - 0.97 * cloud ** 1.5)
+
+    def sky_open(self) -> tuple[bool, str]:
+        """Whether the telescope sees the sky: (open, reason if not)."""
+        dome = self.obs.dome
+        snap_pos = dome.snapshot()["shutter_position"]
+        if snap_pos < 0.999:
+            return False, "shelter closed"
+        if dome.rotating:
+            _, tel_az = self.obs.telescope.current_altaz()
+            daz = abs(((dome.get_azimuth() - tel_az + 180) % 360) - 180)
+            if daz > 8.0:
+                return False, f"dome slit {daz:.0f} deg away from the telescope azimuth"
+        return True, ""
+
+    def target_star(self):
+        """The star the mount is aimed at: the catalogue star nearest the target, else the generic star there."""
+        tel = self.obs.telescope
+        ra_h, dec = tel.current_radec()
+        target_ra = (tel._target_ra if tel._target_ra is not None else ra_h) * 15.0
+        target_dec = tel._target_dec if tel._target_dec is not None else dec
+        best = None
+        for star in self.scenario.stars:
+            dx, dy = angular_offset(target_ra, target_dec, star.ra, star.dec)
+            sep = math.hypot(dx, dy)
+            if sep <= self.scenario.generic_star.match_radius and (best is None or sep < best[0]):
+                best = (sep, star)
+        if best is not None:
+            return best[1].model_dump(), False
+        g = self.scenario.generic_star
+        return {"name": "generic", "ra": target_ra, "dec": target_dec, "vmag": g.vmag, "spectral_type": g.spectral_type, "be_emission": None, "rv_curve": None}, True
+
+    def _star_object(self, star: dict):
+        """The renderer's Star for a catalogue entry (or the generic star) dict."""
+        from rosace_sim.render.stars import Star
+
+        return Star.from_catalogue({k: v for k, v in star.items() if v is not None})
+
+    # ------------------------------------------------------------------ frames
+
+    def render(self, camera, params: dict) -> tuple[np.ndarray, dict]:
+        """Render the frame of an exposure (params from the camera) -> (uint16 image, truth)."""
+        if camera.role == "guide":
+            return self.render_guide(camera, params)
+        return self.render_spectro(camera, params)
+
+    def _conditions(self, start) -> dict:
+        return self.obs.weather.values_at(start)
+
+    def render_spectro(self, camera, params: dict) -> tuple[np.ndarray, dict]:
+        exposure = params["duration"]
+        rng = self._child_rng()
+        binning, subframe = params["binning"], params["subframe"]
+        start = params["start_dt"]
+        lamp = self.obs.switch.lamp_on()
+        common = {
+            "time": start, "exposure": exposure, "ccd_temp": params["ccd_temp"], "set_temp": params["set_temp"],
+            "binning": list(binning), "subframe": list(subframe), "lamp": lamp, "instrument": self.scenario.instrument,
+        }
+        renderer = self.renderer()
+        kind, extra = self._spectro_kind(params, lamp)
+        if renderer is None:
+            img, truth = self.fallback.frame(kind, exposure, binning, subframe, rng)
+        else:
+            img, truth = self._call_renderer(renderer, kind, extra, exposure, params, rng)
+        truth = dict(truth)
+        truth.setdefault("kind", kind)
+        truth["frame"] = dict(common, **{k: v for k, v in extra.items() if k != "star_obj"})
+        return img, truth
+
+    def _spectro_kind(self, params: dict, lamp: str) -> tuple[str, dict]:
+        if not params["light"]:
+            return ("bias" if params["duration"] <= 0.0 else "dark"), {}
+        if "NeAr" in lamp:
+            return "arc", {"lamp_name": "NeAr"}
+        if "tungsten" in lamp:
+            return "flat", {}
+        open_, reason = self.sky_open()
+        tel = self.obs.telescope
+        if not open_:
+            return "dark", {"blocked": reason}
+        if not tel.is_tracking_sky():
+            return "dark", {"blocked": "mount not tracking the sky"}
+        star, generic = self.target_star()
+        t_ra, t_dec = tel.true_pointing()
+        # Offset of the star from the slit centre: x across the slit (east), y along it (north).
+        dx, dy = angular_offset(t_ra, t_dec, star["ra"], star["dec"])
+        values = self._conditions(params["start_dt"])
+        alt, _ = tel.current_altaz()
+        airmass = 1.0 / math.sin(math.radians(max(alt, 1.0)))
+        return "science", {
+            "star": star, "generic_star": generic, "slit_offset": [dx, dy], "airmass": airmass,
+            "altitude": alt, "seeing": float(values.get("seeing", 2.5)), "transmission": self.transmission(values),
+            "sky_quality": float(values.get("sky_quality", 21.0)),
+            "pointing": [t_ra, t_dec],
+        }
+
+    def _call_renderer(self, renderer, kind: str, extra: dict, exposure: float, params: dict, rng):
+        site = (self.scenario.site.latitude, self.scenario.site.longitude, self.scenario.site.elevation)
+        common = {"ccd_temp": params["ccd_temp"], "binning": tuple(params["binning"]), "subframe": tuple(params["subframe"]), "rng": rng}
+        if kind == "bias":
+            return renderer.bias(**common)
+        if kind == "dark":
+            return renderer.dark(exposure=exposure, **common)
+        if kind == "arc":
+            return renderer.arc(lamp=extra.get("lamp_name", "NeAr"), exposure=exposure, **common)
+        if kind == "flat":
+            return renderer.flat(exposure=exposure, **common)
+        return renderer.science(
+            self._star_object(extra["star"]), exposure=exposure, airmass=extra["airmass"], time=params["start_dt"],
+            site=site, slit_offset=tuple(extra["slit_offset"]), seeing=extra["seeing"],
+            transmission=extra["transmission"], sky_brightness=extra["sky_quality"], **common,
+        )
+
+    def render_guide(self, camera, params: dict) -> tuple[np.ndarray, dict]:
+        g = self.scenario.guide_camera
+        rng = self._child_rng()
+        exposure = params["duration"]
+        binning, subframe = params["binning"], params["subframe"]
+        geometry = self.instrument.get("geometry", {})
+        slit_w = float(geometry.get("slit_width", 3.6)) / g.scale
+        slit_l = g.slit_length_arcsec / g.scale
+        stars_px = []
+        blocked = ""
+        values = self._conditions(params["start_dt"])
+        seeing_px = float(values.get("seeing", 2.5)) / g.scale
+        if params["light"]:
+            open_, blocked = self.sky_open()
+            tel = self.obs.telescope
+            if open_ and not tel.is_tracking_sky():
+                open_, blocked = False, "mount not tracking the sky"
+            if open_:
+                t_ra, t_dec = tel.true_pointing()
+                star, generic = self.target_star()
+                candidates = [star] + [s.model_dump() for s in self.scenario.stars if s.name != star["name"]]
+                trans = self.transmission(values)
+                for s in candidates:
+                    east, north = angular_offset(t_ra, t_dec, s["ra"], s["dec"])
+                    x = g.slit_x - east / g.scale
+                    y = g.slit_y - north / g.scale
+                    if -50 <= x <= g.nx + 50 and -50 <= y <= g.ny + 50:
+                        stars_px.append((x, y, g.zero_point * 10 ** (-0.4 * s["vmag"]) * trans, s["name"]))
+        slit = (g.slit_x, g.slit_y, slit_w, slit_l)
+        img = None
+        try:
+            from rosace_sim.render.guider import render_guide_image
+
+            full = render_guide_image(shape=(g.ny, g.nx), stars=[s[:3] for s in stars_px], exposure=exposure, seeing_px=seeing_px, slit=slit, rng=rng)
+            img = self._cut_guide(np.asarray(full), binning, subframe)
+            renderer = "render.guider"
+        except ImportError:
+            img = self._fallback_guide(stars_px, exposure, seeing_px, binning, subframe, rng)
+            renderer = "fallback"
+        truth = {
+            "kind": "guide", "renderer": renderer, "exposure": exposure, "seeing_px": seeing_px, "slit": list(slit),
+            "stars": [{"name": s[3], "x": s[0], "y": s[1], "flux": s[2]} for s in stars_px],
+            "blocked": blocked or None, "time": params["start_dt"], "binning": list(binning), "subframe": list(subframe),
+            "orientation": "north up (row 0), east left (column 0)", "scale_arcsec_per_px": g.scale,
+        }
+        return img, truth
+
+    @staticmethod
+    def _cut_guide(full: np.ndarray, binning, subframe) -> np.ndarray:
+        if full.dtype == np.uint16 and binning == (1, 1):
+            x0, y0, nx, ny = subframe
+            return np.ascontiguousarray(full[y0:y0 + ny, x0:x0 + nx])
+        out = _bin_and_cut(full.astype(np.float64), binning, subframe)
+        return np.clip(np.rint(out), 0, 65535).astype(np.uint16)
+
+    def _fallback_guide(self, stars_px, exposure, seeing_px, binning, subframe, rng) -> np.ndarray:
+        g = self.scenario.guide_camera
+        yy, xx = np.mgrid[0:g.ny, 0:g.nx]
+        img = np.full((g.ny, g.nx), 0.0)
+        sigma = max(0.5, seeing_px / 2.355)
+        for x, y, flux, _ in stars_px:
+            img += flux * exposure / (2 * math.pi * sigma**2) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+        img = rng.poisson(np.clip(img, 0, 1e9)).astype(np.float64)
+        img = _bin_and_cut(img, binning, subframe)
+        img = img + rng.normal(500.0, 6.0, size=img.shape)
+        return np.clip(np.rint(img), 0, 65535).astype(np.uint16)
