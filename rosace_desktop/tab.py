@@ -13,22 +13,54 @@ import logging
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
 log = logging.getLogger(__name__)
 
 
-class _Signals(QObject):
-    done = Signal(object)
-    failed = Signal(object)
+class _Dispatcher(QObject):
+    """Lives on the GUI thread and calls the callbacks workers hand it there.
+
+    One long-lived object, rather than a signal object per task, so that a
+    result is never lost because the task that produced it was already
+    deleted by the thread pool (which drops queued calls to plain functions).
+    """
+
+    deliver = Signal(object, object)
+
+    def __init__(self):
+        super().__init__()
+        self.deliver.connect(self._call)
+
+    @Slot(object, object)
+    def _call(self, callback, value) -> None:
+        try:
+            callback(value)
+        except RuntimeError as exc:  # the widget owning the callback was closed meanwhile
+            log.debug("callback dropped: %s", exc)
+
+
+_dispatcher: _Dispatcher | None = None
+
+
+def _get_dispatcher() -> _Dispatcher:
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = _Dispatcher()
+        app = QCoreApplication.instance()
+        if app is not None:
+            _dispatcher.moveToThread(app.thread())
+    return _dispatcher
 
 
 class _Task(QRunnable):
-    def __init__(self, fn: Callable[[], Any]):
+    def __init__(self, fn: Callable[[], Any], on_done=None, on_error=None):
         super().__init__()
         self.fn = fn
-        self.signals = _Signals()
+        self.on_done = on_done
+        self.on_error = on_error
+        self.dispatcher = _get_dispatcher()
         self.setAutoDelete(True)
 
     @Slot()
@@ -37,24 +69,20 @@ class _Task(QRunnable):
             result = self.fn()
         except Exception as exc:  # reported in the tab, not raised into Qt
             log.debug("background call failed: %s", traceback.format_exc())
-            try:
-                self.signals.failed.emit(exc)
-            except RuntimeError:  # the tab was closed meanwhile
-                pass
+            if self.on_error is not None:
+                self.dispatcher.deliver.emit(self.on_error, exc)
             return
-        try:
-            self.signals.done.emit(result)
-        except RuntimeError:
-            pass
+        if self.on_done is not None:
+            self.dispatcher.deliver.emit(self.on_done, result)
 
 
 def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None, on_error: Callable[[Exception], None] | None = None) -> _Task:
-    """Run ``fn`` on the global thread pool; deliver its result or error on the GUI thread."""
-    task = _Task(fn)
-    if on_done is not None:
-        task.signals.done.connect(on_done)
-    if on_error is not None:
-        task.signals.failed.connect(on_error)
+    """Run ``fn`` on the global thread pool; deliver its result or error on the GUI thread.
+
+    Call it from the GUI thread. ``on_done(result)`` / ``on_error(exception)``
+    run on the GUI thread, whatever they are (bound methods, lambdas, functions).
+    """
+    task = _Task(fn, on_done, on_error)
     QThreadPool.globalInstance().start(task)
     return task
 
