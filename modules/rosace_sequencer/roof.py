@@ -48,6 +48,7 @@ class SafetyMonitorGuard:
         self.monitor = safety_monitor
         self.failures_allowed = failures_allowed
         self._failures = 0
+        self._connected = False
 
     def is_safe(self) -> bool:
         try:
@@ -62,6 +63,13 @@ class SafetyMonitorGuard:
             return self._failures <= self.failures_allowed
 
     def acquire(self, control: Control) -> None:
+        if not self._connected:
+            # ASCOM: a monitor not connected reports unsafe, so connect before asking
+            try:
+                self.monitor.connect(timeout=10.0)
+                self._connected = True
+            except DeviceError as exc:
+                raise Unsafe(f"safety monitor unreachable: {exc}") from None
         if not self.is_safe():
             raise Unsafe("the safety monitor says unsafe")
 

@@ -285,9 +285,9 @@ class Preconditions(Step):
         mounted = str(ctx.config.instrument.spectrograph).lower()
         if wanted != mounted and wanted != ctx.detector.name.lower():
             raise RosaceError(f"the file asks for the {wanted!r} set-up but {mounted!r} is mounted")
+        ctx.retry(lambda: ctx.hw.connect(), "connect devices")
         ctx.status(message="waiting for the roof and a safe verdict")
         ctx.guard.acquire(ctx.control)
-        ctx.retry(lambda: ctx.hw.connect(), "connect devices")
         ctx.retry(lambda: ctx.hw.set_lamp(None), "switch lamps off")
         bx, by = ctx.file.instrument.binning
         ctx.retry(lambda: ctx.hw.camera.set_binning(bx, by), "set binning")
