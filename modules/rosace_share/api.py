@@ -391,7 +391,7 @@ def download_bess(spectrum_id: int):
         data = bess_fits(service().archive.load(rec))
     except BessIncomplete as exc:
         raise ProblemError(422, "Not exportable to BeSS", str(exc), [{"field": k, "message": "mandatory BeSS keyword missing", "in": "header"} for k in exc.missing], missing=exc.missing) from None
-    return _download(data, aras_name(rec.object, rec.date_obs, rec.observer or None).lstrip("_"), "application/fits")
+    return _download(data, aras_name(rec.object, rec.date_obs, rec.observer or None), "application/fits")
 
 
 @api.route("/spectra/<int:spectrum_id>/csv", summary="Download wavelength, flux, error as CSV")

@@ -340,7 +340,7 @@ class Archive:
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for rec in records:
                 spec = self.load(rec)
-                name = aras_name(rec.object, rec.date_obs, rec.observer or None).lstrip("_")
+                name = aras_name(rec.object, rec.date_obs, rec.observer or None)
                 stem, n = name[:-4], 1
                 while f"{stem}.fit" in zf.namelist():
                     n += 1

@@ -64,8 +64,9 @@ def bess_bytes(
     }
     keys.update(extra or {})
     for k, val in keys.items():
-        if k not in drop:
-            h[k] = val
+        h[k] = val
+    for k in drop:
+        h.remove(k, ignore_missing=True)
     hdus = [fits.PrimaryHDU(flux.astype(np.float32), header=h)]
     if error:
         hdus.append(fits.ImageHDU(noise.astype(np.float32), name="UNCERT"))

@@ -1,0 +1,200 @@
+"""REST API of the share module on both backends: uploads, search, downloads, campaigns, reports, security."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime
+
+import pytest
+from astropy.io import fits
+
+
+AUTH = {"Authorization": "Bearer admin-token-for-tests"}
+
+
+def upload(web, data, headers=AUTH, campaign=None, name="s.fits", path="/api/v1/share/spectra", method="post"):
+    form = {"file": (io.BytesIO(data), name)}
+    if campaign:
+        form["campaign"] = campaign
+    return getattr(web, method)(path, data=form, headers=headers, content_type="multipart/form-data")
+
+
+def account(web, name, role="observer"):
+    resp = web.post("/api/v1/share/accounts", json={"name": name, "role": role}, headers=AUTH)
+    assert resp.status_code == 201, resp.json
+    return {"Authorization": f"Bearer {resp.json['token']}"}
+
+
+def test_upload_search_download(web, make_bess):
+    resp = upload(web, make_bess("gam Cas", datetime(2025, 9, 1, 22, 30)))
+    assert resp.status_code == 201, resp.json
+    sid = resp.json["id"]
+    assert resp.json["object"] == "gam Cas" and resp.json["aras_name"] == "asdb_gamcas_20250901_937.fit"
+    dup = upload(web, make_bess("gam Cas", datetime(2025, 9, 1, 22, 30)))
+    assert dup.status_code == 409 and dup.json["existing_id"] == sid
+    found = web.get("/api/v1/share/spectra?object=GAM%20CAS&start=2025-09-01&end=2025-09-01").json
+    assert found["total"] == 1 and found["items"][0]["id"] == sid
+    assert web.get("/api/v1/share/spectra?object=gam%20Cas&start=2025-09-02").json["total"] == 0
+    full = web.get(f"/api/v1/share/spectra/{sid}").json
+    assert full["header"]["BSS_ITRP"] == 15000 and full["provenance"]["calibrations"]["arc"] == ["arc.fits"]
+    raw = web.get(f"/api/v1/share/spectra/{sid}/fits")
+    assert raw.status_code == 200 and raw.data == make_bess("gam Cas", datetime(2025, 9, 1, 22, 30))
+    bess = web.get(f"/api/v1/share/spectra/{sid}/bess")
+    assert bess.status_code == 200 and "_gamcas_20250901_937_AObserver.fit" in bess.headers["Content-Disposition"]
+    assert fits.open(io.BytesIO(bess.data))[0].header["OBJNAME"] == "gam Cas"
+    csv = web.get(f"/api/v1/share/spectra/{sid}/csv")
+    assert csv.data.decode().startswith("wavelength_angstrom,flux,error\n")
+    data = web.get(f"/api/v1/share/spectra/{sid}/data").json
+    assert len(data["wavelength"]) == len(data["flux"]) == len(data["error"]) == 600
+    png = web.get(f"/api/v1/share/spectra/{sid}/plot.png")
+    assert png.mimetype == "image/png" and png.data[:4] == b"\x89PNG"
+    assert web.get("/api/v1/share/objects").json[0]["spectra"] == 1
+
+
+def test_bess_export_refused_with_missing_keywords(web, make_bess):
+    sid = upload(web, make_bess(drop=("BSS_TELL",))).json["id"]
+    resp = web.get(f"/api/v1/share/spectra/{sid}/bess")
+    assert resp.status_code == 422 and resp.json["missing"] == ["BSS_TELL"]
+
+
+def test_object_zip_and_line_analysis(web, be_series):
+    for data, _, _ in be_series[:6]:
+        assert upload(web, data).status_code == 201
+    z = zipfile.ZipFile(io.BytesIO(web.get("/api/v1/share/objects/gam%20Cas/zip").data))
+    names = z.namelist()
+    assert "index.json" in names and sum(n.endswith(".fit") for n in names) == 6 and sum(n.endswith(".csv") for n in names) == 6
+    lines = web.get("/api/v1/share/objects/gamcas/lines?line=H-alpha&vmax=800").json
+    assert len(lines["jd"]) == 6 and len(lines["image"][0]) == 150 and all(e["ew"] < 0 for e in lines["ew"])
+    assert web.get("/api/v1/share/objects/gamcas/lines?line=Lyman").status_code == 400
+
+
+def test_write_without_token_is_401(web, make_bess):
+    assert upload(web, make_bess(), headers={}).status_code == 401
+    assert upload(web, make_bess(), headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert web.post("/api/v1/share/reports", json={"title": "x", "body_html": "y"}).status_code == 401
+    assert web.post("/api/v1/share/campaigns", json={"id": "c", "title": "t"}).status_code == 401
+    assert web.get("/api/v1/share/audit").status_code == 401
+
+
+def test_owner_only_delete_and_replace(web, make_bess):
+    alice, bob = account(web, "alice"), account(web, "bob")
+    sid = upload(web, make_bess(seed=1), headers=alice).json["id"]
+    assert web.delete(f"/api/v1/share/spectra/{sid}", headers=bob).status_code == 403
+    assert upload(web, make_bess(seed=2), headers=bob, path=f"/api/v1/share/spectra/{sid}", method="put").status_code == 403
+    replaced = upload(web, make_bess(seed=2, snr=50), headers=alice, path=f"/api/v1/share/spectra/{sid}", method="put")
+    assert replaced.status_code == 200 and replaced.json["snr"] == 50
+    assert web.delete(f"/api/v1/share/spectra/{sid}", headers=alice).status_code == 204
+    assert web.get(f"/api/v1/share/spectra/{sid}").status_code == 404
+    log = web.get("/api/v1/share/audit", headers=AUTH).json
+    assert [(e["actor"], e["action"]) for e in log[:3]] == [("alice", "spectrum.delete"), ("alice", "spectrum.replace"), ("alice", "spectrum.add")]
+    assert web.get("/api/v1/share/audit", headers=bob).status_code == 403
+
+
+def test_path_traversal_in_downloads_is_404(web, make_bess):
+    sid = upload(web, make_bess()).json["id"]
+    for path in [
+        f"/api/v1/share/spectra/..%2F..%2F{sid}/fits",
+        "/api/v1/share/spectra/../../etc/passwd/fits",
+        "/api/v1/share/spectra/%2e%2e%2fetc%2fpasswd/csv",
+        "/gallery/static/../api.py",
+        "/gallery/static/..%2fapi.py",
+        "/gallery/static/%2e%2e/templates/share/base.html",
+        "/api/v1/share/campaigns/..%2F..%2Fetc/files/passwd",
+        "/api/v1/share/spectra/99999999999999999999/fits",
+    ]:
+        resp = web.get(path)
+        assert resp.status_code == 404, path
+        assert b"import" not in resp.data and b"root:" not in resp.data
+
+
+def test_oversized_and_non_fits_uploads(web, make_bess):
+    big = upload(web, make_bess(n=700_000))
+    assert big.status_code == 413 and "MiB" in big.json["detail"]
+    text = upload(web, b"just some text, not FITS\n" * 200, name="notes.txt")
+    assert text.status_code == 422 and "not a FITS file" in text.json["detail"]
+    no_axis = upload(web, make_bess(drop=("CRVAL1",)))
+    assert no_axis.status_code == 422 and "CRVAL1" in no_axis.json["detail"]
+    nofile = web.post("/api/v1/share/spectra", data={"x": "1"}, headers=AUTH, content_type="multipart/form-data")
+    assert nofile.status_code == 400 and "'file'" in nofile.json["detail"]
+
+
+@pytest.mark.parametrize("hostile", ["' OR '1'='1", "<script>alert(1)</script>", "%' ; DROP TABLE spectra; --", "\u202e\u0000x", "a" * 5000, "../../etc/passwd"])
+def test_hostile_search_parameters_are_harmless(web, make_bess, hostile):
+    upload(web, make_bess())
+    for param in ("object", "observer", "instrument", "campaign", "start", "quality", "min_snr", "limit"):
+        resp = web.get("/api/v1/share/spectra", query_string={param: hostile})
+        assert resp.status_code in (200, 400), (param, resp.status_code)
+        if resp.status_code == 200:
+            assert resp.json["total"] == 0
+    page = web.get("/gallery/", query_string={"object": hostile})
+    assert page.status_code in (200, 400) and b"<script>alert(1)" not in page.data
+    assert web.get("/api/v1/share/spectra").json["total"] == 1
+
+
+def test_reports_are_cleaned_and_shown(web):
+    resp = web.post("/api/v1/share/reports", headers=AUTH, json={
+        "title": "Night 2025-09-01", "body_html": "<h2>Summary</h2><p onclick='x()'>3 targets <script>alert(1)</script><a href='javascript:x'>bad</a></p>",
+        "sections": [{"heading": "Targets", "items": ["gam Cas", "<b>zet Tau</b>"]}],
+    })
+    assert resp.status_code == 201 and resp.json["url"] == f"/gallery/reports/{resp.json['id']}"
+    page = web.get(resp.json["url"]).data.decode()
+    assert "<h2>Summary</h2>" in page and "3 targets" in page and "gam Cas" in page
+    assert "<script>alert" not in page and "onclick" not in page and "javascript:" not in page and "&lt;b&gt;zet Tau" in page
+    assert web.post("/api/v1/share/reports", headers=AUTH, json={"title": "empty"}).status_code == 422
+
+
+OF = """rosace: 1
+id: {id}
+observer: {{name: Organiser}}
+target: {{name: gam Cas, ra: "00:56:42.5", dec: "+60:43:00"}}
+instrument: {{spectrograph: lhires2400}}
+sequence:
+  science: {{count: 3, exposure: 300}}
+"""
+
+
+def test_campaign_roles(web, make_bess):
+    org, obs = account(web, "org", "organiser"), account(web, "obs1")
+    assert web.post("/api/v1/share/campaigns", json={"id": "be-2025", "title": "Be stars"}, headers=obs).status_code == 403
+    assert web.post("/api/v1/share/campaigns", json={"id": "be-2025", "title": "Be stars"}, headers=org).status_code == 201
+    assert web.post("/api/v1/share/campaigns", json={"id": "be-2025", "title": "again"}, headers=org).status_code == 409
+    ok = web.post("/api/v1/share/campaigns/be-2025/files", json={"content": OF.format(id="gamcas-1"), "filename": "gamcas.yaml"}, headers=org)
+    assert ok.status_code == 201, ok.json
+    bad = web.post("/api/v1/share/campaigns/be-2025/files", json={"content": "rosace: 1\nid: x\n", "filename": "bad.yaml"}, headers=org)
+    assert bad.status_code == 422 and bad.json["errors"]
+    assert web.post("/api/v1/share/campaigns/be-2025/files", json={"content": OF.format(id="z")}, headers=obs).status_code == 403
+    files = web.get("/api/v1/share/campaigns/be-2025/files").json
+    assert [f["id"] for f in files] == ["gamcas-1"] and "gam Cas" in files[0]["content"]
+    assert upload(web, make_bess(), headers=obs, campaign="nope").status_code == 404  # server mode: known campaigns only
+    assert upload(web, make_bess(), headers=obs, campaign="be-2025").status_code == 201
+    camp = web.get("/api/v1/share/campaigns/be-2025").json
+    assert camp["files"] == 1 and camp["spectra"] == 1 and camp["organiser"] == "org"
+    assert "Be stars" in web.get("/gallery/campaigns/be-2025").data.decode()
+    assert web.delete("/api/v1/share/campaigns/be-2025", headers=obs).status_code == 403
+
+
+def test_gallery_pages(web, be_series):
+    for data, _, _ in be_series[:4]:
+        upload(web, data)
+    index = web.get("/gallery/").data.decode()
+    assert "gam Cas" in index and "/gallery/objects/GAMCAS" in index
+    page = web.get("/gallery/objects/GAMCAS").data.decode()
+    assert page.count("/gallery/spectra/") == 4 and 'id="plot-dynamic"' in page
+    for kind in ("overlay", "line", "dynamic", "ew"):
+        img = web.get(f"/gallery/objects/GAMCAS/{kind}.png?line=H-alpha")
+        assert img.status_code == 200 and img.data[:4] == b"\x89PNG", kind
+    sid = web.get("/api/v1/share/spectra").json["items"][0]["id"]
+    spage = web.get(f"/gallery/spectra/{sid}").data.decode()
+    assert "BSS_ITRP" in spage and f"/api/v1/share/spectra/{sid}/bess" in spage
+    assert web.get("/gallery/objects/NOPE").status_code == 404
+    css = web.get("/gallery/static/style.css")
+    assert css.status_code == 200 and b"font-family" in css.data
+    assert "cdn" not in (index + page).lower() and "https://" not in (index + page)
+
+
+def test_openapi_documents_multipart_upload(web):
+    doc = web.get("/api/v1/openapi.json").json
+    post = doc["paths"]["/api/v1/share/spectra"]["post"]
+    assert "multipart/form-data" in post["requestBody"]["content"]
+    assert "/api/v1/share/campaigns/{slug}/files" in doc["paths"]
