@@ -140,3 +140,17 @@ class SimObservatory:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_for(predicate, timeout: float = 10.0, poll: float = 0.05):
+    """Poll ``predicate`` until it returns something true; return it, or raise AssertionError after ``timeout`` wall seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(poll)
