@@ -196,7 +196,7 @@ def build_header(info: FrameInfo, config, detector: Detector):
     hdr["ROSSTEPN"] = (int(info.step_index), "sequence step index")
     hdr["ROSREF"] = (bool(info.reference), "reference star for the instrument response")
     if info.sim_truth:
-        hdr["SIMTRUTH"] = (str(info.sim_truth), "simulator truth record id")
+        hdr["SIMTRUTH"] = str(info.sim_truth)  # simulator truth record id (long: no comment)
     for key, value in info.extra.items():
         hdr[key] = value
     return hdr

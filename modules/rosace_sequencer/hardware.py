@@ -158,7 +158,8 @@ class Hardware:
         return str(value) if value not in (None, "") else None
 
     def expose(self, camera: alpaca.Camera, seconds: float, *, light: bool, control: Control,
-               readout_timeout: float, safety: Callable[[], bool] | None = None, safety_poll: float = 5.0) -> Exposure:
+               readout_timeout: float, safety: Callable[[], bool] | None = None, safety_poll: float = 5.0,
+               readout_min_wall: float = 20.0) -> Exposure:
         """Take one exposure and download it.
 
         ``safety`` (optional) is polled every ``safety_poll`` clock seconds while the
@@ -168,7 +169,7 @@ class Hardware:
         start = clock.now()
         camera.start_exposure(seconds, light)
         t0 = time.monotonic()
-        deadline = t0 + clock.wall(seconds + readout_timeout)
+        deadline = t0 + clock.wall(seconds) + max(clock.wall(readout_timeout), readout_min_wall)
         expected_end = t0 + clock.wall(seconds)
         safety_every = max(0.25, clock.wall(safety_poll))
         next_safety = t0 + safety_every

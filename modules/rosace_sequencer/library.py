@@ -94,7 +94,7 @@ def take_missing(needs: list[Need], *, hw, journal, config, detector, options, c
                     path = folder / frame_name(obs_id, 1 if need.kind == "BIAS" else 2, need.kind, n)
                 counters[need.kind] = n
                 ccd = hw.camera.ccd_temperature
-                exp = hw.expose(hw.camera, need.exptime, light=False, control=control, readout_timeout=options.readout_timeout)
+                exp = hw.expose(hw.camera, need.exptime, light=False, control=control, readout_timeout=options.readout_timeout, readout_min_wall=options.readout_min_wall)
                 info = FrameInfo(imagetyp=need.kind, exptime=need.exptime, date_obs=exp.start, obj="library", lamp="none",
                                  observation_id=obs_id, step="library", step_index=1 if need.kind == "BIAS" else 2, number=n,
                                  binning=need.binning, ccd_temp=ccd, set_temp=need.temperature, sim_truth=hw.truth_id())

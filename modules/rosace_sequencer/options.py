@@ -26,6 +26,7 @@ class SequencerOptions(BaseModel):
     slew_timeout: float = Field(240.0, gt=0, description="seconds")
     settle_time: float = Field(2.0, ge=0, description="seconds after a slew before the first guide image")
     readout_timeout: float = Field(60.0, gt=0, description="seconds allowed beyond the exposure time for the image to be ready")
+    readout_min_wall: float = Field(20.0, gt=0, description="wall seconds always allowed for readout and download (an accelerated clock does not speed up the camera's computer)")
     retries: int = Field(3, ge=1, le=10, description="attempts of a failing device action before the observation fails")
     backoff: float = Field(2.0, ge=0, description="first back-off between attempts, seconds; doubles each time")
     safety_poll: float = Field(5.0, gt=0, description="seconds between safety checks during an exposure")

@@ -221,7 +221,7 @@ class ObservationContext:
 
                 def _expose():
                     return self.hw.expose(self.hw.camera, exptime, light=light, control=self.control,
-                                          readout_timeout=self.options.readout_timeout, safety=safety,
+                                          readout_timeout=self.options.readout_timeout, readout_min_wall=self.options.readout_min_wall, safety=safety,
                                           safety_poll=self.options.safety_poll)
 
                 exposure = self.retry(_expose, f"{imagetyp} exposure")
@@ -314,7 +314,7 @@ class Slew(Step):
 
 
 def _guide_image(ctx, exposure: float) -> np.ndarray:
-    return ctx.hw.expose(ctx.hw.guider, exposure, light=True, control=ctx.control, readout_timeout=ctx.options.readout_timeout).image
+    return ctx.hw.expose(ctx.hw.guider, exposure, light=True, control=ctx.control, readout_timeout=ctx.options.readout_timeout, readout_min_wall=ctx.options.readout_min_wall).image
 
 
 def _center(ctx, max_iterations: int) -> acquisition.AcquisitionResult:
