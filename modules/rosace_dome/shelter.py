@@ -271,13 +271,7 @@ class Shelter:
                 self._stuck = None
             if self._stuck:
                 state = "error"
-        if state not in STATES:
-            state = "unknown"
-        if state != self.state:
-            old, self.state = self.state, state
-            why = self.shelter_error or (f"roof {self._motion} on our command" if self._motion else "reported by the device")
-            self.journal.record(now, "shelter", f"shelter {old} -> {state} ({why})", old=old, new=state)
-            self._save_state()
+        self._set_state(now, state)
 
         if isinstance(park, BaseException):
             if self.mount_error is None:
@@ -312,6 +306,17 @@ class Shelter:
             )
             if self.device_state in ("open", "opening") and not leases:
                 self.journal.record(now, "reconcile", "roof open with no lease: it stays open only while safe", found=self.device_state)
+
+    def _set_state(self, now: datetime, state: str) -> None:
+        if state not in STATES:
+            state = "unknown"
+        with self._lock:
+            if state == self.state:
+                return
+            old, self.state = self.state, state
+            why = self.shelter_error or (f"roof {self._motion} on our command" if self._motion else "reported by the device")
+            self.journal.record(now, "shelter", f"shelter {old} -> {state} ({why})", old=old, new=state)
+            self._save_state()
 
     def _note_verdict(self, now: datetime, verdict: Verdict) -> None:
         before = self.verdict
@@ -549,6 +554,10 @@ class Shelter:
         if failed:
             self._stuck_move(what, failed[0])
             raise DeviceError("shelter", f"{what}: {failed[0]}")
+        with self._lock:
+            # The device said so just now: show it without waiting for the next poll.
+            self.device_state, self._stuck = target.value, None
+            self._set_state(self.now(), target.value)
 
     def _stuck_move(self, target: str, why: str = "") -> None:
         now = self.now()
@@ -577,6 +586,7 @@ class Shelter:
         self.journal.record(self.now(), "command", f"mount park commanded ({reason})", command="park_mount")
         tel.park()
         self._wait(job, lambda: tel.at_park, self.settings.park_timeout, "mount park")
+        self.journal.record(self.now(), "mount", "mount reached park (AtPark true)")
 
     def _close_job(self, job: Job, reason: str, automatic: bool) -> dict:
         dome = self.devices.dome
