@@ -249,6 +249,8 @@ class ShareService:
             except RosaceError as exc:
                 archive.set_upstream(rec.id, f"error: {exc}")
                 raise
+            finally:
+                client.session.close()
 
         self.runner.submit("forward", push, {"spectrum": rec.id})
 
