@@ -9,5 +9,6 @@ MODULE = ModuleSpec(
     app="rosace_scheduler.api:create_app",
     client="rosace_scheduler.client:SchedulerClient",
     widget="rosace_scheduler.gui:create_widget",
+    cli="rosace_scheduler.cli:register",
     port=8702,
 )

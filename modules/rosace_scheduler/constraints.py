@@ -60,17 +60,25 @@ def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarr
     """Evaluate every constraint of ``reqs`` on the night grid.
 
     Returns ``(ok, alt)``: ``ok`` is the (n, T) boolean AND of all constraints
-    (or a dict name -> mask when ``separate``), ``alt`` the (n, T) altitudes.
+    (or a dict name -> mask when ``separate``), ``alt`` the (n, T) altitudes in
+    degrees (None unless ``separate`` or the site has a horizon profile).
     """
     n, times = len(reqs), sky.times
-    alt, az, moon_sep = sky.altaz(cirs)
+    # thresholds on vector components instead of angles: alt >= a  <=>  z >= sin(a), and
+    # separation >= s  <=>  cos(sep) <= cos(s); two small matrix products, no trigonometry
+    z = cirs @ sky.rotation[:, 2, :].T
+    cos_moon = cirs @ sky.moon_in_cirs().T
     masks: dict[str, np.ndarray] = {}
     limit = _column([r.altitude_limit for r in reqs], n)
-    masks["altitude"] = alt >= limit + altitude_margin
+    masks["altitude"] = z >= np.sin(np.radians(limit + altitude_margin))
+    alt = None
+    if separate or not sky.horizon.empty:
+        alt = np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
     if not sky.horizon.empty:
+        az = np.degrees(np.arctan2(cirs @ sky.rotation[:, 1, :].T, cirs @ sky.rotation[:, 0, :].T)) % 360.0
         masks["horizon"] = alt >= sky.horizon.limit(az) + altitude_margin
     masks["sun"] = sky.sun_alt[None, :] <= _column([r.sun_max_altitude for r in reqs], n) - SUN_MARGIN
-    masks["moon_separation"] = moon_sep >= _column([r.moon_min_separation for r in reqs], n) + MOON_MARGIN
+    masks["moon_separation"] = cos_moon <= np.cos(np.radians(_column([r.moon_min_separation for r in reqs], n) + MOON_MARGIN))
     illum_limit = _column([2.0 if r.moon_max_illumination is None else r.moon_max_illumination for r in reqs], n)
     # like astroplan: the illumination limit does not apply while the moon is down
     masks["moon_illumination"] = (sky.moon_alt[None, :] < -MOON_MARGIN) | (sky.moon_illumination[None, :] <= illum_limit - ILLUM_MARGIN)

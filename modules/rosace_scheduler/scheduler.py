@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("completed", "failed", "interrupted")
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
-LOOKAHEAD_NIGHTS = 7
+LOOKAHEAD_NIGHTS = 3
 DAY = 86400.0
 
 
@@ -638,17 +638,9 @@ class Scheduler:
             planned = next((o for o in (plan or {}).get("observations", []) if o["file_id"] == file_id), None)
             window = table.first_window(i, max(t, st.not_before[i])) if st.eligible[i] else None
             next_obs = iso(window[0]) if window else None
-            if next_obs is None and state in ("not_tonight", "not_due", "done_tonight", "held"):
-                for d in range(1, LOOKAHEAD_NIGHTS + 1):
-                    nxt = self.table(night + timedelta(days=d))
-                    nst = self.state(nxt, nxt.table.sky.start)
-                    j = nxt.table.index[file_id]
-                    if not nst.eligible[j]:
-                        continue
-                    w = nxt.table.first_window(j, max(nxt.table.sky.start, nst.not_before[j]))
-                    if w is not None:
-                        next_obs = iso(w[0])
-                        break
+            altitude_never = not masks["altitude"][0].any()
+            if next_obs is None and state in ("not_tonight", "not_due", "done_tonight", "held") and not altitude_never:
+                next_obs = self._look_ahead(qf, night)
             return {
                 "file_id": file_id, "title": qf.of.title, "target": qf.request.target, "night": night.isoformat(),
                 "state": state, "reason": reason, "scheduled": planned is not None,
@@ -658,6 +650,19 @@ class Scheduler:
                 "next_observable": next_obs,
                 "visits": len(self._history[file_id].completed) if file_id in self._history else 0,
             }
+
+    def _look_ahead(self, qf: QueuedFile, night: date) -> str | None:
+        """Return when a file first fits in one of the next nights (one-row tables: cheap for any queue)."""
+        for d in range(1, LOOKAHEAD_NIGHTS + 1):
+            sky = self.sky(night + timedelta(days=d))
+            one = _Cached(NightTable(sky, [qf.request], self.options), -1, {qf.of.id: qf.content_hash})
+            st = self.state(one, sky.start)
+            if not st.eligible[0]:
+                continue
+            w = one.table.first_window(0, max(sky.start, st.not_before[0]))
+            if w is not None:
+                return iso(w[0])
+        return None
 
     # ------------------------------------------------------------------ reference stars
 

@@ -253,6 +253,17 @@ class NightSky:
         c = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs").transform_to(CIRS(obstime=_unix_to_time(self.mid_unix)))
         return radec_to_vectors(c.ra.deg, c.dec.deg)
 
+    def moon_in_cirs(self) -> np.ndarray:
+        """Return (T, 3): the moon's AltAz vector carried back through the rotation (``R^T m``).
+
+        ``cirs @ moon_in_cirs().T`` is then the cosine of every target's separation from the moon.
+        """
+        cached = getattr(self, "_moon_cirs", None)
+        if cached is None:
+            cached = np.einsum("tij,ti->tj", self.rotation, self.moon_vec)
+            self._moon_cirs = cached
+        return cached
+
     def vectors(self, cirs: np.ndarray) -> np.ndarray:
         """Return AltAz unit vectors (n, T, 3) of CIRS unit vectors (n, 3) at every grid instant."""
         return np.einsum("tij,nj->nti", self.rotation, cirs, optimize=True)

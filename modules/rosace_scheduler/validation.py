@@ -2,7 +2,7 @@
 
 It shares nothing with the planner's fast sky model: every observation is
 re-checked with astropy's AltAz transform, ``get_body`` for the sun and moon and
-astroplan's moon illumination, at ``step`` seconds (10 s by default) over its
+astroplan's moon-illumination formula, at ``step`` seconds (10 s by default) over its
 whole duration, end included. Used by the tests and by the benchmark, for
 ROSACE's plans and astroplan's alike.
 """
@@ -75,7 +75,6 @@ def validate(checks: list[Check], site, step: float = 10.0) -> list[dict]:
     import astropy.units as u
     from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_body
     from astropy.time import Time
-    from astroplan import moon_illumination
 
     violations: list[dict] = []
     if not checks:
@@ -102,10 +101,16 @@ def validate(checks: list[Check], site, step: float = 10.0) -> list[dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target = SkyCoord(ra * u.deg, dec * u.deg).transform_to(frame)
-        sun = get_body("sun", times, loc).transform_to(frame)
-        moon = get_body("moon", times, loc).transform_to(frame)
+        # geocentric bodies with distances: astropy's AltAz of them includes the topocentric parallax
+        sun_geo = get_body("sun", times)
+        moon_geo = get_body("moon", times)
+        sun = sun_geo.transform_to(frame)
+        moon = moon_geo.transform_to(frame)
         sep = target.separation(moon).deg
-        illum = moon_illumination(times)
+        # astroplan.moon_illumination's formula, on the bodies already computed
+        elong = sun_geo.separation(moon_geo).rad
+        phase_angle = np.arctan2(sun_geo.distance * np.sin(elong), moon_geo.distance - sun_geo.distance * np.cos(elong))
+        illum = (1 + np.cos(phase_angle.value)) / 2.0
     alt, az = target.alt.deg, target.az.deg
     horizon = sorted(site.horizon)
     if horizon:

@@ -75,6 +75,7 @@ def test_submit_validate_queue_next_outcome_history(server, examples_dir):
     assert c.remove("be-zetatau-copy")["removed"] is True
     with pytest.raises(NotFoundError):
         c.file("be-zetatau-copy")
+    c.session.close()  # let the server stop at once
 
 
 def test_writes_need_the_token(server):
@@ -84,6 +85,7 @@ def test_writes_need_the_token(server):
     with pytest.raises(ApiError) as err:
         anonymous.next(EVENING)
     assert err.value.status == 401
+    anonymous.session.close()
 
 
 def test_invalid_file_in_folder_never_breaks_the_queue(config, queue_folder):
