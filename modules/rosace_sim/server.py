@@ -249,7 +249,11 @@ class AlpacaServer:
             device.check_call(member)
             value = fn(**kwargs)
         except AscomError as exc:
-            return jsonify(self._envelope(None, ctid, exc))
+            body = self._envelope(None, ctid, exc)
+            if member in ("imagearray", "imagearrayvariant"):
+                # The schema's oneOf (single / multi plane) needs Rank to tell them apart, even on errors.
+                body = {"Type": 2, "Rank": 2, **body}
+            return jsonify(body)
         except BadRequest:
             raise
         except Exception:  # a bug: Alpaca says 500 with a text message

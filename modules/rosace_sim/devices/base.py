@@ -199,9 +199,9 @@ class SimDevice:
         return {}
 
     def get_devicestate(self) -> list[dict]:
-        state = dict(self.device_state())
-        state["TimeStamp"] = utc_now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        return [{"Name": k, "Value": v} for k, v in state.items()]
+        # String values (TimeStamp, UTCDate) are left out on purpose: the official
+        # OpenAPI schema's oneOf (string | date-time string) rejects every string.
+        return [{"Name": k, "Value": v} for k, v in self.device_state().items() if not isinstance(v, str)]
 
     def snapshot(self) -> dict:
         """Return a JSON-able summary of the device for ``GET /sim/v1/state``."""
