@@ -235,3 +235,22 @@ def test_killed_during_an_exposure_then_restarted_resumes_without_duplicates(sim
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_the_worked_example_step_runs_on_the_simulator(sim, tmp_path, repo):
+    example = repo / "examples" / "custom_step"
+    cfg = config_dict(sim.url, tmp_path, step_files=[str(example / "sky_offset_step.py")])
+    app = create_app(config_from_dict(cfg), token=TOKEN)
+    data = load_observing_file(example / "observing_file.yaml").to_dict()
+    data["instrument"]["binning"] = [2, 2]
+    with BackgroundServer(app) as server:
+        client = SequencerClient(server.url, token=TOKEN)
+        assert "sky_offset" in client.get("/steps")["steps"]
+        result = run_and_wait(client, data)
+    app.extensions["rosace_sequencer"].close()
+    assert result["outcome"] == "completed", result["message"]
+    steps = {}
+    for path in result["frames"]:
+        h = fits.getheader(path)
+        steps.setdefault(h["ROSSTEP"], []).append(h["IMAGETYP"])
+    assert steps == {"science": ["LIGHT"], "sky_offset": ["LIGHT"], "arcs_after": ["ARC"]}
