@@ -1,0 +1,163 @@
+"""Benchmark: one simulated 3000 x 2000 Alpy frame reduced by ROSACE and by the
+equivalent specreduce chain (FitTrace, Background.two_sided, HorneExtract,
+WavelengthCalibration1D.fit_dispersion), with the accuracy of each against
+the simulator's truth; then batch throughput of `reduce_paths` on N frames
+with 2 spawn workers. Prints one JSON object on its last line.
+
+    python benchmarks/bench_reduction.py [--frames 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from numpy.polynomial import polynomial as P
+
+from rosace_core.astro import configure_offline
+from rosace_reduction.calibration import Masters, calibrate
+from rosace_reduction.extraction import extract
+from rosace_reduction.geometry import band_rows, find_trace, rectify
+from rosace_reduction.instrument import load_instrument
+from rosace_reduction.pipeline import _arc_geometry
+from rosace_reduction.wavelength import identify, load_line_lists
+
+
+def rosace_chain(img, arc, setup):
+    rec = setup.recipe
+    det = setup.detector
+    trace = find_trace(img.astype(np.float32) - det.bias_level, order=rec.trace_order, guess_row=setup.geometry.trace_row, search=400)
+    half = rec.sky_offset + rec.sky_width + 1
+    rows = band_rows(trace, half + 2, img.shape[0])
+    m = Masters(rows=rows, bias=float(det.bias_level))
+    data, var, sat = calibrate(img[rows].astype(np.float32), m, setup, 60.0, None)
+    arcb = calibrate(arc[rows].astype(np.float32), m, setup, 2.0, None)[0]
+    nominal = setup.nominal_wavelength(np.arange(det.nx))
+    fwhm = float(np.median(nominal) / setup.resolving_power / setup.dispersion.dispersion)
+    geom = _arc_geometry(arcb, rows.start, trace, setup, half, fwhm)
+    ap = rec.aperture_half_width
+    arc_spec = rectify(arcb, rows.start, trace, geom, half, cval=0.0)[half - ap : half + ap + 1].sum(0)
+    sol = identify(arc_spec, nominal, load_line_lists(setup.line_lists), fwhm=fwhm, order=rec.wavelength_order)
+    band = rectify(data, rows.start, trace, geom, half)
+    vband = rectify(var, rows.start, trace, geom, half)
+    sband = rectify(sat.astype(np.float32), rows.start, trace, geom, half, cval=0.0) > 0
+    ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), ~np.isfinite(band) | sband, half, aperture=ap,
+                  sky_offset=rec.sky_offset, sky_width=rec.sky_width, method="optimal", read_var=(det.read_noise / det.gain) ** 2, gain=det.gain)
+    return ext.flux, sol(np.arange(det.nx))
+
+
+def specreduce_chain(img, arc, setup):
+    import astropy.units as u
+    from specreduce.background import Background
+    from specreduce.extract import BoxcarExtract, HorneExtract
+    from specreduce.tracing import FitTrace
+    from specreduce.wavecal1d import WavelengthCalibration1D
+    from specutils import Spectrum
+
+    rec = setup.recipe
+    det = setup.detector
+    data = img.astype(np.float64) - det.bias_level
+    var = np.clip(data, 0, None) / det.gain + (det.read_noise / det.gain) ** 2
+    trace = FitTrace(data, bins=60, guess=setup.geometry.trace_row, window=60, peak_method="gaussian", trace_model=__import__("astropy.modeling.models", fromlist=["Polynomial1D"]).Polynomial1D(rec.trace_order))
+    bg = Background.two_sided(data, trace, separation=rec.sky_offset + rec.sky_width / 2, width=rec.sky_width)
+    sub = data - bg.bkg_image().flux.value
+    flux = HorneExtract(sub, trace, variance=var, mask=np.zeros(data.shape, bool), unit=u.DN).spectrum.flux.value
+    arcd = arc.astype(np.float64) - det.bias_level
+    arc_spec = BoxcarExtract(arcd, trace, width=2 * rec.aperture_half_width + 1).spectrum
+    ll = load_line_lists(setup.line_lists)
+    nx = det.nx
+    wc = WavelengthCalibration1D(arc_spectra=Spectrum(flux=arc_spec.flux.value * u.DN, spectral_axis=np.arange(nx) * u.pix), line_lists=[ll.wavelength * u.AA], ref_pixel=nx / 2)
+    fwhm = float(np.median(setup.nominal_wavelength(np.arange(nx))) / setup.resolving_power / setup.dispersion.dispersion)
+    wc.find_lines(fwhm=fwhm, noise_factor=10)
+    c, d = setup.dispersion.central_wavelength, setup.dispersion.dispersion
+    ws = wc.fit_dispersion(((c - 300 * d) * u.AA, (c + 300 * d) * u.AA), (0.96 * d * u.AA / u.pix, 1.04 * d * u.AA / u.pix), higher_order_limits=[1e-4, 1e-8], degree=3)
+    return flux, ws.pix_to_wav(np.arange(nx) * u.pix).to_value(u.AA)
+
+
+def accuracy(flux, wl, truth):
+    x = np.arange(len(wl))
+    true_wl = P.polyval(x, truth["dispersion"]["coeffs_image"])
+    wl_err = (wl - true_wl) / np.gradient(true_wl)
+    expected = np.asarray(truth["star"]["expected_e_per_image_column"]) / truth["detector"]["gain_e_per_adu"]
+    good = expected > 0.2 * np.median(expected)
+    ratio = flux[good] / expected[good]
+    return {"wavelength_rms_px": float(np.sqrt(np.mean(wl_err[200:-200] ** 2))), "flux_scatter": float(np.std(ratio / np.median(ratio))), "flux_bias": float(np.median(ratio) - 1)}
+
+
+def timed(fn, *args, repeat=3):
+    best = np.inf
+    tracemalloc.start()
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn(*args)
+        best = min(best, time.perf_counter() - t)
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return out, best, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=8, help="frames in the batch-throughput run (100 in the issue; slow on a shared 2-core machine)")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    configure_offline()
+    from rosace_sim.render import Renderer, Star
+
+    setup = load_instrument("alpy600")
+    r = Renderer("alpy600")
+    rng = np.random.default_rng(1)
+    t = datetime(2026, 11, 20, 21, 0, tzinfo=timezone.utc)
+    star = Star("gam Cas", 14.177, 60.717, 2.39, "B0.5IVe", be_emission={"ew": -30})
+    img, truth = r.science(star, exposure=4, airmass=1.2, time=t, site=(43.75, 6.92, 1270), rng=rng)
+    arc, _ = r.arc("NeAr", exposure=2, rng=rng)
+    (f1, w1), t_ros, m_ros = timed(rosace_chain, img, arc, setup)
+    acc_ros = accuracy(f1, w1, truth)
+    try:
+        (f2, w2), t_ref, m_ref = timed(specreduce_chain, img, arc, setup, repeat=1)  # same tracemalloc overhead on both
+        acc_ref = accuracy(f2, w2, truth)
+    except Exception as exc:  # report, do not hide
+        t_ref, m_ref, acc_ref = float("nan"), float("nan"), {"error": f"{exc.__class__.__name__}: {exc}"}
+    print(f"ROSACE     {t_ros:.3f} s  peak {m_ros:.0f} MiB  {acc_ros}")
+    print(f"specreduce {t_ref:.3f} s  peak {m_ref:.0f} MiB  {acc_ref}")
+
+    # Batch throughput: N observations (science + arc + 3 bias each, shared) through reduce_paths.
+    from rosace_reduction.batch import reduce_paths
+    from rosace_reduction.pipeline import Options
+
+    tmp = Path(tempfile.mkdtemp(prefix="rosace_bench_"))
+    night = tmp / "20261120"
+    night.mkdir()
+
+    def write(path, data, kind, exptime, obsid):
+        h = fits.Header()
+        h.update({"IMAGETYP": kind, "OBJECT": "gam Cas", "RA": 14.177, "DEC": 60.717, "DATE-OBS": "2026-11-20T21:00:00", "EXPTIME": exptime,
+                  "AIRMASS": 1.2, "INSTRUME": "alpy600", "ROSOBSID": obsid, "SITELAT": 43.75, "SITELONG": 6.92, "SITEELEV": 1270.0})
+        fits.PrimaryHDU(data, header=h).writeto(path)
+
+    write(night / "arc.fits", arc, "ARC", 2.0, "cal")
+    for k in range(args.frames):
+        write(night / f"obs{k:03d}_LIGHT.fits", img, "LIGHT", 4.0, f"obs{k:03d}")
+    t0 = time.perf_counter()
+    report = reduce_paths([night], Options(output_root=str(tmp / "out"), telluric=False), workers=args.workers)
+    t_batch = time.perf_counter() - t0
+    fps = args.frames / t_batch
+    print(f"batch: {args.frames} frames in {t_batch:.1f} s on {args.workers} workers: {fps:.2f} frames/s; {report.counts}")
+    print(json.dumps({
+        "frame": "3000x2000 alpy600",
+        "rosace_s": round(t_ros, 4), "specreduce_s": round(t_ref, 4), "speedup": round(t_ref / t_ros, 1) if t_ros else None,
+        "rosace_peak_mib": round(m_ros, 1), "specreduce_peak_mib": round(m_ref, 1),
+        "rosace_accuracy": acc_ros, "specreduce_accuracy": acc_ref,
+        "batch_frames": args.frames, "batch_workers": args.workers, "batch_frames_per_s": round(fps, 3), "batch_counts": report.counts,
+    }))
+
+
+if __name__ == "__main__":
+    main()
