@@ -96,7 +96,17 @@ def cosmic_rays(ins: Instrument, region: Region, exposure: float, rng: np.random
     return rows[ok], cols[ok], e[ok]
 
 
-def read_out(ins: Instrument, region: Region, photo_e: np.ndarray, exposure: float, ccd_temp: float, rng: np.random.Generator, *, noise: str = "gaussian", cosmics: bool = True) -> tuple[np.ndarray, dict]:
+def _buffer(work: dict | None, key: str, shape: tuple[int, int]) -> np.ndarray:
+    """A float32 scratch array, reused across frames when ``work`` is given (fresh pages cost page faults)."""
+    if work is None:
+        return np.empty(shape, dtype=np.float32)
+    buf = work.get(key)
+    if buf is None or buf.shape != shape:
+        buf = work[key] = np.empty(shape, dtype=np.float32)
+    return buf
+
+
+def read_out(ins: Instrument, region: Region, photo_e: np.ndarray, exposure: float, ccd_temp: float, rng: np.random.Generator, *, noise: str = "gaussian", cosmics: bool = True, work: dict | None = None) -> tuple[np.ndarray, dict]:
     """Turn expected photo-electrons (float32, unbinned region, modified in place) into a uint16 image.
 
     Applies PRNU, dark current and hot pixels, cosmic rays, binning, shot and
@@ -119,27 +129,31 @@ def read_out(ins: Instrument, region: Region, photo_e: np.ndarray, exposure: flo
     if region.bx > 1 or region.by > 1:  # on-chip binning: charge summed before the read
         ny, nx = region.image_shape
         mean = mean.reshape(ny, region.by, nx, region.bx).sum(axis=(1, 3), dtype=np.float32)
-    rn2 = np.float32(ins.read_noise**2)
-    if noise == "poisson":
-        img = rng.poisson(np.maximum(mean, 0)).astype(np.float32)
-        img += rng.standard_normal(mean.shape, dtype=np.float32) * np.float32(ins.read_noise)
-    elif noise == "none":
-        img = mean
-    else:
-        sigma = np.add(mean, rn2)
-        np.maximum(sigma, rn2, out=sigma)
-        np.sqrt(sigma, out=sigma)
-        img = rng.standard_normal(mean.shape, dtype=np.float32)
-        img *= sigma
-        img += mean
-    img *= np.float32(1.0 / ins.gain)
     bias_cols = fp["bias_columns"][xs]
     if region.bx > 1:
         bias_cols = bias_cols.reshape(-1, region.bx).mean(axis=1)
-    img += (np.float32(ins.bias_level) + bias_cols)[None, :]
-    np.clip(img, 0, ins.saturation, out=img)
-    n_sat = int(np.count_nonzero(img >= ins.saturation))
-    out = np.rint(img, out=img).astype(np.uint16)
+    # +0.5 so that the truncating cast to uint16 rounds to the nearest ADU.
+    offset = (np.float32(ins.bias_level + 0.5) + bias_cols)[None, :]
+    inv_gain = np.float32(1.0 / ins.gain)
+    img = _buffer(work, "noise", mean.shape)
+    if noise == "poisson":
+        img[...] = rng.poisson(mean)
+        img += rng.standard_normal(mean.shape, dtype=np.float32) * np.float32(ins.read_noise)
+    elif noise == "none":
+        img[...] = mean
+    else:
+        # Shot + read noise in one gaussian draw: sigma^2 = mean + read_noise^2 (mean >= 0 here).
+        sigma = _buffer(work, "sigma", mean.shape)
+        np.add(mean, np.float32(ins.read_noise**2), out=sigma)
+        np.sqrt(sigma, out=sigma)
+        rng.standard_normal(dtype=np.float32, out=img)
+        img *= sigma
+        img += mean
+    img *= inv_gain
+    img += offset
+    np.clip(img, 0, ins.saturation + 0.49, out=img)
+    out = img.astype(np.uint16)
+    n_sat = int(np.count_nonzero(out >= ins.saturation))
 
     def to_image(r, c):
         return ((r - region.y0) // region.by).astype(int), ((c - region.x0) // region.bx).astype(int)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 
@@ -79,6 +79,15 @@ def teff_of(spectral_type: str) -> float:
     return t
 
 
+def _iso(t):
+    """Dates from a YAML scenario (datetime/date objects) as ISO text, so the truth stays JSON."""
+    if isinstance(t, datetime):
+        return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(t, date):
+        return datetime(t.year, t.month, t.day, tzinfo=timezone.utc).isoformat()
+    return t
+
+
 def _to_jd(t) -> float:
     if t is None:
         return 2451545.0
@@ -112,6 +121,9 @@ class BeEmission:
     t0: float | str | None = None  # JD or ISO date
     hbeta_ratio: float = 0.2  # H-beta emission area relative to H-alpha's
 
+    def __post_init__(self):
+        self.t0 = _iso(self.t0)
+
     def at(self, time) -> dict:
         """EW (A) and V/R at ``time`` (datetime, ISO text or JD)."""
         jd, jd0 = _to_jd(time), _to_jd(self.t0) if self.t0 is not None else 2451545.0
@@ -136,6 +148,9 @@ class RVCurve:
     t0: float | str | None = None
     e: float = 0.0
     omega_deg: float = 90.0
+
+    def __post_init__(self):
+        self.t0 = _iso(self.t0)
 
     def at(self, time) -> float:
         """Barycentric RV (km/s) at ``time``."""
@@ -173,7 +188,7 @@ class Star:
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
-        self.ra, self.dec, self.vmag = float(self.ra), float(self.dec), float(self.vmag)
+        self.ra, self.dec, self.vmag = _angle(self.ra, hours=True), _angle(self.dec, hours=False), float(self.vmag)
         be = self.be_emission
         if isinstance(be, dict):
             be = BeEmission(**{k: v for k, v in be.items() if k in BeEmission.__dataclass_fields__})
