@@ -9,5 +9,6 @@ MODULE = ModuleSpec(
     app="rosace_share.api:create_app",
     client="rosace_share.client:ShareClient",
     widget="rosace_share.gui:create_widget",
+    cli="rosace_share.cli:register",
     port=8705,
 )
