@@ -78,6 +78,9 @@ def run_desktop(args) -> int:
         QTimer.singleShot(int(args.exit_after * 1000), window.close)
     status = app.exec()
     window.shutdown()
+    from rosace_desktop.selftest import release_qt
+
+    release_qt(window)
     return int(status)
 
 

@@ -151,6 +151,21 @@ def open_desktop(report: Report, healthy: dict, config, timeout: float, screensh
             window.grab().save(str(screenshots / f"tab-{i + 1}-{window.tabs.tabText(i).lower()}.png"))
     window.close()
     window.shutdown()
+    release_qt(window)
+
+
+def release_qt(window) -> None:
+    """Delete the window and let background calls finish, so that the process exits cleanly.
+
+    Widgets outliving the event loop, or worker threads still running Python at
+    interpreter exit, crash Qt on the way out.
+    """
+    from PySide6.QtCore import QCoreApplication, QThreadPool
+
+    window.deleteLater()
+    QThreadPool.globalInstance().waitForDone(10000)
+    QCoreApplication.sendPostedEvents(None, 0)
+    QCoreApplication.processEvents()
 
 
 def run_selftest(args) -> int:
