@@ -300,7 +300,10 @@ class MainWindow(QMainWindow):
 
     def _show_safety(self, status, error) -> None:
         text, colour = safety_text(status, error)
-        self.safety_label.setText(f"<b style='color:{colour}'>{text}</b>")
+        # Reasons can be long (device errors): the bar shows the start, the tooltip all of it.
+        short = text if len(text) <= 70 else text[:67] + "..."
+        self.safety_label.setText(f"<b style='color:{colour}'>{short.replace('<', '&lt;')}</b>")
+        self.safety_label.setToolTip(text)
 
     # ------------------------------------------------------------------ menus
 
