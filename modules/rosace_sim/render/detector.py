@@ -113,6 +113,8 @@ def read_out(ins: Instrument, region: Region, photo_e: np.ndarray, exposure: flo
     read noise, bias with its column pattern, gain and saturation. Returns the
     image and the detector part of the truth record.
     """
+    if noise not in ("gaussian", "poisson", "none"):
+        raise ValueError(f"unknown noise model {noise!r}: use 'gaussian', 'poisson' or 'none'")
     fp = ins.grid("fixed_pattern")
     ys, xs = slice(region.y0, region.y1), slice(region.x0, region.x1)
     mean = photo_e

@@ -68,21 +68,24 @@ class Renderer:
         return buf
 
     # ------------------------------------------------------------ frames
-    def bias(self, *, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None):
+    def bias(self, *, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None, noise: str = "gaussian"):
         """A zero-second frame: bias level, column pattern and read noise."""
-        return self._calibration("bias", 0.0, ccd_temp, binning, subframe, rng, None)
+        return self._calibration("bias", 0.0, ccd_temp, binning, subframe, rng, None, noise)
 
-    def dark(self, *, exposure: float = 60.0, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None):
+    def dark(self, *, exposure: float = 60.0, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None, noise: str = "gaussian"):
         """A closed-shutter frame: dark current (doubling every ``dark_doubling`` degC), hot pixels, cosmic rays."""
-        return self._calibration("dark", exposure, ccd_temp, binning, subframe, rng, None)
+        return self._calibration("dark", exposure, ccd_temp, binning, subframe, rng, None, noise)
 
-    def flat(self, *, exposure: float = 5.0, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None, lamp: str = "tungsten"):
+    def flat(self, *, exposure: float = 5.0, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None, lamp: str = "tungsten", noise: str = "gaussian"):
         """A tungsten flat: smooth lamp spectrum x instrument response x slit illumination."""
-        return self._calibration("flat", exposure, ccd_temp, binning, subframe, rng, lamp)
+        return self._calibration("flat", exposure, ccd_temp, binning, subframe, rng, lamp, noise)
 
-    def arc(self, lamp: str | None = None, *, exposure: float = 2.0, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None):
-        """An arc frame of ``lamp`` ('NeAr' by default, 'Ne', 'Ar', 'He'): emission lines only, tilted and curved."""
-        return self._calibration("arc", exposure, ccd_temp, binning, subframe, rng, lamp or self.instrument.lamp)
+    def arc(self, lamp: str | None = None, *, exposure: float = 2.0, ccd_temp: float = -10.0, binning=(1, 1), subframe=None, rng: np.random.Generator | None = None, noise: str = "gaussian"):
+        """An arc frame of ``lamp`` ('NeAr' by default, 'Ne', 'Ar', 'He'): emission lines only, tilted and curved.
+
+        ``noise``: 'gaussian' (default), 'poisson' (exact shot noise, slower) or 'none' (expected values, no cosmic rays).
+        """
+        return self._calibration("arc", exposure, ccd_temp, binning, subframe, rng, lamp or self.instrument.lamp, noise)
 
     def science(
         self,
@@ -148,12 +151,12 @@ class Renderer:
         truth["sky"] = {k: v for k, v in sky_truth.items() if k != "line_columns"}
         if star is not None:
             truth.update(self._add_star(e, region, star, exposure, airmass, time, site, slit_offset, seeing, transmission, pwv_scale))
-        img, det = read_out(ins, region, e, exposure, ccd_temp, rng, noise=noise, work=self._work)
+        img, det = read_out(ins, region, e, exposure, ccd_temp, rng, noise=noise, cosmics=noise != "none", work=self._work)
         truth["detector"] = det
         return img, truth
 
     # ------------------------------------------------------------ pieces
-    def _calibration(self, kind, exposure, ccd_temp, binning, subframe, rng, lamp):
+    def _calibration(self, kind, exposure, ccd_temp, binning, subframe, rng, lamp, noise):
         ins = self.instrument
         exposure = float(exposure)
         if exposure < 0:
@@ -161,9 +164,9 @@ class Renderer:
         rng = rng if rng is not None else np.random.default_rng()
         region = region_of(ins, binning, subframe)
         with self._lock:
-            return self._calibration_locked(kind, region, exposure, ccd_temp, rng, lamp)
+            return self._calibration_locked(kind, region, exposure, ccd_temp, rng, lamp, noise)
 
-    def _calibration_locked(self, kind, region, exposure, ccd_temp, rng, lamp):
+    def _calibration_locked(self, kind, region, exposure, ccd_temp, rng, lamp, noise):
         ins = self.instrument
         e = self._photo_buffer(region, zero=kind != "flat")
         truth = self._truth_base(kind, region, exposure)
@@ -185,7 +188,7 @@ class Renderer:
                     for ln, c, p in zip(lines, u, peak)
                 ],
             }
-        img, det = read_out(ins, region, e, exposure, ccd_temp, rng, cosmics=kind != "bias", work=self._work)
+        img, det = read_out(ins, region, e, exposure, ccd_temp, rng, cosmics=kind != "bias" and noise != "none", noise=noise, work=self._work)
         truth["detector"] = det
         return img, truth
 
@@ -286,20 +289,67 @@ class Renderer:
             ins._cache[key] = {"u": u, "wavelength": wl, "dlam": dlam, "step": step, "tau": tau, "response": response_curve(ins, wl)}
         return ins._cache[key]
 
-    def _add_star(self, e, region, star, exposure, airmass, time, site, slit_offset, seeing, transmission, pwv_scale) -> dict:
+    def _star_components(self, star, airmass, time, site, transmission, pwv_scale) -> dict:
+        """The star's light on the fine column grid: Doppler-shifted spectrum, atmosphere, response."""
         ins = self.instrument
         g = self._fine_grid()
         rv_star = star.rv(time)
         bary = barycentric_correction(star.ra, star.dec, time, site)
         v_topo = (rv_star - bary) / (1 + bary / C_KMS)
-        z = v_topo / C_KMS
-        rest = g["wavelength"] / (1 + z)
+        rest = g["wavelength"] / (1 + v_topo / C_KMS)
         norm = star.normalised_spectrum(rest, time, min_width=g["step"])
-        phot = V0_PHOTONS * 10 ** (-0.4 * star.vmag) * star.photon_continuum(rest) * norm
+        phot = V0_PHOTONS * 10 ** (-0.4 * star.vmag) * star.photon_continuum(rest)
         ext = atmosphere.extinction(g["wavelength"], airmass, ins.render["extinction"])
         tell = atmosphere.telluric_transmission(g["wavelength"], airmass, pwv_scale, g["tau"])
-        f = phot * ins.collecting_area_cm2 * g["response"] * ext * tell * transmission * g["dlam"]  # e-/s per unit column
-        f = gaussian_filter1d(f, ins.lsf_fwhm_px / 2.3548 * OVERSAMPLE, mode="nearest")
+        f = phot * norm * ins.collecting_area_cm2 * g["response"] * ext * tell * transmission * g["dlam"]  # e-/s per unit column
+        sig = ins.lsf_fwhm_px / 2.3548 * OVERSAMPLE
+        return {
+            "grid": g, "rv_star": rv_star, "bary": bary, "v_topo": v_topo, "norm": norm, "tell": tell, "ext": ext,
+            "rate": gaussian_filter1d(f, sig, mode="nearest"), "sigma_fine": sig,
+        }
+
+    def star_model(self, star: Star, *, time: datetime | None = None, site=None, airmass: float = 1.0, seeing: float = 2.5,
+                   slit_offset: tuple[float, float] = (0.0, 0.0), transmission: float = 1.0, pwv_scale: float = 1.0) -> dict:
+        """The noise-free 1D truth of a science frame, per unbinned column on the trace.
+
+        Returns numpy arrays: ``column``, ``wavelength`` (A, air, true solution
+        at the trace), ``normalised`` (the star's spectrum over its continuum,
+        Doppler shifted, at the instrument's resolution, no telluric),
+        ``telluric`` (transmission at this airmass, instrument resolution),
+        ``extinction`` (continuum transmission), ``response`` (efficiency) and
+        ``e_per_s`` (star electrons per second per column summed along the
+        slit, slit losses included), plus the RV terms (km/s).
+        """
+        ins = self.instrument
+        if isinstance(time, str):
+            time = datetime.fromisoformat(time.replace("Z", "+00:00"))
+        c = self._star_components(star, airmass, time, site, transmission, pwv_scale)
+        g = c["grid"]
+        prof = slit_profile(seeing, ins.slit_width, ins.spatial_scale, slit_offset[0])
+        shift = prof["centroid_arcsec"] / ins.spatial_scale
+        x = np.arange(ins.nx, dtype=np.float64)
+
+        def at_columns(a):
+            return np.interp(x - shift, g["u"], gaussian_filter1d(a, c["sigma_fine"], mode="nearest"))
+
+        return {
+            "column": x,
+            "wavelength": ins.wavelength(x),
+            "normalised": at_columns(c["norm"]),
+            "telluric": at_columns(c["tell"]),
+            "extinction": np.interp(x, g["u"], c["ext"]),
+            "response": np.interp(x, g["u"], g["response"]),
+            "e_per_s": np.interp(x - shift, g["u"], c["rate"]) * prof["fraction"],
+            "rv_star_kms": c["rv_star"],
+            "barycentric_correction_kms": c["bary"],
+            "topocentric_kms": c["v_topo"],
+        }
+
+    def _add_star(self, e, region, star, exposure, airmass, time, site, slit_offset, seeing, transmission, pwv_scale) -> dict:
+        ins = self.instrument
+        c = self._star_components(star, airmass, time, site, transmission, pwv_scale)
+        g, f = c["grid"], c["rate"]
+        rv_star, bary, v_topo = c["rv_star"], c["bary"], c["v_topo"]
 
         prof = slit_profile(seeing, ins.slit_width, ins.spatial_scale, slit_offset[0])
         shift_px = prof["centroid_arcsec"] / ins.spatial_scale  # light centroid across the slit moves the spectrum

@@ -237,3 +237,34 @@ def test_halpha_emission_and_rv_in_the_spectrum(lhires):
     assert truth["rv"]["topocentric_kms"] == pytest.approx(60.0 - truth["rv"]["barycentric_correction_kms"], abs=0.05)
     assert v == pytest.approx(truth["rv"]["topocentric_kms"], abs=3.0)
     assert abs(truth["rv"]["barycentric_correction_kms"]) > 1.0
+
+
+def test_noise_free_arc_centroids_are_exact(lhires):
+    img, truth = lhires.arc(exposure=10.0, noise="none", rng=rng(71))
+    assert truth["detector"]["cosmic_rays"] == []
+    sigma = truth["dispersion"]["lsf_fwhm_px"] / 2.3548
+    y = 1000
+    for ln in truth["arc"]["lines"]:
+        if not 500 < ln["peak_e"] < 40000:
+            continue
+        v = y - P.polyval(ln["column"], truth["geometry"]["trace_coeffs_unbinned"])
+        x_pred = ln["column"] + truth["geometry"]["tilt"] * v + truth["geometry"]["smile"] * v * v
+        xs = np.arange(int(x_pred) - int(6 * sigma), int(x_pred) + int(6 * sigma) + 2)
+        # Remove the bias of each column (its fixed pattern) with a row far from any light.
+        prof = img[y, xs].astype(float) - img[20, xs].astype(float)
+        assert (prof * xs).sum() / prof.sum() == pytest.approx(x_pred, abs=0.02)  # integer ADU rounding only
+
+
+def test_star_model_is_the_frame_expectation(alpy):
+    star = Star("HD 5", 30.0, 20.0, 6.0, "K0III", rv_curve=-40.0)
+    kw = dict(airmass=1.4, time=WHEN, site=SITE, seeing=3.0, slit_offset=(0.5, 0.0))
+    img, truth = alpy.science(star, exposure=20.0, rng=rng(81), **kw)
+    model = alpy.star_model(star, **kw)
+    assert np.allclose(np.asarray(truth["star"]["expected_e_per_image_column"]), model["e_per_s"] * 20.0, rtol=1e-4, atol=0.1)
+    assert model["topocentric_kms"] == pytest.approx(truth["rv"]["topocentric_kms"])
+    # The normalised spectrum is 1 in the continuum and dips at Na D (shifted by the RV).
+    nad = np.argmin(np.abs(model["wavelength"] - 5892.9 * (1 + model["topocentric_kms"] / 299792.458)))
+    assert model["normalised"][nad] < 0.9 and np.median(model["normalised"]) > 0.93
+    assert 0 < model["telluric"].min() < 0.9 and model["telluric"].max() <= 1.0
+    with pytest.raises(ValueError):
+        alpy.bias(noise="perfect")
