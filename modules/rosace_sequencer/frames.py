@@ -154,7 +154,7 @@ def build_header(info: FrameInfo, config, detector: Detector):
 
     hdr = fits.Header()
     hdr["IMAGETYP"] = (info.imagetyp, "LIGHT, ARC, FLAT, BIAS or DARK")
-    hdr["OBJECT"] = (info.obj, "target (calibrations: the target they belong to)")
+    hdr["OBJECT"] = (info.obj, "target (or the target of the calibration)")
     start = info.date_obs.astimezone(timezone.utc)
     hdr["DATE-OBS"] = (start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3], "exposure start, UTC")
     hdr["EXPTIME"] = (float(info.exptime), "exposure time, s")
