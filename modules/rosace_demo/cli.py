@@ -1,6 +1,67 @@
-"""``rosace demo`` command (placeholder)."""
+"""``rosace demo``: run a whole night on the simulated observatory, with a live display."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 
 def register(sub):
-    p = sub.add_parser("demo", help="run a whole unattended night on the simulated observatory")
-    p.set_defaults(func=lambda args: (print("not yet implemented"), 2)[1])
+    p = sub.add_parser(
+        "demo",
+        help="run a whole unattended night on the simulated observatory (five modules as processes)",
+        description="Start the simulated observatory and the five modules as separate processes under a "
+        "simulated clock, observe the bundled Observing Files through a night with a cloudy "
+        "interruption and rain before dawn, reduce and archive the spectra, and print a summary. "
+        "Exit status 0 only if the night met the scenario's expectations.",
+    )
+    p.add_argument("--folder", help="run folder (default: a new temporary folder)")
+    p.add_argument("--scenario", help="simulator scenario file (default: resources/scenarios/demo_night.yaml)")
+    p.add_argument("--rate", type=float, help="simulated seconds per wall second (default from the scenario)")
+    p.add_argument("--desktop", action="store_true", help="also open the desktop connected to the running modules")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
+    p.add_argument("--no-live", action="store_true", help="no live display (plain log lines)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from rosace_core.astro import configure_offline
+    from rosace_core.logs import setup_logging
+    from rosace_demo.display import LiveDisplay, print_summary
+    from rosace_demo.night import DemoNight
+
+    configure_offline()
+    folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="rosace-demo-"))
+    setup_logging("demo", "WARNING" if not args.no_live else "INFO", folder=folder / "logs")
+    night = DemoNight(folder, scenario=args.scenario, rate=args.rate)
+    display = None if args.no_live else LiveDisplay()
+    desktop = None
+    if display:
+        night.on_tick = display.update
+    if args.desktop:
+        def open_desktop(n, snap, _state={"done": False}):
+            nonlocal desktop
+            if not _state["done"]:
+                _state["done"] = True
+                desktop = subprocess.Popen([sys.executable, "-m", "rosace_core.cli", "--config", str(n.folder / "rosace.toml"), "desktop", "--remote"])
+            if display:
+                display.update(n, snap)
+
+        night.on_tick = open_desktop
+    try:
+        if display:
+            with display:
+                verdict = night.run()
+        else:
+            verdict = night.run()
+    finally:
+        if desktop is not None and desktop.poll() is None:
+            desktop.terminate()
+    if args.json:
+        print(json.dumps(verdict, indent=2, default=str))
+    else:
+        print_summary(night, verdict)
+    return 0 if verdict["passed"] else 1

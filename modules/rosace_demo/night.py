@@ -1,0 +1,282 @@
+"""A whole unattended night on the simulated observatory, five modules as processes.
+
+:class:`DemoNight` writes a run folder (configuration, Observing Files, logs,
+data), starts the simulated observatory and the five module servers as
+separate processes under one simulated clock, starts the sequencer's robotic
+night, watches it (and runs fault drills when asked), then gathers a summary
+from the modules' REST APIs, publishes it as a gallery page, checks it against
+the scenario's expectations and stops every process.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from rosace_core.clock import Clock
+from rosace_core.config import MODULE_IDS
+from rosace_core.errors import RosaceError
+from rosace_core.http import RestClient, ServiceUnavailable
+from rosace_core.resources import resource_path
+from rosace_demo.drills import Drill
+from rosace_demo.processes import ProcessGroup, free_port
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCENARIO = "demo_night.yaml"
+DEFAULT_FILES = (
+    "be_gamcas_halpha_alpy.yaml",
+    "be_zetatau_halpha_alpy.yaml",
+    "nova_too_window.yaml",
+    "reference_hd35468_alpy.json",
+    "binary_betaLyr_lhires.yaml",
+    "reference_alflyr_lhires.yaml",
+)
+
+
+class DemoError(RosaceError):
+    """The demo could not run (a process failed to start, a module did not answer)."""
+
+
+@dataclass
+class DemoNight:
+    """One demo night: folder, scenario, clock rate, Observing Files and drills."""
+
+    folder: Path
+    scenario: Path | None = None
+    rate: float | None = None
+    files: tuple[str, ...] = DEFAULT_FILES
+    drills: list[Drill] = field(default_factory=list)
+    max_wall: float = 420.0
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    on_tick: Callable[["DemoNight", dict], None] | None = None
+
+    def __post_init__(self):
+        self.folder = Path(self.folder)
+        self.scenario = Path(self.scenario) if self.scenario else resource_path("scenarios", DEFAULT_SCENARIO)
+        self.scenario_data = yaml.safe_load(self.scenario.read_text(encoding="utf-8"))
+        self.ports = {"sim": free_port(), **{m: free_port() for m in MODULE_IDS}}
+        self.procs: ProcessGroup | None = None
+        self.clock: Clock | None = None
+        self.events: list[str] = []
+        self.snapshots: list[dict] = []
+        self.summary: dict = {}
+        self.verdict: dict = {}
+        self._hold: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ set-up
+
+    @property
+    def start_time(self) -> datetime:
+        start = self.scenario_data.get("start") or self.scenario_data.get("clock", {}).get("start")
+        value = start if isinstance(start, datetime) else datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    @property
+    def end_time(self) -> datetime:
+        end = self.scenario_data.get("end") or self.scenario_data.get("clock", {}).get("end")
+        if end is None:
+            return self.start_time + timedelta(hours=14)
+        value = end if isinstance(end, datetime) else datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    @property
+    def clock_rate(self) -> float:
+        return float(self.rate or self.scenario_data.get("rate") or self.scenario_data.get("clock", {}).get("rate") or 180.0)
+
+    @property
+    def shelter_type(self) -> str:
+        shelter = self.scenario_data.get("shelter", "rolloff")
+        return shelter.get("type", "rolloff") if isinstance(shelter, dict) else str(shelter)
+
+    def url(self, part: str) -> str:
+        return f"http://127.0.0.1:{self.ports[part]}"
+
+    def client(self, module: str, timeout: float = 10.0) -> RestClient:
+        c = RestClient(self.url(module), token=self.token, timeout=timeout)
+        c.module = module
+        return c
+
+    def write_config(self) -> Path:
+        """Write the run's observatory configuration (TOML) and queue folder."""
+        site = self.scenario_data.get("site", {})
+        queue = self.folder / "queue"
+        queue.mkdir(parents=True, exist_ok=True)
+        for name in self.files:
+            shutil.copy(resource_path("observing_files", name), queue / name)
+        sim = self.url("sim")
+        lines = [
+            "# Written by `rosace demo` for this run.",
+            "[site]",
+            f"name = {site.get('name', 'ROSACE simulated observatory')!r}".replace("'", '"'),
+            f"latitude = {float(site.get('latitude', 43.75))}",
+            f"longitude = {float(site.get('longitude', 6.92))}",
+            f"elevation = {float(site.get('elevation', 1270))}",
+            "",
+            "[devices]",
+            f'shelter = "{self.shelter_type}"',
+        ]
+        for dev, number in (("dome", 0), ("telescope", 0), ("spectro_camera", 0), ("guide_camera", 1), ("switch", 0), ("safety_monitor", 0), ("observing_conditions", 0)):
+            lines += [f"[devices.{dev}]", f'url = "{sim}"', f"device_number = {number}"]
+        lines += ["", "[instrument]", f'spectrograph = "{self.scenario_data.get("instrument", "alpy600")}"', ""]
+        for module in MODULE_IDS:
+            lines += [f"[modules.{module}]", f'url = "{self.url(module)}"', f'token = "{self.token}"']
+        data_root = (self.folder / "data").as_posix()
+        lines += [
+            "",
+            "[server]",
+            'host = "127.0.0.1"',
+            f'token = "{self.token}"',
+            "",
+            "[data]",
+            f'root = "{data_root}"',
+            "",
+            "[dome]",
+            "poll_period = 1.0",
+            "",
+            "[scheduler]",
+            f'queue_folder = "{queue.as_posix()}"',
+            "",
+            "[sequencer]",
+            "require_dome = true",
+            "",
+            "[reduction]",
+            f'share_url = "{self.url("share")}"',
+            "",
+            "[share]",
+            "",
+        ]
+        path = self.folder / "rosace.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    # ------------------------------------------------------------------ run
+
+    def start(self) -> None:
+        """Start the simulator and the five modules; wait until all answer."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.write_config()
+        # The night starts a few wall seconds from now, once every process is up.
+        self.clock = Clock.simulated(self.start_time, self.clock_rate, wall_epoch=time.time() + 8.0)
+        env = {"ROSACE_CLOCK": self.clock.spec(), "ROSACE_TOKEN": self.token, "ROSACE_CONFIG": str(config)}
+        self.procs = ProcessGroup(self.folder, env=env)
+        self.procs.start("sim", ["--config", str(config), "sim", "serve", "--scenario", str(self.scenario), "--port", str(self.ports["sim"]), "--discovery-port", "-1"])
+        for module in MODULE_IDS:
+            self.procs.start(module, ["--config", str(config), module, "serve", "--port", str(self.ports[module])])
+        deadline = time.monotonic() + 60
+        for part in ("sim", *MODULE_IDS):
+            self.wait_healthy(part, deadline)
+        self.event("all processes up")
+
+    def wait_healthy(self, part: str, deadline: float) -> None:
+        url = f"{self.url(part)}/management/apiversions" if part == "sim" else f"{self.url(part)}/api/v1/health"
+        c = RestClient(self.url(part), timeout=2)
+        while True:
+            if part in self.procs.dead():
+                raise DemoError(f"{part} exited at start:\n{self.procs.tail(part)}")
+            try:
+                c.get(url)
+                return
+            except (ServiceUnavailable, RosaceError):
+                if time.monotonic() > deadline:
+                    raise DemoError(f"{part} did not answer within 60 s:\n{self.procs.tail(part)}") from None
+                time.sleep(0.2)
+
+    def event(self, text: str) -> None:
+        stamp = self.clock.now().strftime("%H:%M:%S") if self.clock else "--:--:--"
+        self.events.append(f"{stamp} {text}")
+        log.info("%s", text)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def snapshot(self) -> dict:
+        """Poll every module once (errors become 'unreachable' in the snapshot)."""
+        snap: dict[str, Any] = {"time": self.now().isoformat()}
+        for module, path in (("dome", "/status"), ("sequencer", "/status")):
+            try:
+                snap[module] = self.client(module, timeout=3).get(path)
+            except RosaceError as exc:
+                snap[module] = {"error": str(exc)}
+        return snap
+
+    def run(self) -> dict:
+        """Run the whole night; return the verdict (figures, checks, passed) and stop every process."""
+        try:
+            self.start()
+            while self.now() < self.start_time:
+                time.sleep(0.1)
+            self.client("sequencer").post("/night/start", {})
+            self.event("robotic night started")
+            wall_deadline = time.monotonic() + self.max_wall
+            while time.monotonic() < wall_deadline:
+                self.restart_crashed()
+                snap = self.snapshot()
+                self.snapshots.append(snap)
+                for drill in self.drills:
+                    if not drill.done and drill.trigger(self, snap):
+                        drill.done = True
+                        drill.fired_at = self.now().isoformat()
+                        drill.note = str(drill.action(self) or "")
+                        self.event(f"drill: {drill.name}: {drill.note}")
+                if self.on_tick:
+                    self.on_tick(self, snap)
+                if self.now() >= self.end_time and self.night_over(snap):
+                    break
+                time.sleep(0.5)
+            else:
+                self.event("wall-clock limit reached before the night ended")
+            self.summary = self.collect_summary()
+            from rosace_demo.summary import evaluate
+
+            self.verdict = evaluate(self, self.summary)
+            return self.verdict
+        finally:
+            if self.procs:
+                self.procs.stop_all()
+
+    def night_over(self, snap: dict) -> bool:
+        seq = snap.get("sequencer", {})
+        return seq.get("mode") in (None, "idle") or seq.get("state") in ("idle", "finished", "stopped")
+
+    def hold_restart(self, name: str, wall_seconds: float) -> None:
+        """Do not restart ``name`` before ``wall_seconds`` from now (outage drills)."""
+        self._hold[name] = time.monotonic() + wall_seconds
+
+    def restart_crashed(self) -> None:
+        """A module that died is restarted (like a service manager would)."""
+        for name in self.procs.dead():
+            if name == "sim" or time.monotonic() < self._hold.get(name, 0.0):
+                continue
+            self.event(f"{name} process exited; restarting it")
+            self.procs.restart(name)
+            self.wait_healthy(name, time.monotonic() + 60)
+            self.event(f"{name} is back")
+
+    # ------------------------------------------------------------------ summary
+
+    def collect_summary(self) -> dict:
+        """Gather what happened from the modules' REST APIs."""
+        summary: dict[str, Any] = {"events": self.events}
+
+        def safe(fn, default):
+            try:
+                return fn()
+            except RosaceError as exc:
+                summary.setdefault("errors", []).append(str(exc))
+                return default
+
+        summary["history"] = safe(lambda: self.client("scheduler").get("/history"), [])
+        summary["sequencer_history"] = safe(lambda: self.client("sequencer").get("/history"), [])
+        summary["spectra"] = safe(lambda: self.client("share").get("/spectra"), [])
+        summary["dome_events"] = safe(lambda: self.client("dome").get("/events"), [])
+        summary["final_dome"] = safe(lambda: self.client("dome").get("/status"), {})
+        return summary

@@ -1,0 +1,149 @@
+"""The end-of-night summary: figures, checks against the scenario's expectations, gallery page."""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import datetime
+from typing import Any
+
+from rosace_core.errors import RosaceError
+
+log = logging.getLogger(__name__)
+
+#: What a demo night must achieve unless the scenario says otherwise (key `expectations`).
+DEFAULT_EXPECTATIONS = {
+    "min_completed": 4,               # completed observation blocks
+    "min_targets": 3,                 # distinct targets observed
+    "min_clear_completion": 0.98,     # completed / attempted under a safe sky (the best published figure: 98.3 %)
+    "roof_closed_at_end": True,
+    "weather_closures": 1,            # the roof closed on its own at least this many times
+}
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def weather_loss(snapshots: list[dict]) -> float:
+    """Simulated seconds during which the dome module's verdict was unsafe."""
+    lost = 0.0
+    for a, b in zip(snapshots, snapshots[1:]):
+        ta, tb = _parse(a.get("time")), _parse(b.get("time"))
+        if ta and tb and a.get("dome", {}).get("safe") is False:
+            lost += (tb - ta).total_seconds()
+    return lost
+
+
+def roof_closures(snapshots: list[dict]) -> int:
+    """How many times the roof went from open to closing/closed."""
+    states = [s.get("dome", {}).get("shelter", {}).get("state") for s in snapshots]
+    states = [s for s in states if s]
+    return sum(1 for a, b in zip(states, states[1:]) if a == "open" and b in ("closing", "closed"))
+
+
+def evaluate(night, summary: dict) -> dict:
+    """Compute the night's figures and check them against the expectations."""
+    expect = {**DEFAULT_EXPECTATIONS, **(night.scenario_data.get("expectations") or {})}
+    history = [h for h in summary.get("history") or [] if isinstance(h, dict)]
+    outcomes = [h.get("outcome") for h in history]
+    completed = [h for h in history if h.get("outcome") == "completed"]
+    weather = [h for h in history if h.get("outcome") == "interrupted"]
+    attempted_clear = [h for h in history if h.get("outcome") in ("completed", "failed")]
+    ratio = len(completed) / len(attempted_clear) if attempted_clear else 0.0
+    targets = sorted({h.get("target") or h.get("file_id") for h in completed})
+    frames = sum(len(h.get("frames") or []) if isinstance(h.get("frames"), list) else int(h.get("frames") or 0) for h in summary.get("sequencer_history") or [])
+
+    spectra_rows = []
+    delays = []
+    for s in summary.get("spectra") or []:
+        row = {
+            "object": s.get("object") or s.get("objname"),
+            "date": s.get("date_obs") or s.get("date"),
+            "snr": s.get("snr"),
+            "wavelength_rms": s.get("wavelength_rms"),
+            "resolving_power": s.get("resolving_power"),
+            "bess_ok": s.get("bess_ok"),
+        }
+        spectra_rows.append(row)
+    for row, s in zip(spectra_rows, summary.get("spectra") or []):
+        try:
+            night.client("share", timeout=20).get(f"/spectra/{s['id']}/bess", raw=True)
+            row["bess_ok"] = True
+        except RosaceError as exc:
+            row["bess_ok"] = False
+            row["bess_problem"] = str(exc)
+    for s in summary.get("spectra") or []:
+        ingested, obs_end = _parse(s.get("created") or s.get("uploaded")), None
+        for h in completed:
+            if h.get("observation_id") and h.get("observation_id") == s.get("observation_id"):
+                obs_end = _parse(h.get("ended"))
+        if ingested and obs_end:
+            delays.append((ingested - obs_end).total_seconds())
+
+    final_dome = summary.get("final_dome") or {}
+    roof_state = (final_dome.get("shelter") or {}).get("state")
+    closures = roof_closures(night.snapshots)
+    figures = {
+        "observations_completed": len(completed),
+        "observations_interrupted_by_weather": len(weather),
+        "observations_failed": outcomes.count("failed"),
+        "clear_sky_completion": f"{ratio * 100:.1f} % ({len(completed)}/{len(attempted_clear)})",
+        "targets_observed": ", ".join(t for t in targets if t) or "none",
+        "frames_taken": frames,
+        "spectra_in_archive": len(spectra_rows),
+        "time_lost_to_weather": f"{weather_loss(night.snapshots) / 3600:.2f} h",
+        "roof_closures_on_weather": closures,
+        "roof_at_end": roof_state,
+        "median_frame_to_archive_delay_s": (sorted(delays)[len(delays) // 2] if delays else "n/a"),
+        "faults_and_drills": "; ".join(f"{d.name}: {d.note}" for d in night.drills) or "none",
+        "process_restarts": sum(c.restarts for c in night.procs.children.values()) if night.procs else 0,
+    }
+    checks = [
+        {"name": "observations completed", "ok": len(completed) >= expect["min_completed"], "detail": f"{len(completed)} (expected >= {expect['min_completed']})"},
+        {"name": "targets observed", "ok": len(targets) >= expect["min_targets"], "detail": f"{len(targets)} (expected >= {expect['min_targets']})"},
+        {"name": "clear-sky completion", "ok": ratio >= expect["min_clear_completion"], "detail": f"{ratio * 100:.1f} % (expected >= {expect['min_clear_completion'] * 100:.0f} %)"},
+        {"name": "every spectrum passes the BeSS keyword check", "ok": bool(spectra_rows) and all(r["bess_ok"] for r in spectra_rows), "detail": f"{sum(1 for r in spectra_rows if r['bess_ok'])}/{len(spectra_rows)}"},
+        {"name": "roof closed on its own for the weather", "ok": closures >= expect["weather_closures"], "detail": f"{closures} closure(s)"},
+    ]
+    if expect["roof_closed_at_end"]:
+        checks.append({"name": "roof closed at the end", "ok": roof_state == "closed", "detail": str(roof_state)})
+    verdict = {
+        "passed": all(c["ok"] for c in checks),
+        "figures": figures,
+        "checks": checks,
+        "spectra": spectra_rows,
+        "events": night.events,
+        "errors": summary.get("errors", []),
+    }
+    verdict["report_url"] = publish_report(night, verdict)
+    return verdict
+
+
+def publish_report(night, verdict: dict) -> str | None:
+    """Post the summary as a page of the share gallery; return its URL (None if share is down)."""
+    rows = "".join(f"<tr><th>{html.escape(k.replace('_', ' '))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in verdict["figures"].items())
+    checks = "".join(f"<li>{'PASS' if c['ok'] else 'FAIL'}: {html.escape(c['name'])} ({html.escape(c['detail'])})</li>" for c in verdict["checks"])
+    spectra = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(s.get(k, '')))}</td>" for k in ("object", "date", "snr", "wavelength_rms", "resolving_power", "bess_ok")) + "</tr>"
+        for s in verdict["spectra"]
+    )
+    events = "".join(f"<li>{html.escape(e)}</li>" for e in verdict["events"])
+    body = (
+        f"<h2>Figures</h2><table>{rows}</table>"
+        f"<h2>Checks</h2><ul>{checks}</ul>"
+        f"<h2>Spectra</h2><table><tr><th>object</th><th>date</th><th>SNR</th><th>wavelength RMS</th><th>R</th><th>BeSS</th></tr>{spectra}</table>"
+        f"<h2>Events</h2><ul>{events}</ul>"
+    )
+    try:
+        result = night.client("share").post("/reports", {"title": f"Demo night {night.start_time:%Y-%m-%d}", "body_html": body})
+    except RosaceError as exc:
+        log.warning("could not publish the summary page: %s", exc)
+        return None
+    url = (result or {}).get("url") or (f"/gallery/reports/{result.get('id')}" if isinstance(result, dict) and result.get("id") else None)
+    return f"{night.url('share')}{url}" if url and url.startswith("/") else url
