@@ -127,11 +127,7 @@ def main() -> None:
         r.science(star, exposure=10.0, airmass=1.2, time=WHEN, site=SITE, rng=rng)
 
     sci = timed(science, args.repeat, "science")
-    arc = timed(lambda: r.arc(exposure=2.0, rng=rng), args.repeat, "arc")
-    flat = timed(lambda: r.flat(exposure=5.0, rng=rng), max(3, args.repeat // 2))
-    bias = timed(lambda: r.bias(rng=rng), max(3, args.repeat // 2))
-    binned = timed(lambda: r.science(star, exposure=10.0, binning=(2, 2), rng=rng), max(3, args.repeat // 2))
-
+    # Steady state: the scratch buffers already exist (they are reported apart).
     tracemalloc.start()
     science()
     _, peak_sci = tracemalloc.get_traced_memory()
@@ -140,6 +136,11 @@ def main() -> None:
     _, peak_arc = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
+    arc = timed(lambda: r.arc(exposure=2.0, rng=rng), args.repeat, "arc")
+    flat = timed(lambda: r.flat(exposure=5.0, rng=rng), max(3, args.repeat // 2))
+    bias = timed(lambda: r.bias(rng=rng), max(3, args.repeat // 2))
+    binned = timed(lambda: r.science(star, exposure=10.0, binning=(2, 2), rng=rng), max(3, args.repeat // 2))
+
     ref_sci = timed(lambda: reference_science(r, star, rng), args.reference_repeat, "ref_science")
     ref_arc = timed(lambda: reference_arc(r, rng), args.reference_repeat, "ref_arc")
     tracemalloc.start()
@@ -147,6 +148,7 @@ def main() -> None:
     _, peak_ref = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
+    workspace = sum(b.nbytes for b in (r._work or {}).values())
     med = statistics.median
     print(f"instrument {args.instrument}, frame {shape[1]} x {shape[0]} (columns x rows)")
     print(f"first frame (grids built, astropy loaded): {cold:.2f} s")
@@ -154,7 +156,7 @@ def main() -> None:
     print(f"arc:     median {med(arc):.3f} s (min {min(arc):.3f}); reference {med(ref_arc):.3f} s -> {med(ref_arc) / med(arc):.1f}x")
     print(f"CPU time (what an idle core needs): science {med(CPU['science']):.3f} s, arc {med(CPU['arc']):.3f} s; reference science {med(CPU['ref_science']):.3f} s, arc {med(CPU['ref_arc']):.3f} s")
     print(f"flat {med(flat):.3f} s, bias {med(bias):.3f} s, science 2x2 binned {med(binned):.3f} s")
-    print(f"peak memory: science {peak_sci / 1e6:.0f} MB, arc {peak_arc / 1e6:.0f} MB, reference science {peak_ref / 1e6:.0f} MB")
+    print(f"peak memory per frame: science {peak_sci / 1e6:.0f} MB, arc {peak_arc / 1e6:.0f} MB (+ {workspace / 1e6:.0f} MB of scratch buffers kept by the Renderer); reference science {peak_ref / 1e6:.0f} MB")
     print(json.dumps({
         "benchmark": "render",
         "instrument": args.instrument,
@@ -174,8 +176,10 @@ def main() -> None:
         "peak_mb_science": round(peak_sci / 1e6, 1),
         "peak_mb_arc": round(peak_arc / 1e6, 1),
         "peak_mb_reference_science": round(peak_ref / 1e6, 1),
+        "scratch_buffers_mb": round(workspace / 1e6, 1),
         "goal_science_s": 0.2,
-        "goal_met": med(sci) < 0.2,
+        "goal_met_wall": med(sci) < 0.2,
+        "goal_met_cpu": med(CPU["science"]) < 0.2,
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }))
 

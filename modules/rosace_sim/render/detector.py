@@ -100,9 +100,11 @@ def _buffer(work: dict | None, key: str, shape: tuple[int, int]) -> np.ndarray:
     """A float32 scratch array, reused across frames when ``work`` is given (fresh pages cost page faults)."""
     if work is None:
         return np.empty(shape, dtype=np.float32)
-    buf = work.get(key)
-    if buf is None or buf.shape != shape:
-        buf = work[key] = np.empty(shape, dtype=np.float32)
+    buf = work.get((key, shape))
+    if buf is None:
+        if len(work) >= 6:  # a few read-out shapes at most (full frame, binned, a subframe)
+            work.clear()
+        buf = work[(key, shape)] = np.empty(shape, dtype=np.float32)
     return buf
 
 

@@ -60,9 +60,11 @@ class Renderer:
         shape = region.shape
         if self._work is None:
             return np.zeros(shape, dtype=np.float32) if zero else np.empty(shape, dtype=np.float32)
-        buf = self._work.get("photo")
-        if buf is None or buf.shape != shape:
-            buf = self._work["photo"] = np.empty(shape, dtype=np.float32)
+        buf = self._work.get(("photo", shape))
+        if buf is None:
+            if len(self._work) >= 6:
+                self._work.clear()
+            buf = self._work[("photo", shape)] = np.empty(shape, dtype=np.float32)
         if zero:
             buf.fill(0)
         return buf
