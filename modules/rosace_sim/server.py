@@ -260,20 +260,21 @@ class AlpacaServer:
             log.exception("simulator error in %s %s/%s", request.method, device_type, member)
             return self._text(500, f"internal simulator error in {member}; see the server log")
         if member in ("imagearray", "imagearrayvariant"):
-            return self._image_response(value, ctid)
+            return self._image_response(device, value, ctid)
         return jsonify(self._envelope(value, ctid))
 
-    def _image_response(self, image: np.ndarray, ctid: int | None) -> Response:
+    def _image_response(self, device, image: np.ndarray, ctid: int | None) -> Response:
         """The image as ImageBytes (when accepted) or JSON; ASCOM arrays are [x][y], i.e. image.T."""
         accept = request.headers.get("Accept", "").lower()
         stid = self.next_stid()
         if IMAGEBYTES in accept:
-            data = np.ascontiguousarray(image.T, dtype="<u2") if image.dtype == np.uint16 else np.ascontiguousarray(image.T, dtype="<i4")
-            xmit = 8 if data.dtype == np.dtype("<u2") else 2
+            image, payload, xmit = device.image_payload()
             # ImageBytes header: version, error, ctid, stid, data start, image type (Int32),
             # transmission type, rank, dimensions 1-3 (NumX, NumY, 0).
             header = struct.pack("<11i", 1, 0, ctid or 0, stid, 44, 2, xmit, 2, image.shape[1], image.shape[0], 0)
-            return Response(header + data.tobytes(), mimetype=IMAGEBYTES)
+            resp = Response([header, payload], mimetype=IMAGEBYTES, direct_passthrough=True)
+            resp.headers["Content-Length"] = str(len(header) + len(payload))
+            return resp
         head = {"Type": 2, "Rank": 2}
         if ctid:
             head["ClientTransactionID"] = ctid

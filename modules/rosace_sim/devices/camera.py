@@ -408,9 +408,11 @@ class SimCamera(SimDevice):
         if self.readout_time > 0 and clock.sleep(self.readout_time, stop=abort):
             return
         truth_id = self.observatory.truths.store(truth, camera=self.device_number)
+        payload = self._make_payload(image)
         with self.lock:
             if self._exp is not exp or abort.is_set():
                 return
+            self._payload = (*payload, image)
             self._image = image
             self._truth_id = truth_id
             self._image_ready = True
@@ -440,6 +442,24 @@ class SimCamera(SimDevice):
                 exp_abort = self._abort
                 self._worker = threading.Thread(target=self._expose, args=(exp, exp_abort), name=f"sim-camera{self.device_number}", daemon=True)
                 self._worker.start()
+
+    @staticmethod
+    def _make_payload(image: np.ndarray) -> tuple[bytes, int]:
+        # ASCOM arrays are [x][y]: the transposed image, little-endian, made once per frame
+        # (in the exposure thread) so that every ImageBytes download is a plain send.
+        if image.dtype == np.uint16:
+            return np.ascontiguousarray(image.T, dtype="<u2").tobytes(), 8
+        return np.ascontiguousarray(image.T, dtype="<i4").tobytes(), 2
+
+    def image_payload(self) -> tuple[np.ndarray, bytes, int]:
+        """Return (image, ImageBytes data, transmission element type) of the last image."""
+        image = self.image()
+        with self.lock:
+            payload = getattr(self, "_payload", None)
+            if payload is None or payload[2] is not image:
+                payload = (*self._make_payload(image), image)
+                self._payload = payload
+        return image, payload[0], payload[1]
 
     def image(self) -> np.ndarray:
         """Return the last image as (rows, columns) uint16; raise if none is ready."""
