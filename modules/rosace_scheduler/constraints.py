@@ -56,7 +56,7 @@ def _column(values, n: int) -> np.ndarray:
     return np.asarray(values, dtype=float).reshape(n, 1)
 
 
-def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarray, altitude_margin: float = 0.02, *, separate: bool = False):
+def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarray, altitude_margin: float = 0.02, *, separate: bool = False, with_alt: bool = True):
     """Evaluate every constraint of ``reqs`` on the night grid.
 
     Returns ``(ok, alt)``: ``ok`` is the (n, T) boolean AND of all constraints
@@ -72,7 +72,7 @@ def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarr
     limit = _column([r.altitude_limit for r in reqs], n)
     masks["altitude"] = z >= np.sin(np.radians(limit + altitude_margin))
     alt = None
-    if separate or not sky.horizon.empty:
+    if (separate and with_alt) or not sky.horizon.empty:
         alt = np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
     if not sky.horizon.empty:
         az = np.degrees(np.arctan2(cirs @ sky.rotation[:, 1, :].T, cirs @ sky.rotation[:, 0, :].T)) % 360.0

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rosace_scheduler.constraints import constraint_masks, remaining_counts, run_lengths
+from rosace_scheduler.constraints import CONSTRAINT_NAMES, constraint_masks, remaining_counts, run_lengths
 from rosace_scheduler.observing_request import ObservingRequest
 from rosace_scheduler.options import SchedulerOptions
 from rosace_scheduler.sky import NightSky, altaz_from_vectors, radec_to_vectors
@@ -76,24 +76,34 @@ class NightTable:
         self.priority = np.array([r.priority for r in self.reqs], dtype=float)
         self.vec = radec_to_vectors([r.ra for r in self.reqs], [r.dec for r in self.reqs]).reshape(n, 3)
         if _rows is not None:
-            self.cirs, self.ok = _rows["cirs"], _rows["ok"]
+            self.cirs, self.ok, self.never, self.max_alt = _rows["cirs"], _rows["ok"], _rows["never"], _rows["max_alt"]
         else:
-            self.cirs, self.ok = self._compute(self.reqs)
+            self.cirs, self.ok, self.never, self.max_alt = self._compute(self.reqs)
         self.run = run_lengths(self.ok)
         self.remaining = remaining_counts(self.ok)
 
-    def _compute(self, reqs: list[ObservingRequest]) -> tuple[np.ndarray, np.ndarray]:
+    def _compute(self, reqs: list[ObservingRequest]):
+        """Return (cirs, ok, never, max_alt): ``never[i, c]`` says constraint c never passes tonight."""
         sky, n = self.sky, len(reqs)
+        C = len(CONSTRAINT_NAMES)
         if n == 0:
-            return np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool)
+            return np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool), np.zeros((0, C), bool), np.zeros(0)
         cirs = sky.target_cirs(
             [r.ra for r in reqs], [r.dec for r in reqs],
             [r.pm_ra_cosdec for r in reqs], [r.pm_dec for r in reqs], [r.epoch for r in reqs],
         )
-        ok, _ = constraint_masks(sky, reqs, cirs, self.options.altitude_margin)
+        masks, _ = constraint_masks(sky, reqs, cirs, self.options.altitude_margin, separate=True, with_alt=False)
+        never = np.zeros((n, C), bool)
+        ok = np.ones((n, len(sky.times)), bool)
+        for c, name in enumerate(CONSTRAINT_NAMES):
+            if name in masks:
+                never[:, c] = ~masks[name].any(axis=1)
+                ok &= masks[name]
         sidereal = np.array([r.sidereal for r in reqs])
         ok[~sidereal] = False
-        return cirs, ok
+        z = cirs @ sky.rotation[:, 2, :].T
+        max_alt = np.degrees(np.arcsin(np.clip(z.max(axis=1), -1, 1))) if z.size else np.full(n, -90.0)
+        return cirs, ok, never, max_alt
 
     def updated(self, reqs: list[ObservingRequest], keys: dict[str, object], old_keys: dict[str, object]) -> "NightTable":
         """Return a table for ``reqs``, reusing the rows of requests whose key (content hash) is unchanged."""
@@ -101,17 +111,16 @@ class NightTable:
         reuse_set = set(reuse)
         fresh = [i for i in range(len(reqs)) if i not in reuse_set]
         T = len(self.sky.times)
-        cirs = np.zeros((len(reqs), 3))
-        ok = np.zeros((len(reqs), T), dtype=bool)
+        rows = {"cirs": np.zeros((len(reqs), 3)), "ok": np.zeros((len(reqs), T), dtype=bool),
+                "never": np.zeros((len(reqs), len(CONSTRAINT_NAMES)), bool), "max_alt": np.zeros(len(reqs))}
         if reuse:
             src = [self.index[reqs[i].file_id] for i in reuse]
-            cirs[reuse] = self.cirs[src]
-            ok[reuse] = self.ok[src]
+            for key, old in (("cirs", self.cirs), ("ok", self.ok), ("never", self.never), ("max_alt", self.max_alt)):
+                rows[key][reuse] = old[src]
         if fresh:
-            c, o = self._compute([reqs[i] for i in fresh])
-            cirs[fresh] = c
-            ok[fresh] = o
-        return NightTable(self.sky, reqs, self.options, _rows={"cirs": cirs, "ok": ok})
+            for key, value in zip(("cirs", "ok", "never", "max_alt"), self._compute([reqs[i] for i in fresh])):
+                rows[key][fresh] = value
+        return NightTable(self.sky, reqs, self.options, _rows=rows)
 
     # ------------------------------------------------------------------ geometry
 

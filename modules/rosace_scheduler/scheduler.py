@@ -104,6 +104,7 @@ class Scheduler:
         self._path_owner: dict[str, str] = {}
         self._version = 0
         self._hist_version = 0
+        self._hist_log: list[tuple[int, str]] = []
         self._history: dict[str, _History] = {}
         self._skies: dict[date, NightSky] = {}
         self._cache: dict[date, _Cached] = {}
@@ -291,12 +292,25 @@ class Scheduler:
             return fresh
 
     def _arrays(self, cached: _Cached) -> dict:
-        """History-derived arrays over the table rows (rebuilt when the history or queue changes)."""
+        """History-derived arrays over the table rows.
+
+        Rebuilt when the queue changes; after a dispatch or an outcome only the rows
+        of the files concerned are refreshed, so ``next`` stays fast with a long queue.
+        """
         if cached.arrays is not None and cached.hist_version == self._hist_version:
             return cached.arrays
         table = cached.table
-        n = len(table.reqs)
         noon = table.sky.mid_unix - DAY / 2
+        if cached.arrays is not None:
+            changed = {fid for v, fid in self._hist_log if v > cached.hist_version}
+            if len(self._hist_log) and self._hist_log[0][0] <= cached.hist_version + 1:
+                for fid in changed:
+                    i = table.index.get(fid)
+                    if i is not None:
+                        self._fill_row(cached.arrays, i, table.reqs[i], noon)
+                cached.hist_version = self._hist_version
+                return cached.arrays
+        n = len(table.reqs)
         a = {
             "static": np.zeros(n, bool),
             "last": np.full(n, np.nan),
@@ -316,16 +330,24 @@ class Scheduler:
                 a["period"][i], a["tol"][i] = r.cadence[0] * DAY, r.cadence[1] * DAY
             if r.windows:
                 a["window_end"][i] = max(e for _, e in r.windows)
-            h = self._history.get(r.file_id)
-            if h is not None:
-                if h.completed:
-                    a["last"][i] = max(h.completed)
-                    a["done"][i] = len(h.completed)
-                a["failed_tonight"][i] = sum(1 for t in h.failed if t is not None and t >= noon)
-                if h.pending:
-                    a["pending_until"][i] = max(h.pending.values())
+            self._fill_row(a, i, r, noon)
         cached.arrays, cached.hist_version = a, self._hist_version
         return a
+
+    def _fill_row(self, a: dict, i: int, r: ObservingRequest, noon: float) -> None:
+        h = self._history.get(r.file_id)
+        if h is None:
+            return
+        a["last"][i] = max(h.completed) if h.completed else np.nan
+        a["done"][i] = len(h.completed)
+        a["failed_tonight"][i] = sum(1 for t in h.failed if t is not None and t >= noon)
+        a["pending_until"][i] = max(h.pending.values()) if h.pending else -np.inf
+
+    def _history_changed(self, file_id: str) -> None:
+        self._hist_version += 1
+        self._hist_log.append((self._hist_version, file_id))
+        if len(self._hist_log) > 10000:  # older caches then rebuild from scratch
+            del self._hist_log[:5000]
 
     def state(self, cached: _Cached, t: float) -> RequestState:
         """Return the request state at ``t`` from the history (vectorised over the queue)."""
@@ -367,7 +389,7 @@ class Scheduler:
             obs_id = f"{qf.of.id}-{datetime.fromtimestamp(t, tz=timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
             self.store.add_observation(id=obs_id, file_id=qf.of.id, target=qf.request.target, dispatched=t, planned_start=best.start, planned_end=best.end)
             self._note_observation({"id": obs_id, "file_id": qf.of.id, "planned_end": best.end})
-            self._hist_version += 1
+            self._history_changed(qf.of.id)
             observation = {
                 "observation_id": obs_id,
                 "file_id": qf.of.id,
@@ -398,10 +420,7 @@ class Scheduler:
             return "the queue is empty", None
         slew = table.slew_times(vec)
         retry = table.next_start(t, st.eligible, slew, st.not_before)
-        counts: dict[str, int] = {}
-        for fid in table.ids:
-            s, _ = self._file_state(cached, st, t, fid, cheap=True)
-            counts[s] = counts.get(s, 0) + 1
+        counts = self._state_counts(cached, st, t, slew)
         summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(counts.items()))
         if t < table.sky.start:
             where = "the night has not started"
@@ -417,6 +436,78 @@ class Scheduler:
                 if retry is not None:
                     break
         return f"{where} ({summary})", retry
+
+    def _states(self, cached: _Cached, st: RequestState, t: float, slew: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return every file's state (vectorised, same order of tests as ``_file_state``) and,
+        for observable ones, the first instant it may start (NaN otherwise)."""
+        table, a = cached.table, self._arrays(cached)
+        n = len(table.reqs)
+        labels = np.full(n, "", dtype=object)
+        left = np.ones(n, bool)
+
+        def take(name, mask):
+            hit = left & mask
+            labels[hit] = name
+            left[hit] = False
+
+        sidereal = np.array([r.sidereal for r in table.reqs], bool)
+        take("unsupported", ~sidereal)
+        take("wrong_instrument", ~a["static"])
+        take("completed", a["done"] >= a["wanted"])
+        take("expired", a["window_end"] <= t)
+        take("in_progress", a["pending_until"] > t)
+        take("held", a["failed_tonight"] >= self.options.max_retries + 1)
+        take("done_tonight", np.isinf(st.not_before) & (st.not_before > 0))
+        take("not_due", st.not_before > t)
+        first = np.full(n, np.nan)
+        sky = table.sky
+        if n and left.any():
+            slew = np.full(n, self.options.first_slew) if slew is None else slew
+            k = 0 if t < sky.start else min(table._k(t), len(sky.times) - 1)
+            need = np.ceil((table.duration + slew) / sky.step - 1e-9).astype(np.int64) + 1
+            rows = np.flatnonzero(left)
+            fits = table.run[rows, k:] >= need[rows, None]
+            has = fits.any(axis=1)
+            first[rows[has]] = np.maximum(sky.times[k + fits[has].argmax(axis=1)], t)
+            take("observable", ~np.isnan(first))
+        take("not_tonight", np.ones(n, bool))
+        return labels, first
+
+    def _reasons_for(self, cached: _Cached, st: RequestState, t: float, labels: np.ndarray, first: np.ndarray, rows) -> list[str]:
+        """Return the reason text of some rows, from their vectorised states."""
+        table, a = cached.table, self._arrays(cached)
+        out = []
+        for i in rows:
+            s, r = labels[i], table.reqs[i]
+            if s == "unsupported":
+                out.append("moving targets (tabulated ephemeris) are not scheduled yet")
+            elif s == "wrong_instrument":
+                out.append(f"needs {r.spectrograph}; {self.spectrograph} is mounted")
+            elif s == "completed":
+                out.append(f"{int(a['done'][i])} of {int(a['wanted'][i])} visits done")
+            elif s == "expired":
+                out.append(f"its last time window ended at {iso(a['window_end'][i])}")
+            elif s == "in_progress":
+                out.append("dispatched; waiting for its outcome")
+            elif s == "held":
+                out.append(f"failed {int(a['failed_tonight'][i])} times tonight; held until the next night")
+            elif s == "done_tonight":
+                out.append("observed tonight; the next visit is for another night")
+            elif s == "not_due":
+                out.append(f"cadence: next visit due from {iso(st.not_before[i])}")
+            elif s == "observable":
+                out.append("observable now" if first[i] <= t else f"observable tonight from {iso(first[i])}")
+            else:
+                if r.file_id not in cached.reasons:
+                    cached.reasons[r.file_id] = self._why_not(table, i)
+                out.append(cached.reasons[r.file_id])
+        return out
+
+    def _state_counts(self, cached: _Cached, st: RequestState, t: float, slew: np.ndarray) -> dict[str, int]:
+        """Count the queue's files per state."""
+        labels, _ = self._states(cached, st, t, slew)
+        names, counts = np.unique(labels.astype(str), return_counts=True) if len(labels) else ([], [])
+        return {str(k): int(v) for k, v in zip(names, counts)}
 
     # ------------------------------------------------------------------ outcomes and history
 
@@ -445,7 +536,7 @@ class Scheduler:
             h = self._history.setdefault(file_id, _History([], [], {}))
             h.pending.pop(observation_id, None)
             self._note_observation({**row, **values})
-            self._hist_version += 1
+            self._history_changed(file_id)
             return {"observation_id": observation_id, "file_id": file_id, "outcome": outcome, "recorded": iso(t)}
 
     def history(self, file_id: str | None = None, limit: int = 500) -> list[dict]:
@@ -484,15 +575,10 @@ class Scheduler:
                             "start": iso(c.start), "end": iso(c.end), "duration": c.end - c.start, "slew": c.slew,
                             "score": round(c.score, 4), "rules": c.rules})
             planned = {o["file_id"] for o in obs}
-            left = []
-            for fid in table.ids:
-                if fid not in planned:
-                    s, reason = self._file_state(cached, st, t0, fid, cheap=True)
-                    left.append({"file_id": fid, "state": s, "reason": reason})
-            self._fill_reasons(cached, [u["file_id"] for u in left if u["state"] == "not_tonight"])
-            for u in left:
-                if u["state"] == "not_tonight":
-                    u["reason"] = cached.reasons[u["file_id"]]
+            labels, first = self._states(cached, st, t0)
+            rows = [i for i, fid in enumerate(table.ids) if fid not in planned]
+            reasons = self._reasons_for(cached, st, t0, labels, first, rows)
+            left = [{"file_id": table.ids[i], "state": labels[i], "reason": why} for i, why in zip(rows, reasons)]
             doc = {
                 "night": night.isoformat(), "site": self.site.name, "spectrograph": self.spectrograph,
                 "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "start": iso(t0), "end": iso(sky.end),
@@ -552,25 +638,22 @@ class Scheduler:
         return "not_tonight", cached.reasons[fid]
 
     def _fill_reasons(self, cached: _Cached, fids: list[str]) -> None:
-        """Work out, in one vectorised pass, why files cannot be observed tonight (cached per night)."""
-        todo = [f for f in fids if f not in cached.reasons]
-        if not todo:
-            return
+        """Work out why files cannot be observed tonight (from the table's per-night summary, cached)."""
         table = cached.table
-        rows = np.array([table.index[f] for f in todo])
-        masks, alt = constraint_masks(table.sky, [table.reqs[i] for i in rows], table.cirs[rows], self.options.altitude_margin, separate=True)
-        for j, (fid, i) in enumerate(zip(todo, rows)):
-            cached.reasons[fid] = self._why_not(table, int(i), {k: m[j] for k, m in masks.items()}, alt[j])
+        for fid in fids:
+            if fid not in cached.reasons:
+                i = table.index[fid]
+                cached.reasons[fid] = self._why_not(table, i)
 
-    def _why_not(self, table: NightTable, i: int, masks: dict, alt: np.ndarray) -> str:
+    def _why_not(self, table: NightTable, i: int) -> str:
         """Say which constraint keeps request ``i`` from being observed tonight."""
         sky, r = table.sky, table.reqs[i]
-        never = [name for name in CONSTRAINT_NAMES if name in masks and not masks[name].any()]
+        never = [name for c, name in enumerate(CONSTRAINT_NAMES) if table.never[i, c]]
         if never:
             parts = []
             for name in never:
                 if name == "altitude":
-                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg tonight (highest {alt.max():.1f} deg)")
+                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg tonight (highest {table.max_alt[i]:.1f} deg)")
                 elif name == "sun":
                     parts.append(f"sun: never below {r.sun_max_altitude:.0f} deg tonight")
                 elif name == "time_window":
@@ -597,13 +680,11 @@ class Scheduler:
             cached = self.table(self.night_of(t))
             st = self.state(cached, t)
             items = []
-            states = {fid: self._file_state(cached, st, t, fid, cheap=True) for fid in cached.table.ids}
-            self._fill_reasons(cached, [f for f, (s, _) in states.items() if s == "not_tonight"])
-            for fid in cached.table.ids:
+            labels, first = self._states(cached, st, t)
+            reasons = self._reasons_for(cached, st, t, labels, first, range(len(cached.table.ids)))
+            for i, fid in enumerate(cached.table.ids):
                 qf = self.files[fid]
-                s, reason = states[fid]
-                if s == "not_tonight":
-                    reason = cached.reasons[fid]
+                s, reason = labels[i], reasons[i]
                 h = self._history.get(fid)
                 items.append({
                     "id": fid, "title": qf.of.title, "target": qf.request.target, "priority": qf.request.priority,
