@@ -56,6 +56,8 @@ class DemoNight:
     files: tuple[str, ...] = DEFAULT_FILES
     drills: list[Drill] = field(default_factory=list)
     max_wall: float = 420.0
+    end: datetime | None = None
+    expectations: dict = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     on_tick: Callable[["DemoNight", dict], None] | None = None
 
@@ -82,11 +84,8 @@ class DemoNight:
 
     @property
     def end_time(self) -> datetime:
-        end = self.scenario_data.get("end") or self.scenario_data.get("clock", {}).get("end")
-        if end is None:
-            return self.start_time + timedelta(hours=14)
-        value = end if isinstance(end, datetime) else datetime.fromisoformat(str(end).replace("Z", "+00:00"))
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        """When the demo stops watching (default: 12.5 h after the start, past dawn)."""
+        return self.end or self.start_time + timedelta(hours=12.5)
 
     @property
     def clock_rate(self) -> float:
@@ -276,7 +275,7 @@ class DemoNight:
 
         summary["history"] = safe(lambda: self.client("scheduler").get("/history"), [])
         summary["sequencer_history"] = safe(lambda: self.client("sequencer").get("/history"), [])
-        summary["spectra"] = safe(lambda: self.client("share").get("/spectra"), [])
+        summary["spectra"] = safe(lambda: self.client("share").get("/spectra", params={"limit": 500}).get("items", []), [])
         summary["dome_events"] = safe(lambda: self.client("dome").get("/events"), [])
         summary["final_dome"] = safe(lambda: self.client("dome").get("/status"), {})
         return summary

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from rosace_core.errors import RosaceError
@@ -25,9 +25,10 @@ def _parse(ts: str | None) -> datetime | None:
     if not ts:
         return None
     try:
-        return datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+        value = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
     except ValueError:
         return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def weather_loss(snapshots: list[dict]) -> float:
@@ -49,7 +50,7 @@ def roof_closures(snapshots: list[dict]) -> int:
 
 def evaluate(night, summary: dict) -> dict:
     """Compute the night's figures and check them against the expectations."""
-    expect = {**DEFAULT_EXPECTATIONS, **(night.scenario_data.get("expectations") or {})}
+    expect = {**DEFAULT_EXPECTATIONS, **(night.expectations or {})}
     history = [h for h in summary.get("history") or [] if isinstance(h, dict)]
     outcomes = [h.get("outcome") for h in history]
     completed = [h for h in history if h.get("outcome") == "completed"]
@@ -59,32 +60,28 @@ def evaluate(night, summary: dict) -> dict:
     targets = sorted({h.get("target") or h.get("file_id") for h in completed})
     frames = sum(len(h.get("frames") or []) if isinstance(h.get("frames"), list) else int(h.get("frames") or 0) for h in summary.get("sequencer_history") or [])
 
-    spectra_rows = []
-    delays = []
-    for s in summary.get("spectra") or []:
-        row = {
-            "object": s.get("object") or s.get("objname"),
-            "date": s.get("date_obs") or s.get("date"),
+    spectra = summary.get("spectra") or []
+    spectra_rows = [
+        {
+            "object": s.get("object"),
+            "date": s.get("date_obs"),
             "snr": s.get("snr"),
-            "wavelength_rms": s.get("wavelength_rms"),
-            "resolving_power": s.get("resolving_power"),
-            "bess_ok": s.get("bess_ok"),
+            "wavelength_rms": s.get("wl_rms"),
+            "resolving_power": s.get("measured_r") or s.get("resolving_power"),
+            "bess_ok": not s.get("bess_missing"),
+            "bess_missing": ", ".join(s.get("bess_missing") or []),
         }
-        spectra_rows.append(row)
-    for row, s in zip(spectra_rows, summary.get("spectra") or []):
-        try:
-            night.client("share", timeout=20).get(f"/spectra/{s['id']}/bess", raw=True)
-            row["bess_ok"] = True
-        except RosaceError as exc:
-            row["bess_ok"] = False
-            row["bess_problem"] = str(exc)
-    for s in summary.get("spectra") or []:
-        ingested, obs_end = _parse(s.get("created") or s.get("uploaded")), None
-        for h in completed:
-            if h.get("observation_id") and h.get("observation_id") == s.get("observation_id"):
-                obs_end = _parse(h.get("ended"))
-        if ingested and obs_end:
-            delays.append((ingested - obs_end).total_seconds())
+        for s in spectra
+    ]
+    # Delay from the end of an observation to its spectrum in the archive: each spectrum
+    # is matched with the latest completed observation of its object that ended before it.
+    delays = []
+    for s in spectra:
+        created = _parse(s.get("created"))
+        ends = [_parse(h.get("ended")) for h in completed if (h.get("target") or "").lower() == (s.get("object") or "").lower()]
+        ends = [e for e in ends if e and created and e <= created]
+        if ends:
+            delays.append((created - max(ends)).total_seconds())
 
     final_dome = summary.get("final_dome") or {}
     roof_state = (final_dome.get("shelter") or {}).get("state")
