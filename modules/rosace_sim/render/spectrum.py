@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy.integrate import trapezoid
 from numpy.polynomial import Polynomial
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import ndtr
@@ -458,10 +459,10 @@ def slit_profile(seeing: float, slit_width: float, scale: float, dx: float) -> d
     r2 = ((xi[None, :] - dx) ** 2 + eta[:, None] ** 2) / (alpha * alpha)
     norm = (MOFFAT_BETA - 1) / (math.pi * alpha * alpha)
     psf = norm * (1 + r2) ** -MOFFAT_BETA
-    along = np.trapezoid(psf, xi, axis=1)
-    fraction = float(np.trapezoid(along, eta))
-    across = np.trapezoid(psf, eta, axis=0)
-    centroid = float(np.trapezoid(across * xi, xi) / max(np.trapezoid(across, xi), 1e-300))
+    along = trapezoid(psf, xi, axis=1)
+    fraction = float(trapezoid(along, eta))
+    across = trapezoid(psf, eta, axis=0)
+    centroid = float(trapezoid(across * xi, xi) / max(trapezoid(across, xi), 1e-300))
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (along[1:] + along[:-1]) * np.diff(eta))])
     return {"fraction": fraction, "centroid_arcsec": centroid, "rows": eta / scale, "cumulative": cum, "half_rows": half_arcsec / scale}
 

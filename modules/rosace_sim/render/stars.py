@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 
 import numpy as np
+from scipy.integrate import trapezoid
 
 C_KMS = 299792.458
 HALPHA = 6562.80  # air, A
@@ -314,7 +315,7 @@ class Star:
         em = self.emission(time)
         if em:
             f = f + self._emission_profile(wl, em)
-        return float(np.trapezoid(1 - f, wl))
+        return float(trapezoid(1 - f, wl))
 
     def _photosphere(self, wl: np.ndarray, min_width: float = 0.0) -> np.ndarray:
         tau = np.zeros_like(wl)
@@ -357,7 +358,7 @@ class Star:
         key = "ew_phot"
         if key not in self._cache:
             wl = np.linspace(HALPHA - EW_WINDOW, HALPHA + EW_WINDOW, 20001)
-            self._cache[key] = float(np.trapezoid(1 - self._photosphere(wl), wl))
+            self._cache[key] = float(trapezoid(1 - self._photosphere(wl), wl))
         return self._cache[key]
 
     def to_dict(self, time=None) -> dict:

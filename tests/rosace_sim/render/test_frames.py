@@ -9,6 +9,7 @@ import math
 from datetime import datetime, timezone
 
 import numpy as np
+from scipy.integrate import trapezoid
 import pytest
 from numpy.polynomial import polynomial as P
 from scipy.optimize import curve_fit
@@ -227,7 +228,7 @@ def test_halpha_emission_and_rv_in_the_spectrum(lhires):
     lo, hi = truth["halpha"]["window_A"]
     z = truth["rv"]["topocentric_kms"] / 299792.458
     win = (wl > lo * (1 + z)) & (wl < hi * (1 + z))
-    ew = np.trapezoid((1 - spec / cont)[win], wl[win])
+    ew = trapezoid((1 - spec / cont)[win], wl[win])
     assert truth["halpha"]["ew_A"] == pytest.approx(-25.0, abs=1e-6)
     assert ew == pytest.approx(-25.0, abs=1.0)  # tellurics and noise cost a little
     # The emission's centroid moved by the topocentric RV (star RV minus barycentric correction).
@@ -268,3 +269,33 @@ def test_star_model_is_the_frame_expectation(alpy):
     assert 0 < model["telluric"].min() < 0.9 and model["telluric"].max() <= 1.0
     with pytest.raises(ValueError):
         alpy.bias(noise="perfect")
+
+
+def test_sky_alone_shows_tilted_night_sky_lines(alpy):
+    img, truth = alpy.science(None, exposure=600.0, sky_brightness=17.0, rng=rng(91), noise="none")
+    assert "star" not in truth
+    sky = truth["sky"]
+    oi = next(i for i, ln in enumerate(sky["lines"]) if ln["wavelength"] == 5577.34)
+    u = alpy.instrument.column_of(5577.34)
+    for y in (400, 1600):
+        v = y - alpy.instrument.trace(u)
+        x_pred = u + truth["geometry"]["tilt"] * v + truth["geometry"]["smile"] * v * v
+        xs = np.arange(int(x_pred) - 25, int(x_pred) + 27)
+        bias_row = img[10].astype(float)  # beyond the slit end: the bias column pattern (and dark)
+        row = img[y].astype(float) - bias_row
+        side = np.r_[int(x_pred) - 70 : int(x_pred) - 35, int(x_pred) + 35 : int(x_pred) + 70]
+        prof = row[xs] - np.polyval(np.polyfit(side, row[side], 1), xs)  # the sloped sky continuum
+        assert prof.max() > 20  # visible above the sky continuum
+        assert (prof * xs).sum() / prof.sum() == pytest.approx(x_pred, abs=0.3)
+    assert sky["line_e_per_s_per_row"][oi] > 0
+
+
+def test_single_gas_lamps_show_only_their_lines(alpy):
+    ne, t_ne = alpy.arc("Ne", exposure=2.0, noise="none")
+    ar, t_ar = alpy.arc("Ar", exposure=2.0, noise="none")
+    assert {ln["element"] for ln in t_ne["arc"]["lines"]} == {"Ne I"}
+    assert {ln["element"] for ln in t_ar["arc"]["lines"]} == {"Ar I"}
+    x = int(round(next(ln["column"] for ln in t_ne["arc"]["lines"] if ln["wavelength"] == 5852.4878)))
+    assert ne[1000, x - 3 : x + 4].max() > 5000 and ar[1000, x - 3 : x + 4].max() < 1010
+    with pytest.raises(ValueError):
+        alpy.arc("ThAr")
