@@ -236,3 +236,22 @@ def test_safety_loop_survives_a_bug_in_a_device(make_shelter, fakes, waiter):
         assert any("driver bug" in r for r in s.status()["verdict"]["reasons"])
     finally:
         del type(fakes.safety_monitor).is_safe
+
+
+def test_rotating_dome_follows_the_mount(make_shelter, fakes, waiter):
+    tel = fakes.telescope
+    # Zenith at the default site (43.75 N): H = LST - RA = 0, Dec = latitude; tube east of the pier.
+    tel.ra, tel.dec, tel.sidereal_time, tel.side_of_pier = 90.0, 43.75, 6.0, 0
+    s = make_shelter(shelter_type="dome", slaving={"radius": 2.0, "gem_offset": 0.5, "interval": 5.0, "tolerance": 3.0})
+    open_roof(s, waiter)
+    tel.unpark()
+    assert waiter(lambda: fakes.dome.slews, 3)
+    assert fakes.dome.slews[0] == pytest.approx(90.0)
+    # Within tolerance: no further move.
+    n = len(fakes.dome.slews)
+    waiter(lambda: False, 0.3)
+    assert len(fakes.dome.slews) == n
+    assert s.status()["mount"]["slaving"]["active"] is True
+    # Tube west of the pier: the slit goes to the west.
+    tel.side_of_pier = 1
+    assert waiter(lambda: fakes.dome.slews[-1] == pytest.approx(270.0), 3)
