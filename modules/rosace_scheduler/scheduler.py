@@ -193,6 +193,10 @@ class Scheduler:
         An invalid file is listed in ``rejected`` with its errors; the queue keeps
         working (and keeps the last valid version of that file, if any).
         """
+        with self.lock:
+            return self._scan_folder()
+
+    def _scan_folder(self) -> dict:
         changes = {"added": [], "rejected": [], "removed": []}
         folder = self.queue_folder
         if not folder.is_dir():
@@ -718,7 +722,7 @@ class Scheduler:
             plan = self.plan(night, start=t) if sky.start <= t < sky.end or t < sky.start else None
             planned = next((o for o in (plan or {}).get("observations", []) if o["file_id"] == file_id), None)
             window = table.first_window(i, max(t, st.not_before[i])) if st.eligible[i] else None
-            next_obs = iso(window[0]) if window else None
+            next_obs = iso(max(window[0], t)) if window else None
             altitude_never = not masks["altitude"][0].any()
             if next_obs is None and state in ("not_tonight", "not_due", "done_tonight", "held") and not altitude_never:
                 next_obs = self._look_ahead(qf, night)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.pool import StaticPool
 
 metadata = MetaData()
 
@@ -77,7 +78,9 @@ class Store:
         else:
             url = "sqlite://"
         self.path = path
-        self.engine = create_engine(url, future=True, connect_args={"check_same_thread": False})
+        # in memory: one shared connection, else every thread would see its own empty database
+        extra = {} if path is not None else {"poolclass": StaticPool}
+        self.engine = create_engine(url, future=True, connect_args={"check_same_thread": False}, **extra)
 
         @event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_conn, _record):  # WAL: readers never wait for the writer
