@@ -6,7 +6,7 @@ on the slit; :func:`~.guider.render_guide_image` draws the slit-jaw view.
 The truth record of every frame is documented in ``docs/dev/truth.md``.
 """
 
-from .spectrum import Renderer, barycentric_correction
+from .spectrum import Renderer, barycentric_correction, heliocentric_correction
 from .stars import BeEmission, RVCurve, Star
 
-__all__ = ["Renderer", "Star", "BeEmission", "RVCurve", "barycentric_correction"]
+__all__ = ["Renderer", "Star", "BeEmission", "RVCurve", "barycentric_correction", "heliocentric_correction"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -142,6 +142,7 @@ class Renderer:
         truth = self._truth_base("science", region, exposure)
         truth["observation"] = {
             "time_utc": time.isoformat() if time else None,
+            "time_mid_utc": (time + timedelta(seconds=exposure / 2)).isoformat() if time else None,
             "site": list(site) if site else None,
             "airmass": airmass,
             "seeing_arcsec": seeing,
@@ -153,7 +154,9 @@ class Renderer:
         }
         truth["sky"] = {k: v for k, v in sky_truth.items() if k != "line_columns"}
         if star is not None:
-            truth.update(self._add_star(e, region, star, exposure, airmass, time, site, slit_offset, seeing, transmission, pwv_scale))
+            # The star's RV, its emission and the barycentric term are taken at mid-exposure (JD-MID).
+            t_mid = time + timedelta(seconds=exposure / 2) if time else None
+            truth.update(self._add_star(e, region, star, exposure, airmass, t_mid, site, slit_offset, seeing, transmission, pwv_scale))
         img, det = read_out(ins, region, e, exposure, ccd_temp, rng, noise=noise, cosmics=noise != "none", work=self._work)
         truth["detector"] = det
         return img, truth
@@ -384,6 +387,7 @@ class Renderer:
             "rv": {
                 "star_barycentric_kms": rv_star,
                 "barycentric_correction_kms": bary,
+                "heliocentric_correction_kms": heliocentric_correction(star.ra, star.dec, time, site),
                 "topocentric_kms": v_topo,
                 "doppler": "lambda_obs = lambda_rest * (1 + topocentric_kms / c)",
                 "slit_shift_px": shift_px,
@@ -468,7 +472,7 @@ def slit_profile(seeing: float, slit_width: float, scale: float, dx: float) -> d
 
 
 @lru_cache(maxsize=256)
-def _bary_cached(ra: float, dec: float, jd_minute: int, lat: float, lon: float, elev: float) -> float:
+def _corrections_cached(ra: float, dec: float, jd_minute: int, lat: float, lon: float, elev: float) -> tuple[float, float]:
     from astropy import units as u
     from astropy.coordinates import EarthLocation, SkyCoord
     from astropy.time import Time
@@ -478,16 +482,26 @@ def _bary_cached(ra: float, dec: float, jd_minute: int, lat: float, lon: float, 
     configure_offline()
     t = Time(jd_minute / 1440.0, format="jd", scale="utc")
     loc = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, elev * u.m)
-    return float(SkyCoord(ra * u.deg, dec * u.deg).radial_velocity_correction("barycentric", obstime=t, location=loc).to_value(u.km / u.s))
+    c = SkyCoord(ra * u.deg, dec * u.deg)
+    return tuple(float(c.radial_velocity_correction(kind, obstime=t, location=loc).to_value(u.km / u.s)) for kind in ("barycentric", "heliocentric"))
 
 
-def barycentric_correction(ra: float, dec: float, time: datetime | None, site) -> float:
-    """Barycentric correction (km/s, astropy's sign: add it to a measured RV) for the site and time; 0 if either is missing."""
+def _corrections(ra: float, dec: float, time: datetime | None, site) -> tuple[float, float]:
     if time is None or site is None:
-        return 0.0
+        return 0.0, 0.0
     if time.tzinfo is None:
         time = time.replace(tzinfo=timezone.utc)
     jd = 2440587.5 + time.timestamp() / 86400.0
     lat, lon, elev = (float(v) for v in site)
     # Cached to the minute: the correction changes by < 0.5 m/s in a minute.
-    return _bary_cached(round(ra, 6), round(dec, 6), int(round(jd * 1440)), lat, lon, elev)
+    return _corrections_cached(round(ra, 6), round(dec, 6), int(round(jd * 1440)), lat, lon, elev)
+
+
+def barycentric_correction(ra: float, dec: float, time: datetime | None, site) -> float:
+    """Barycentric correction (km/s, astropy's sign: add it to a measured RV) for the site and time; 0 if either is missing."""
+    return _corrections(ra, dec, time, site)[0]
+
+
+def heliocentric_correction(ra: float, dec: float, time: datetime | None, site) -> float:
+    """Heliocentric correction (km/s, BeSS ``BSS_VHEL`` convention: add it to a measured RV); 0 without site or time."""
+    return _corrections(ra, dec, time, site)[1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from scipy.integrate import trapezoid
@@ -260,7 +260,7 @@ def test_star_model_is_the_frame_expectation(alpy):
     star = Star("HD 5", 30.0, 20.0, 6.0, "K0III", rv_curve=-40.0)
     kw = dict(airmass=1.4, time=WHEN, site=SITE, seeing=3.0, slit_offset=(0.5, 0.0))
     img, truth = alpy.science(star, exposure=20.0, rng=rng(81), **kw)
-    model = alpy.star_model(star, **kw)
+    model = alpy.star_model(star, **(kw | {"time": WHEN + timedelta(seconds=10.0)}))  # mid-exposure
     assert np.allclose(np.asarray(truth["star"]["expected_e_per_image_column"]), model["e_per_s"] * 20.0, rtol=1e-4, atol=0.1)
     assert model["topocentric_kms"] == pytest.approx(truth["rv"]["topocentric_kms"])
     # The normalised spectrum is 1 in the continuum and dips at Na D (shifted by the RV).
