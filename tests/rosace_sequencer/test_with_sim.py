@@ -154,6 +154,7 @@ def test_device_error_retries_then_fails_cleanly_and_the_next_observation_runs(s
     assert result["outcome"] == "completed", result["message"]
 
 
+@pytest.mark.slow
 def test_a_device_that_stops_answering_times_out_instead_of_hanging(seq_server, sim):
     client, _ = seq_server
     sim.control.inject_fault("telescope", "timeout", device_number=0)
@@ -163,6 +164,7 @@ def test_a_device_that_stops_answering_times_out_instead_of_hanging(seq_server, 
     assert time.monotonic() - t0 < 100
 
 
+@pytest.mark.slow
 def test_a_night_of_several_targets_then_the_missing_darks(sim, tmp_path):
     app = create_app(config_from_dict(config_dict(sim.url, tmp_path)), token=TOKEN)
     seq = app.extensions["rosace_sequencer"]
@@ -199,6 +201,7 @@ def _serve(config_path: Path, port: int, log: Path) -> subprocess.Popen:
                              "--port", str(port)], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow
 def test_killed_during_an_exposure_then_restarted_resumes_without_duplicates(sim, tmp_path):
     import tomli_w
 
@@ -237,6 +240,7 @@ def test_killed_during_an_exposure_then_restarted_resumes_without_duplicates(sim
         proc.wait(10)
 
 
+@pytest.mark.slow
 def test_the_worked_example_step_runs_on_the_simulator(sim, tmp_path, repo):
     example = repo / "examples" / "custom_step"
     cfg = config_dict(sim.url, tmp_path, step_files=[str(example / "sky_offset_step.py")])
