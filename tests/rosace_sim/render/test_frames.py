@@ -174,6 +174,7 @@ def test_binning_and_subframe_shapes(alpy):
 
 
 def test_seeded_frames_are_identical_and_truth_is_json(alpy):
+    alpy.prepare(astropy=True)
     star = Star("zet Tau", 84.41, 21.14, 3.0, "B1IVe", be_emission={"ew": -18})
     kw = dict(exposure=5.0, airmass=1.3, time=WHEN, site=SITE, subframe=(0, 900, 3000, 200))
     a, ta = alpy.science(star, rng=rng(21), **kw)
