@@ -54,31 +54,49 @@ def rosace_chain(img, arc, setup):
 
 
 def specreduce_chain(img, arc, setup):
+    """The same reduction with astropy specreduce 1.9: FitTrace, Background.two_sided, HorneExtract,
+    and WavelengthCalibration1D (lines found with specreduce's find_arc_lines, solution by
+    fit_dispersion's global search from the nominal central wavelength and dispersion)."""
+    import warnings
+
     import astropy.units as u
+    from astropy.modeling.models import Polynomial1D
+    from astropy.nddata import StdDevUncertainty
     from specreduce.background import Background
     from specreduce.extract import BoxcarExtract, HorneExtract
+    from specreduce.line_matching import find_arc_lines
     from specreduce.tracing import FitTrace
     from specreduce.wavecal1d import WavelengthCalibration1D
     from specutils import Spectrum
 
     rec = setup.recipe
     det = setup.detector
-    data = img.astype(np.float64) - det.bias_level
-    var = np.clip(data, 0, None) / det.gain + (det.read_noise / det.gain) ** 2
-    trace = FitTrace(data, bins=60, guess=setup.geometry.trace_row, window=60, peak_method="gaussian", trace_model=__import__("astropy.modeling.models", fromlist=["Polynomial1D"]).Polynomial1D(rec.trace_order))
-    bg = Background.two_sided(data, trace, separation=rec.sky_offset + rec.sky_width / 2, width=rec.sky_width)
-    sub = data - bg.bkg_image().flux.value
-    flux = HorneExtract(sub, trace, variance=var, mask=np.zeros(data.shape, bool), unit=u.DN).spectrum.flux.value
-    arcd = arc.astype(np.float64) - det.bias_level
-    arc_spec = BoxcarExtract(arcd, trace, width=2 * rec.aperture_half_width + 1).spectrum
-    ll = load_line_lists(setup.line_lists)
     nx = det.nx
-    wc = WavelengthCalibration1D(arc_spectra=Spectrum(flux=arc_spec.flux.value * u.DN, spectral_axis=np.arange(nx) * u.pix), line_lists=[ll.wavelength * u.AA], ref_pixel=nx / 2)
-    fwhm = float(np.median(setup.nominal_wavelength(np.arange(nx))) / setup.resolving_power / setup.dispersion.dispersion)
-    wc.find_lines(fwhm=fwhm, noise_factor=10)
-    c, d = setup.dispersion.central_wavelength, setup.dispersion.dispersion
-    ws = wc.fit_dispersion(((c - 300 * d) * u.AA, (c + 300 * d) * u.AA), (0.96 * d * u.AA / u.pix, 1.04 * d * u.AA / u.pix), higher_order_limits=[1e-4, 1e-8], degree=3)
-    return flux, ws.pix_to_wav(np.arange(nx) * u.pix).to_value(u.AA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = img.astype(np.float64) - det.bias_level
+        var = np.clip(data, 0, None) / det.gain + (det.read_noise / det.gain) ** 2
+        trace = FitTrace(data, bins=60, guess=setup.geometry.trace_row, window=60, peak_method="gaussian", trace_model=Polynomial1D(rec.trace_order))
+        bg = Background.two_sided(data, trace, separation=rec.sky_offset + rec.sky_width / 2, width=rec.sky_width)
+        sub = data - bg.bkg_image().flux.value
+        flux = HorneExtract(sub, trace, variance=var, mask=np.zeros(data.shape, bool), unit=u.DN).spectrum.flux.value
+        arcd = arc.astype(np.float64) - det.bias_level
+        arc1d = BoxcarExtract(arcd, trace, width=2 * rec.aperture_half_width + 1).spectrum.flux.value
+        # find_arc_lines wants a continuum-free arc with its uncertainty (shot + read noise of the aperture).
+        arc_err = np.sqrt(np.clip(arc1d, 0, None) / det.gain + (2 * rec.aperture_half_width + 1) * (det.read_noise / det.gain) ** 2)
+        arc_sp = Spectrum(flux=arc1d * u.DN, spectral_axis=np.arange(nx) * u.pix, uncertainty=StdDevUncertainty(arc_err * u.DN))
+        fwhm = float(np.median(setup.nominal_wavelength(np.arange(nx))) / setup.resolving_power / setup.dispersion.dispersion)
+        found = find_arc_lines(arc_sp, fwhm * u.pix, noise_factor=10)
+        cen = np.asarray(found["centroid"].value, float)
+        cen = np.unique(np.round(cen[np.isfinite(cen) & (cen > 0) & (cen < nx - 1)], 2))  # failed fits wander off the frame
+        ll = load_line_lists(setup.line_lists)
+        wc = WavelengthCalibration1D(obs_lines=[cen], line_lists=[ll.wavelength], pix_bounds=(0, nx), ref_pixel=nx / 2,
+                                     line_list_bounds=(3500.0, 8000.0))
+        c, d = setup.dispersion.central_wavelength, setup.dispersion.dispersion
+        # Bounds as plain floats in the calibration unit (A, A/px): quantities raise unit errors here.
+        ws = wc.fit_dispersion((c - 50 * d, c + 50 * d), (0.97 * d, 1.03 * d), higher_order_limits=[1e-4, 1e-8], degree=3,
+                               refine_max_distance=2 * d)
+    return flux, np.asarray(ws.pix_to_wav(np.arange(nx, dtype=float)))  # plain pixels in, A out
 
 
 def accuracy(flux, wl, truth):

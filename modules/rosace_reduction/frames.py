@@ -113,17 +113,28 @@ def read_frame_info(path: Path | str) -> FrameInfo:
 
 
 def load_image(path: Path | str, rows: slice | None = None) -> np.ndarray:
-    """Return a frame's pixels as float32 (optionally only some rows)."""
+    """Return a frame's pixels as float32 (optionally only some rows).
+
+    The file is memory-mapped and only the requested rows are read and scaled
+    (BZERO/BSCALE applied here, as astropy cannot memory-map scaled data): a
+    band of 150 rows of a 3000 x 2000 frame costs a tenth of the whole frame.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # uint16 frames carry BZERO: astropy scales them, which memmap cannot do.
-            with fits.open(path, memmap=False, do_not_scale_image_data=False) as hdul:
-                data = hdul[0].data
-                if data is None or data.ndim != 2:
+            with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+                hdu = hdul[0]
+                if hdu.header.get("NAXIS", 0) != 2 or hdu.data is None:
                     raise FrameError(f"{Path(path).name}: no 2D image data")
-                data = data[rows] if rows is not None else data
-                return np.array(data, dtype=np.float32)
+                raw = hdu.data[rows] if rows is not None else hdu.data
+                out = np.array(raw, dtype=np.float32)  # copy: the map is closed on exit
+                bscale = float(hdu.header.get("BSCALE", 1.0))
+                bzero = float(hdu.header.get("BZERO", 0.0))
+                if bscale != 1.0:
+                    out *= np.float32(bscale)
+                if bzero != 0.0:
+                    out += np.float32(bzero)
+                return out
     except FrameError:
         raise
     except (OSError, ValueError, TypeError) as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,11 +111,64 @@ def _night(date_obs: str) -> str:
     return t.datetime.strftime("%Y%m%d")
 
 
+_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
+_CACHE_SIZE = 8
+_CACHE_LOCK = threading.Lock()
+
+
+def _files_key(*groups) -> tuple:
+    """Identity of input files (path, size, modification time): a changed file is a new key."""
+    key = []
+    for group in groups:
+        for info in group:
+            try:
+                st = Path(info.path).stat()
+                key.append((str(info.path), st.st_size, st.st_mtime_ns))
+            except OSError:
+                key.append((str(info.path), -1, -1))
+    return tuple(key)
+
+
+def _cached(key: tuple, compute):
+    """Per-process cache of calibration products (masters, arc solutions), a few entries, least recent dropped."""
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    value = compute()
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def clear_cache() -> None:
+    """Forget cached masters and arc solutions (they are keyed by file identity, so this is rarely needed)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _solve_arc(arcs: list[FrameInfo], masters, setup: InstrumentSetup, rows: slice, trace, half: int, fwhm_px: float, nominal: np.ndarray):
+    """Arc band -> (line geometry, wavelength solution) along the star's trace."""
+    recipe = setup.recipe
+    row0 = rows.start
+    arc_band = combine([calibrate(load_image(a.path, rows), masters, setup, a.exptime, a.ccd_temp)[0] for a in arcs])
+    geometry = _arc_geometry(arc_band, row0, trace, setup, half, fwhm_px)
+    ap = recipe.aperture_half_width
+    # Only the aperture rows of the arc are needed for its spectrum.
+    arc_spec = rectify(arc_band, row0, trace, geometry, ap, cval=0.0).sum(0)
+    lines = load_line_lists(setup.line_lists)
+    solution = identify(arc_spec, nominal, lines, fwhm=fwhm_px, order=recipe.wavelength_order, search_shift=recipe.search_shift, search_scale=recipe.search_scale)
+    return geometry, solution
+
+
 def _arc_geometry(arc_band: np.ndarray, row0: int, trace, setup: InstrumentSetup, half: int, fwhm_px: float) -> LineGeometry:
     """Measure line tilt/smile on the arc band from its strongest isolated lines."""
     straight = rectify(arc_band, row0, trace, LineGeometry(), setup.recipe.aperture_half_width, cval=0.0)
     spec = straight.sum(0)
-    lines = find_arc_lines(spec, fwhm_px)
+    # Peak positions are enough here: measure_line_geometry centroids each line itself.
+    lines = find_arc_lines(spec, fwhm_px, fit=False)
     if len(lines) < 2:
         return LineGeometry()
     xs = np.array([l.x for l in lines])
@@ -142,52 +197,64 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         raise ReductionError(f"no arc frame for {first.object} ({first.observation_id}): cannot calibrate wavelengths")
     flags: list[str] = []
 
-    # Trace on the first science frame, roughly bias-subtracted.
-    raw0 = load_image(first.path)
-    ny, nx = raw0.shape
-    bias_level = float(np.median(load_image(biases[0].path))) if biases else det.bias_level
-    trace = find_trace(raw0 - bias_level, order=recipe.trace_order, guess_row=setup.geometry.trace_row, search=min(400, ny // 2 - 10))
+    # Trace on the first science frame, roughly bias-subtracted: only the rows
+    # the search can reach are read.
+    ny, nx = first.shape
+    guess = setup.geometry.trace_row
+    search = min(400, ny // 2 - 10)
+    win = slice(max(int(guess) - search - 40, 0), min(int(guess) + search + 40, ny))
+    raw_win = load_image(first.path, win)
+    bias_level = float(np.median(load_image(biases[0].path, slice(win.start, win.start + 50)))) if biases else det.bias_level
+    raw_win -= np.float32(bias_level)
+    trace = find_trace(raw_win, order=recipe.trace_order, guess_row=guess - win.start, search=search)
+    del raw_win
+    trace.coeffs = np.asarray(trace.coeffs, dtype=float).copy()
+    trace.coeffs[0] += win.start
     half = recipe.sky_offset + recipe.sky_width + 1
     rows = band_rows(trace, half + 2, ny)
     row0 = rows.start
-    masters = build_masters(setup, rows, biases, darks, flats)
+    masters = _cached(("masters", setup.name, _files_key(biases, darks, flats), rows.start, rows.stop),
+                      lambda: build_masters(setup, rows, biases, darks, flats))
     if not flats:
         flags.append("no_flat")
 
-    # Science: calibrate each exposure on the band, remove cosmic rays, sum.
+    # Science: calibrate each exposure on the band, remove cosmic rays where
+    # the star is extracted (the sky fit rejects the ones in the sky windows),
+    # sum.
     use_cr = recipe.cosmic_rays if options.cosmic_rays is None else options.cosmic_rays
-    data_sum = np.zeros((rows.stop - rows.start, nx), np.float64)
+    ap = recipe.aperture_half_width
+    cr_rows = band_rows(trace, ap + 3, ny, margin=4)
+    cr_rows = slice(cr_rows.start - row0, cr_rows.stop - row0)
+    data_sum = np.zeros((rows.stop - rows.start, nx), np.float32)
     var_sum = np.zeros_like(data_sum)
     sat_any = np.zeros(data_sum.shape, bool)
     n_cr = 0
     exptime = 0.0
-    for k, info in enumerate(sci):
-        raw = raw0[rows] if k == 0 else load_image(info.path, rows)
-        data, var, sat = calibrate(raw, masters, setup, info.exptime, info.ccd_temp)
+    for info in sci:
+        data, var, sat = calibrate(load_image(info.path, rows), masters, setup, info.exptime, info.ccd_temp)
         if use_cr:
-            data, crmask = remove_cosmic_rays(data, setup, mask=sat)
+            clean, crmask = remove_cosmic_rays(data[cr_rows], setup, mask=sat[cr_rows])
+            data[cr_rows] = clean
             n_cr += int(crmask.sum())
         data_sum += data
         var_sum += var
         sat_any |= sat
         exptime += info.exptime
-    del raw0
 
-    # Arc: calibrated mean of the arc frames, geometry, rectified along the star's trace.
-    arc_band = combine([calibrate(load_image(a.path, rows), masters, setup, a.exptime, a.ccd_temp)[0] for a in arcs])
+    # Arc: calibrated mean of the arc frames, geometry, rectified along the
+    # star's trace, identified. The result depends only on the arc frames,
+    # the masters and the trace, so a batch of observations sharing an arc
+    # (several exposures, a monitoring series) solves it once per process.
     nominal = setup.nominal_wavelength(np.arange(nx))
     disp_nom = abs(setup.dispersion.dispersion)
     fwhm_px = float(np.median(nominal) / setup.resolving_power / disp_nom)
-    geometry = _arc_geometry(arc_band, row0, trace, setup, half, fwhm_px)
-    arc_rect = rectify(arc_band, row0, trace, geometry, half, cval=0.0)
-    ap = recipe.aperture_half_width
-    arc_spec = arc_rect[half - ap : half + ap + 1].sum(0)
-    lines = load_line_lists(setup.line_lists)
-    solution = identify(arc_spec, nominal, lines, fwhm=fwhm_px, order=recipe.wavelength_order, search_shift=recipe.search_shift, search_scale=recipe.search_scale)
+    trace_key = tuple(np.round(trace.rows(np.array([0, nx // 2, nx - 1])), 1))
+    arc_key = ("arc", setup.name, _files_key(arcs), _files_key(biases, darks, flats), rows.start, rows.stop, trace_key)
+    geometry, solution = _cached(arc_key, lambda: _solve_arc(arcs, masters, setup, rows, trace, half, fwhm_px, nominal))
 
     # Science rectified and extracted.
-    band = rectify(data_sum.astype(np.float32), row0, trace, geometry, half)
-    vband = rectify(var_sum.astype(np.float32), row0, trace, geometry, half)
+    band = rectify(data_sum, row0, trace, geometry, half)
+    vband = rectify(var_sum, row0, trace, geometry, half)
     sband = rectify(sat_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
     mask = ~np.isfinite(band) | sband
     method = options.extraction or recipe.extraction

@@ -109,20 +109,123 @@ def _gauss(x, a, mu, sig, c0, c1):
     return a * np.exp(-0.5 * ((x - mu) / sig) ** 2) + c0 + c1 * (x - mu)
 
 
-def find_arc_lines(arc: np.ndarray, fwhm: float, threshold: float = 8.0, variance: np.ndarray | None = None) -> list[ArcLine]:
+def _fit_gaussians(x: np.ndarray, y: np.ndarray, w: np.ndarray, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, iterations: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit ``_gauss`` to many windows at once (bounded Levenberg-Marquardt, vectorised over lines).
+
+    ``x``, ``y``, ``w`` are (lines, samples) arrays (``w`` = 1/sigma, 0 for
+    samples outside the spectrum); ``p0``, ``lo``, ``hi`` are (lines, 5).
+    Returns (parameters, covariance scaled by the reduced chi^2 as curve_fit
+    does, converged flags). One call replaces a curve_fit per line, which
+    dominated the arc identification.
+    """
+    p = np.clip(p0.astype(np.float64), lo, hi)
+    lam = np.full(len(p), 1e-3)
+
+    def model_and_jac(p):
+        a, mu, sig, c0, c1 = (p[:, k : k + 1] for k in range(5))
+        dx = x - mu
+        z = dx / sig
+        g = np.exp(-0.5 * z * z)
+        f = a * g + c0 + c1 * dx
+        jac = np.stack([g, a * g * z / sig - c1, a * g * z * z / sig, np.ones_like(g), dx], axis=-1)
+        return f, jac
+
+    f, jac = model_and_jac(p)
+    r = (y - f) * w
+    chi2 = (r * r).sum(1)
+    converged = np.zeros(len(p), bool)
+    eye = np.eye(5)
+    for _ in range(iterations):
+        jw = jac * w[..., None]
+        a_mat = np.einsum("lsi,lsj->lij", jw, jw)
+        g_vec = np.einsum("lsi,ls->li", jw, r)
+        diag = np.einsum("lii->li", a_mat)
+        damped = a_mat + lam[:, None, None] * diag[:, :, None] * eye + 1e-12 * eye
+        try:
+            step = np.linalg.solve(damped, g_vec[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            break
+        trial = np.clip(p + step, lo, hi)
+        f_t, jac_t = model_and_jac(trial)
+        r_t = (y - f_t) * w
+        chi2_t = (r_t * r_t).sum(1)
+        better = chi2_t < chi2
+        small = np.abs(chi2 - chi2_t) <= 1e-8 * np.maximum(chi2, 1e-30)
+        p = np.where(better[:, None], trial, p)
+        f = np.where(better[:, None], f_t, f)
+        jac = np.where(better[:, None, None], jac_t, jac)
+        r = np.where(better[:, None], r_t, r)
+        converged |= (better | ~better) & small
+        chi2 = np.where(better, chi2_t, chi2)
+        lam = np.where(better, lam * 0.3, lam * 10.0)
+        if converged.all():
+            break
+    jw = jac * w[..., None]
+    a_mat = np.einsum("lsi,lsj->lij", jw, jw)
+    dof = np.maximum((w > 0).sum(1) - 5, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = np.linalg.pinv(a_mat) * (chi2 / dof)[:, None, None]
+    return p, cov, converged
+
+
+def find_arc_lines(arc: np.ndarray, fwhm: float, threshold: float = 8.0, variance: np.ndarray | None = None, *, fit: bool = True) -> list[ArcLine]:
     """Find emission lines in an arc spectrum and measure their centres with Gaussian fits.
 
     ``fwhm`` is the expected line width in pixels; lines whose peak stands
-    ``threshold`` noise sigmas above the continuum are kept.
+    ``threshold`` noise sigmas above the continuum are kept. All lines are
+    fitted together (:func:`_fit_gaussians`); :func:`find_arc_lines_curve_fit`
+    is the one-curve_fit-per-line reference it is tested against. With
+    ``fit=False`` only the peaks are returned (integer positions), which is
+    all the line-geometry measurement needs.
     """
     arc = np.nan_to_num(np.asarray(arc, dtype=np.float64))
+    peaks, s, cont, noise = _arc_peaks(arc, fwhm, threshold, variance)
+    sig0 = fwhm / 2.3548
+    if not fit:
+        return [ArcLine(float(p), float(s[p]), sig0, 0.5) for p in peaks]
+    half = max(int(np.ceil(1.5 * fwhm)), 3)
+    n = len(arc)
+    # Windows cut at the spectrum's ends by zero weights; drop those with fewer than 5 samples.
+    peaks = peaks[(np.minimum(peaks + half + 1, n) - np.maximum(peaks - half, 0)) >= 5]
+    if len(peaks) == 0:
+        return []
+    idx = peaks[:, None] + np.arange(-half, half + 1)[None, :]
+    inside = (idx >= 0) & (idx < n)
+    idx_c = np.clip(idx, 0, n - 1)
+    xs = idx.astype(np.float64)
+    ys = arc[idx_c]
+    if variance is None:
+        sig_y = np.sqrt(np.maximum(ys, 0) + noise**2)
+    else:
+        sig_y = np.sqrt(np.maximum(np.asarray(variance, np.float64)[idx_c], 1e-12))
+    w = np.where(inside, 1.0 / sig_y, 0.0)
+    pf = peaks.astype(np.float64)
+    p0 = np.stack([s[peaks], pf, np.full_like(pf, sig0), cont[peaks], np.zeros_like(pf)], axis=1)
+    lo = np.stack([np.zeros_like(pf), pf - 2, np.full_like(pf, 0.3 * sig0), np.full_like(pf, -np.inf), np.full_like(pf, -np.inf)], axis=1)
+    hi = np.stack([np.full_like(pf, np.inf), pf + 2, np.full_like(pf, 3 * sig0), np.full_like(pf, np.inf), np.full_like(pf, np.inf)], axis=1)
+    popt, cov, _ = _fit_gaussians(xs, ys, w, p0, lo, hi)
+    var_mu = cov[:, 1, 1]
+    err = np.where(np.isfinite(var_mu) & (var_mu >= 0), np.sqrt(np.abs(var_mu)), 1.0)
+    good = np.isfinite(popt).all(1)
+    return [ArcLine(float(pp[1]), float(pp[0]), float(pp[2]), float(e)) for pp, e, g in zip(popt, err, good) if g]
+
+
+def _arc_peaks(arc: np.ndarray, fwhm: float, threshold: float, variance: np.ndarray | None):
+    """Peaks of the continuum-subtracted arc: (peak indices, arc - continuum, continuum, noise)."""
     width = max(int(6 * fwhm), 15)
     cont = _continuum(arc, width)
     s = arc - cont
     noise = 1.4826 * np.median(np.abs(np.diff(s))) / np.sqrt(2) + 1e-12
     if variance is not None:
         noise = np.sqrt(np.maximum(np.nanmedian(variance), noise**2))
-    peaks, props = signal.find_peaks(s, height=threshold * noise, distance=max(int(fwhm / 2), 2), prominence=threshold * noise)
+    peaks, _ = signal.find_peaks(s, height=threshold * noise, distance=max(int(fwhm / 2), 2), prominence=threshold * noise)
+    return peaks, s, cont, noise
+
+
+def find_arc_lines_curve_fit(arc: np.ndarray, fwhm: float, threshold: float = 8.0, variance: np.ndarray | None = None) -> list[ArcLine]:
+    """Reference implementation of :func:`find_arc_lines`: one ``scipy.optimize.curve_fit`` per line (slow)."""
+    arc = np.nan_to_num(np.asarray(arc, dtype=np.float64))
+    peaks, s, cont, noise = _arc_peaks(arc, fwhm, threshold, variance)
     half = max(int(np.ceil(1.5 * fwhm)), 3)
     sig0 = fwhm / 2.3548
     lines: list[ArcLine] = []
@@ -213,22 +316,27 @@ def identify(
     xc = n / 2
     base_pred = _predict(nominal, cat.wavelength)
     pad = int(search_shift) + 8
-    best = (-np.inf, 1.0, 0.0)
     weights = np.sqrt(cat.intensity / cat.intensity.max())
     step = max(0.25 * fwhm / n, 2e-4)
-    for scale in np.arange(1 - search_scale, 1 + search_scale + step / 2, step):
-        # Catalogue pixel positions if the true dispersion is nominal / scale about the centre.
-        px = xc + (base_pred - xc) / scale
-        ok = np.isfinite(px) & (px > -pad) & (px < n + pad)
-        model = np.zeros(n + 2 * pad)
-        np.add.at(model, np.round(px[ok] + pad).astype(int).clip(0, n + 2 * pad - 1), weights[ok])
-        model = ndimage.gaussian_filter1d(model, sigma_c)
-        corr = signal.correlate(model, obs_s, mode="valid", method="fft")
-        # corr[k] = sum_i model[k + i] obs[i]: the observed lines sit (pad - k) px from the prediction
-        k = int(np.argmax(corr))
-        if corr[k] > best[0]:
-            best = (float(corr[k]), float(scale), float(pad - k))
-    _, scale, shift = best
+    scales = np.arange(1 - search_scale, 1 + search_scale + step / 2, step)
+    # All scales at once: catalogue pixel positions if the true dispersion is
+    # nominal / scale about the centre, as smoothed stick spectra, one row per scale.
+    width = n + 2 * pad
+    px = xc + (base_pred[None, :] - xc) / scales[:, None]
+    ok = np.isfinite(px) & (px > -pad) & (px < n + pad)
+    rows_i, cols_i = np.nonzero(ok)
+    models = np.zeros((len(scales), width))
+    np.add.at(models, (rows_i, np.round(px[ok] + pad).astype(int).clip(0, width - 1)), weights[cols_i])
+    models = ndimage.gaussian_filter1d(models, sigma_c, axis=1)
+    # corr[k] = sum_i model[k + i] obs[i] for every shift k (one batched FFT):
+    # the observed lines sit (pad - k) px from the prediction.
+    nfft = int(2 ** np.ceil(np.log2(width + n)))
+    spec = np.fft.rfft(models, nfft, axis=1) * np.conj(np.fft.rfft(obs_s, nfft))[None, :]
+    corr = np.fft.irfft(spec, nfft, axis=1)[:, : width - n + 1]
+    best_k = corr.argmax(axis=1)
+    best_val = corr[np.arange(len(scales)), best_k]
+    i_best = int(np.argmax(best_val))
+    scale, shift = float(scales[i_best]), float(pad - best_k[i_best])
     pred = xc + (base_pred - xc) / scale + shift
 
     # 2. Match, then refine the mapping predicted -> observed pixel (a low-order

@@ -90,3 +90,21 @@ def test_real_kosmos_neon_arcs_match_published_solution(template):
     assert sol.rms_angstrom < 0.06
     assert np.sqrt(np.mean(diff**2)) < 0.1
     assert np.abs(diff).max() < 0.25
+
+
+@pytest.mark.parametrize("name", ["alpy600", "lhires2400"])
+def test_vectorised_line_fits_match_curve_fit_reference(name):
+    """The batched Gaussian fits give the centres, widths and errors of one curve_fit per line."""
+    from rosace_reduction.wavelength import find_arc_lines_curve_fit
+
+    setup = load_instrument(name)
+    arc, _ = synthetic_arc(setup, 10.0, 1.0, np.random.default_rng(1))
+    nominal = setup.nominal_wavelength(np.arange(setup.detector.nx))
+    fwhm = np.median(nominal) / setup.resolving_power / abs(setup.dispersion.dispersion)
+    fast, ref = find_arc_lines(arc, fwhm), find_arc_lines_curve_fit(arc, fwhm)
+    assert len(fast) == len(ref) >= 7
+    real = [(a, b) for a, b in zip(fast, ref) if b.amplitude > 1.0]  # a blend leaves an empty fit in both
+    assert len(real) >= len(ref) - 2
+    assert max(abs(a.x - b.x) for a, b in real) < 1e-3
+    assert max(abs(a.sigma - b.sigma) for a, b in real) < 1e-3
+    assert [a.x_err for a, _ in real] == pytest.approx([b.x_err for _, b in real], rel=0.02)
