@@ -62,6 +62,22 @@ def radec_to_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
 
 
+def approximate_sun_altitude(unix: np.ndarray, latitude: float, longitude: float) -> np.ndarray:
+    """Return the sun's altitude (degrees, ~0.01 deg) from the Astronomical Almanac's low-precision formulae.
+
+    Only used to find which part of the day needs astropy's exact computation.
+    """
+    n = np.asarray(unix, dtype=float) / 86400.0 + 2440587.5 - 2451545.0
+    g = np.radians(357.528 + 0.9856003 * n)
+    lam = np.radians(280.460 + 0.9856474 * n + 1.915 * np.sin(g) + 0.020 * np.sin(2 * g))
+    eps = np.radians(23.439 - 0.0000004 * n)
+    ra = np.arctan2(np.cos(eps) * np.sin(lam), np.cos(lam))
+    dec = np.arcsin(np.sin(eps) * np.sin(lam))
+    lst = np.radians((280.46061837 + 360.98564736629 * n + longitude) % 360.0)
+    lat = np.radians(latitude)
+    return np.degrees(np.arcsin(np.sin(lat) * np.sin(dec) + np.cos(lat) * np.cos(dec) * np.cos(lst - ra)))
+
+
 def night_date_of(instant: datetime, longitude: float) -> date:
     """Return the night (date of the local evening) an instant belongs to.
 
@@ -165,6 +181,13 @@ class NightSky:
         noon = datetime(night.year, night.month, night.day, 12, tzinfo=timezone.utc) - timedelta(hours=site.longitude / 15.0)
         t_noon = float(round(noon.timestamp()))  # whole seconds: plans are to the second
         nodes = t_noon + np.arange(0.0, 86400.0 + NODE_STEP, NODE_STEP)
+        # astropy only where it matters: the dark part of the day, found first with a
+        # low-precision sun (~0.01 deg) and padded by an hour either side
+        rough = approximate_sun_altitude(nodes, site.latitude, site.longitude)
+        dark = np.flatnonzero(rough < SUNSET_ALT + 2.0)
+        pad = int(np.ceil(3600.0 / NODE_STEP))
+        a, b = (int(dark[0]), int(dark[-1])) if len(dark) else (int(np.argmin(rough)),) * 2
+        nodes = nodes[max(a - pad, 0): min(b + pad, len(nodes) - 1) + 1]
         tn = _unix_to_time(nodes)
         frame = AltAz(obstime=tn, location=loc)
         # geocentric positions with distances: their AltAz includes the topocentric parallax
