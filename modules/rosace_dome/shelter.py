@@ -269,6 +269,8 @@ class Shelter:
             self.journal.clear_alarm(now, "device:dome", "shelter answers again")
             if self._stuck and state in (self._stuck, "open", "closed"):
                 self._stuck = None
+            if state in ("open", "closed") and self._motion is None:
+                self.journal.clear_alarm(now, "shutter_stuck", f"shelter {state} again")
             if self._stuck:
                 state = "error"
         self._set_state(now, state)
@@ -282,6 +284,8 @@ class Shelter:
             if self.at_park is not None and bool(park) != self.at_park:
                 self.journal.record(now, "mount", "mount parked" if park else "mount unparked")
             self.at_park, self.mount_error = bool(park), None
+            if self.at_park:
+                self.journal.clear_alarm(now, "park_failed", "mount at park")
 
         failures = {
             "safety_monitor": [inputs.monitor] if isinstance(inputs.monitor, BaseException) else [],
