@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Protocol
 
-from rosace_core.clock import get_clock
+from rosace_core.clock import get_clock, now
 from rosace_core.errors import ConflictError, DeviceError, NotFoundError, RosaceError
 
 from rosace_sequencer.hardware import Control, Unsafe
@@ -37,6 +37,9 @@ class RoofGuard(Protocol):
     def is_safe(self) -> bool:
         """Return False as soon as observing must stop."""
 
+    def sky_ok(self) -> bool:
+        """Return True when conditions would let the roof open (checked before asking for a target)."""
+
     def release(self) -> None:
         """Say the sequencer no longer needs the roof open."""
 
@@ -49,6 +52,10 @@ class SafetyMonitorGuard:
         self.failures_allowed = failures_allowed
         self._failures = 0
         self._connected = False
+
+    def sky_ok(self) -> bool:
+        """True when it is safe to observe (the SafetyMonitor alone decides)."""
+        return self.is_safe()
 
     def is_safe(self) -> bool:
         try:
@@ -102,6 +109,26 @@ class DomeLeaseGuard:
     @staticmethod
     def _open_and_safe(status: dict) -> bool:
         return bool(status.get("safe")) and (status.get("shelter") or {}).get("state") == "open"
+
+    def sky_ok(self) -> bool:
+        """True when the dome module would let the roof open (or it is open): safe, not locked, no re-open delay."""
+        try:
+            status = self._status()
+        except RosaceError:
+            return False
+        if self._open_and_safe(status):
+            return True
+        if not status.get("safe") or status.get("maintenance"):
+            return False
+        reopen_at = status.get("reopen_at")
+        if reopen_at:
+            from datetime import datetime
+
+            try:
+                return datetime.fromisoformat(str(reopen_at).replace("Z", "+00:00")) <= now()
+            except ValueError:
+                return True
+        return True
 
     def is_safe(self) -> bool:
         try:

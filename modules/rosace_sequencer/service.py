@@ -325,6 +325,13 @@ class Sequencer:
                     planned = self._pending.pop(0)
                     log.info("resuming observation %s after a restart", planned.observation_id)
                 else:
+                    # Ask for a target only when the roof could open: an observation handed
+                    # out under clouds would only come back "interrupted" (noise in the history).
+                    if not guard.sky_ok():
+                        self._status_idle("unsafe or roof not allowed to open: waiting")
+                        self._library_session(self.control)
+                        self._wait(min(self.options.unsafe_wait, 300.0), "unsafe: waiting")
+                        continue
                     try:
                         self._status_idle("asking for the next observation")
                         planned = queue.next()
