@@ -116,7 +116,13 @@ class SchedulerTab(ModuleTab):
             for k, o in enumerate(obs):
                 alt = curves.get("altitude", {}).get(o["file_id"])
                 if alt:
-                    self.altitude.plot(times, alt, pen=pg.mkPen(pg.intColor(k, hues=max(len(obs), 1)), width=2), name=o["target"])
+                    colour = pg.intColor(k, hues=max(len(obs), 1))
+                    self.altitude.plot(times, alt, pen=pg.mkPen(colour, width=1), name=o["target"])
+                    # the planned interval, thick, so the eye links the curve to its bar
+                    s, e = _unix(o["start"]), _unix(o["end"])
+                    seg = [(t, a) for t, a in zip(times, alt) if s - 300 <= t <= e + 300]
+                    if len(seg) >= 2:
+                        self.altitude.plot([p[0] for p in seg], [p[1] for p in seg], pen=pg.mkPen(colour, width=5))
         self.timeline.setYRange(0, 2.5)
 
     def _fill_queue(self, queue: dict) -> None:

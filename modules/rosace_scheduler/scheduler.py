@@ -97,6 +97,11 @@ class Scheduler:
         self.store = Store(None if str(db) == ":memory:" else Path(db))
         folder = queue_folder if queue_folder is not None else (self.options.queue_folder or self.config.data.root / "observing_files")
         self.queue_folder = Path(folder)
+        if queue_folder is None and self.options.queue_folder is None:
+            try:  # the default folder is ours: make it, so that users can drop files in
+                self.queue_folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("cannot create the queue folder %s: %s", self.queue_folder, exc)
         self.lock = threading.RLock()
         self.files: dict[str, QueuedFile] = {}
         self.rejected: dict[str, dict] = {}
