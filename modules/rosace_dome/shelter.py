@@ -232,6 +232,9 @@ class Shelter:
         inputs.sun_altitude = self._sun_altitude()
         shutter = self._read("dome", lambda: d.dome.shutter)
         park = self._read("telescope", lambda: d.telescope.at_park) if d.telescope else DeviceError("mount", "not configured")
+        if self.shelter_type == "dome":
+            azimuth = self._read("dome", lambda: d.dome.azimuth)
+            self.azimuth = None if isinstance(azimuth, BaseException) else round(float(azimuth), 2)
         now = self.now()
         with self._lock:
             inputs.locked, inputs.lock_reason = self.locked, self.lock_reason

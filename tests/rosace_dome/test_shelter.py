@@ -253,3 +253,27 @@ def test_rotating_dome_follows_the_mount(make_shelter, fakes, waiter):
     # Tube west of the pier: the slit goes to the west.
     tel.side_of_pier = 1
     assert waiter(lambda: fakes.dome.slews[-1] == pytest.approx(270.0), 3)
+
+
+def test_alarm_hook_runs_the_configured_command(make_shelter, fakes, waiter, tmp_path):
+    import json
+    import sys
+
+    out = tmp_path / "alarm.json"
+    script = f"import os, pathlib; pathlib.Path({str(out)!r}).write_text(os.environ['ROSACE_ALARM_JSON'])"
+    s = make_shelter(alarm_command=[sys.executable, "-c", script])
+    assert waiter(lambda: s.verdict is not None, 5)
+    fakes.safety_monitor.disconnected = True
+    assert waiter(lambda: out.exists() and out.read_text(), 10)
+    alarm = json.loads(out.read_text())
+    assert alarm["code"] == "device:safety_monitor" and "not connected" in alarm["message"] and alarm["active"]
+
+
+def test_python_m_rosace_dome_puts_global_options_first():
+    import importlib.util
+
+    spec = importlib.util.find_spec("rosace_dome.__main__")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module._argv(["--config", "x.toml", "--port", "9"]) == ["--config", "x.toml", "dome", "serve", "--port", "9"]
+    assert module._argv(["--log-level=DEBUG"]) == ["--log-level=DEBUG", "dome", "serve"]
