@@ -37,13 +37,14 @@ from rosace_core.errors import Aborted, ConflictError, DeviceError, DeviceNotCon
 from rosace_core.jobs import Job, JobRunner
 from rosace_dome.journal import Journal
 from rosace_dome.leases import Lease, LeaseBook
-from rosace_dome.safety import WEATHER, SafetyInputs, Verdict, evaluate, sun_altitude
+from rosace_dome.safety import SafetyInputs, Verdict, evaluate, sun_altitude
 from rosace_dome.settings import DomeSettings
 from rosace_dome.slaving import azimuth_error, dome_azimuth
 
 log = logging.getLogger(__name__)
 
 STATES = ("open", "closed", "opening", "closing", "error", "unknown")
+_STALE = object()  # marks a shutter reading overtaken by a newer one
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Shelter:
         self._next_slave: datetime | None = None
         self._persisted: dict = {}
         self._reconciled = False
+        self._state_set_at = 0.0  # monotonic time a job last set the state from a fresh device read
         self._load_state()
 
     # ------------------------------------------------------------------ clock
@@ -227,9 +229,14 @@ class Shelter:
         # The SafetyMonitor first: it is the quickest path from "unsafe" to acting.
         if self.settings.require_safety_monitor:
             inputs.monitor = self._read("safety_monitor", lambda: d.safety_monitor.is_safe) if d.safety_monitor else DeviceError("safety monitor", "not configured")
+            if inputs.monitor is False and d.safety_monitor is not None:
+                # ASCOM: a SafetyMonitor that lost its connection says "unsafe" instead of
+                # raising, so a False verdict is also the cue to (re)connect it (rate-limited).
+                self._try_connect("safety_monitor", d.safety_monitor)
         for name in self.settings.limits:
             inputs.readings[name] = self._read("conditions", lambda n=name: d.conditions.reading(n)) if d.conditions else DeviceError("weather station", "not configured")
         inputs.sun_altitude = self._sun_altitude()
+        shutter_read_at = time.monotonic()
         shutter = self._read("dome", lambda: d.dome.shutter)
         park = self._read("telescope", lambda: d.telescope.at_park) if d.telescope else DeviceError("mount", "not configured")
         if self.shelter_type == "dome":
@@ -239,6 +246,8 @@ class Shelter:
         with self._lock:
             inputs.locked, inputs.lock_reason = self.locked, self.lock_reason
             verdict = evaluate(inputs, self.settings, now)
+            if shutter_read_at < self._state_set_at:
+                shutter = _STALE  # a move finished while we were reading: its newer word stands
             self._note_devices(now, inputs, shutter, park)
             self._note_verdict(now, verdict)
             self.polls += 1
@@ -262,7 +271,9 @@ class Shelter:
         return alt
 
     def _note_devices(self, now: datetime, inputs: SafetyInputs, shutter, park) -> None:
-        if isinstance(shutter, BaseException):
+        if shutter is _STALE:
+            pass
+        elif isinstance(shutter, BaseException):
             state, self.shelter_error = "unknown", f"shelter unreadable: {shutter}"
             self.device_state = None
             self.journal.raise_alarm(now, "device:dome", f"cannot read the shelter: {shutter}")
@@ -276,7 +287,8 @@ class Shelter:
                 self.journal.clear_alarm(now, "shutter_stuck", f"shelter {state} again")
             if self._stuck:
                 state = "error"
-        self._set_state(now, state)
+        if shutter is not _STALE:
+            self._set_state(now, state)
 
         if isinstance(park, BaseException):
             if self.mount_error is None:
@@ -564,6 +576,7 @@ class Shelter:
         with self._lock:
             # The device said so just now: show it without waiting for the next poll.
             self.device_state, self._stuck = target.value, None
+            self._state_set_at = time.monotonic()
             self._set_state(self.now(), target.value)
 
     def _stuck_move(self, target: str, why: str = "") -> None:
