@@ -168,6 +168,8 @@ class DemoNight:
         env = {"ROSACE_CLOCK": self.clock.spec(), "ROSACE_TOKEN": self.token, "ROSACE_CONFIG": str(config)}
         self.procs = ProcessGroup(self.folder, env=env)
         self.procs.start("sim", ["--config", str(config), "sim", "serve", "--scenario", str(self.scenario), "--port", str(self.ports["sim"]), "--discovery-port", "-1"])
+        # The hardware first, as on a real observatory: the modules connect to it as they start.
+        self.wait_healthy("sim", time.monotonic() + 60)
         for module in MODULE_IDS:
             self.procs.start(module, ["--config", str(config), module, "serve", "--port", str(self.ports[module])])
         deadline = time.monotonic() + 60

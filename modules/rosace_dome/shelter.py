@@ -514,8 +514,12 @@ class Shelter:
 
     def release_lease(self, lease_id: str) -> Lease:
         lease = self.leases.release(lease_id)
-        self.journal.record(self.now(), "lease", f"lease of {lease.holder} released", lease=lease.id, holder=lease.holder)
-        self._save_state()
+        with self._lock:
+            self.journal.record(self.now(), "lease", f"lease of {lease.holder} released", lease=lease.id, holder=lease.holder)
+            if not self.leases.active():
+                # The last holder is done: the roof was open for it, so park and close.
+                self._close_wanted = f"last lease released ({lease.holder} is done)"
+            self._save_state()
         return lease
 
     # ------------------------------------------------------------------ jobs
