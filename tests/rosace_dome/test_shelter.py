@@ -130,7 +130,11 @@ def test_renewed_lease_keeps_the_roof_open(make_shelter, fakes, waiter):
         waiter(lambda: False, 0.2)
         s.renew_lease(lease.id, 50)
     assert s.state == "open"
+    fakes.telescope.unpark()
     s.release_lease(lease.id)
+    assert waiter(lambda: s.state == "closed", 5)
+    assert fakes.telescope._at_park
+    assert any("last lease released (sequencer is done)" in e.message for e in s.journal.events(kind="command"))
 
 
 def test_reopen_delay_is_honoured(make_shelter, fakes, waiter, fast_clock):
