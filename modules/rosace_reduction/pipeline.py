@@ -150,10 +150,15 @@ def clear_cache() -> None:
 
 
 def _solve_arc(arcs: list[FrameInfo], masters, setup: InstrumentSetup, rows: slice, trace, half: int, fwhm_px: float, nominal: np.ndarray):
-    """Arc band -> (line geometry, wavelength solution) along the star's trace."""
+    """Arc frames -> (line geometry, wavelength solution) along the star's trace."""
+    arc_band = combine([calibrate(load_image(a.path, rows), masters, setup, a.exptime, a.ccd_temp)[0] for a in arcs])
+    return _solve_arc_band(arc_band, setup, rows, trace, half, fwhm_px, nominal)
+
+
+def _solve_arc_band(arc_band: np.ndarray, setup: InstrumentSetup, rows: slice, trace, half: int, fwhm_px: float, nominal: np.ndarray):
+    """Calibrated arc band (raw rows ``rows``) -> (line geometry, wavelength solution) along the trace."""
     recipe = setup.recipe
     row0 = rows.start
-    arc_band = combine([calibrate(load_image(a.path, rows), masters, setup, a.exptime, a.ccd_temp)[0] for a in arcs])
     geometry = _arc_geometry(arc_band, row0, trace, setup, half, fwhm_px)
     ap = recipe.aperture_half_width
     # Only the aperture rows of the arc are needed for its spectrum.

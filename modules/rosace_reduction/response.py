@@ -188,18 +188,47 @@ def compute_response(wl: np.ndarray, rate: np.ndarray, reference: ReferenceSpect
     return Response(wl.copy(), resp, tell, float(airmass), reference.key)
 
 
+_ZERO_EOP = None
+
+
+def _zero_earth_orientation():
+    """An IERS table with zero UT1-UTC and polar motion.
+
+    The barycentric correction does not need them: |UT1-UTC| < 0.9 s moves the
+    diurnal velocity (<= 0.47 km/s) by < 0.03 m/s and polar motion (< 1") by
+    less; reading the full IERS tables costs 1-3 s in every new process (each
+    batch worker).
+    """
+    global _ZERO_EOP
+    if _ZERO_EOP is None:
+        from astropy import units as u
+        from astropy.table import QTable
+        from astropy.utils import iers
+
+        mjd = np.array([0.0, 100000.0])
+        zero = np.zeros(2)
+        _ZERO_EOP = iers.IERS_B(QTable({"MJD": mjd * u.d, "UT1_UTC": zero * u.s, "PM_x": zero * u.arcsec, "PM_y": zero * u.arcsec}))
+    return _ZERO_EOP
+
+
 def barycentric_correction(ra_deg: float, dec_deg: float, jd_mid: float, lat: float, lon: float, elev: float) -> float:
-    """Barycentric radial-velocity correction (km/s) to add to a measured velocity (astropy, offline)."""
+    """Barycentric radial-velocity correction (km/s) to add to a measured velocity (astropy, offline).
+
+    Computed by astropy's ``radial_velocity_correction`` with Earth orientation
+    parameters set to zero (< 0.1 m/s from the full IERS computation).
+    """
     from astropy import units as u
     from astropy.coordinates import EarthLocation, SkyCoord
     from astropy.time import Time
+    from astropy.utils import iers
 
     from rosace_core.astro import configure_offline
 
     configure_offline()
     loc = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, elev * u.m)
     coord = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
-    v = coord.radial_velocity_correction(kind="barycentric", obstime=Time(jd_mid, format="jd", scale="utc"), location=loc)
+    with iers.earth_orientation_table.set(_zero_earth_orientation()):
+        v = coord.radial_velocity_correction(kind="barycentric", obstime=Time(jd_mid, format="jd", scale="utc"), location=loc)
     return float(v.to(u.km / u.s).value)
 
 
