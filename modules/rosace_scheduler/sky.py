@@ -174,7 +174,6 @@ class NightSky:
     def build(cls, night: date, site, step: float = 60.0) -> "NightSky":
         """Compute the night's sky for ``site`` (a rosace_core.config.Site) on a ``step``-second grid."""
         configure_offline()
-        import astropy.units as u
         from astropy.coordinates import AltAz, CartesianRepresentation, CIRS, SkyCoord, get_body
 
         loc = _location(site)
