@@ -31,12 +31,20 @@ def _parse(ts: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _weather_unsafe(dome: dict) -> bool:
+    """Unsafe for a reason other than daylight."""
+    if dome.get("safe") is not False:
+        return False
+    reasons = (dome.get("verdict") or {}).get("reasons") or []
+    return any("sun" not in r.lower() for r in reasons) or not reasons
+
+
 def weather_loss(snapshots: list[dict]) -> float:
-    """Simulated seconds during which the dome module's verdict was unsafe."""
+    """Simulated seconds during which the dome module's verdict was unsafe for the weather."""
     lost = 0.0
     for a, b in zip(snapshots, snapshots[1:]):
         ta, tb = _parse(a.get("time")), _parse(b.get("time"))
-        if ta and tb and a.get("dome", {}).get("safe") is False:
+        if ta and tb and _weather_unsafe(a.get("dome") or {}):
             lost += (tb - ta).total_seconds()
     return lost
 
