@@ -410,7 +410,13 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
-        self.server.close()
+        """Stop at once: close every socket of the server's map so its loop ends."""
+        from waitress import wasyncore
+
+        # server.close() alone leaves waitress's trigger pipe in the socket map and
+        # the loop running until the join times out; closing the whole map ends it.
+        self.server.task_dispatcher.shutdown(timeout=2)
+        wasyncore.close_all(self.server._map)
         self.thread.join(timeout=5)
 
     def __enter__(self) -> "BackgroundServer":
