@@ -229,6 +229,13 @@ class Shelter:
         # The SafetyMonitor first: it is the quickest path from "unsafe" to acting.
         if self.settings.require_safety_monitor:
             inputs.monitor = self._read("safety_monitor", lambda: d.safety_monitor.is_safe) if d.safety_monitor else DeviceError("safety monitor", "not configured")
+            if inputs.monitor is False:
+                # ASCOM: IsSafe is false while the device is not connected (e.g. it restarted
+                # after us): tell that apart, and reconnect, rather than stay unsafe forever.
+                connected = self._read("safety_monitor", lambda: d.safety_monitor.connected)
+                if connected is False:
+                    self._try_connect("safety_monitor", d.safety_monitor)
+                    inputs.monitor = DeviceNotConnected("safety monitor", "not connected (IsSafe stays false until it is); reconnecting")
             if inputs.monitor is False and d.safety_monitor is not None:
                 # ASCOM: a SafetyMonitor that lost its connection says "unsafe" instead of
                 # raising, so a False verdict is also the cue to (re)connect it (rate-limited).

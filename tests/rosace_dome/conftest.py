@@ -32,6 +32,14 @@ class FakeDevice:
     def connect(self, timeout: float = 30.0):
         if self.disconnected:
             raise DeviceNotConnected(self.__class__.__name__, "connect: refused")
+        self.is_connected = True
+
+    is_connected = True
+
+    @property
+    def connected(self) -> bool:
+        self._touch("connected")
+        return self.is_connected
 
 
 class FakeDome(FakeDevice):
@@ -125,7 +133,7 @@ class FakeMonitor(FakeDevice):
     @property
     def is_safe(self) -> bool:
         self._touch("is_safe")
-        return self.safe
+        return self.safe and self.is_connected  # ASCOM: false while not connected
 
 
 class FakeConditions(FakeDevice):

@@ -281,3 +281,13 @@ def test_python_m_rosace_dome_puts_global_options_first():
     spec.loader.exec_module(module)
     assert module._argv(["--config", "x.toml", "--port", "9"]) == ["--config", "x.toml", "dome", "serve", "--port", "9"]
     assert module._argv(["--log-level=DEBUG"]) == ["--log-level=DEBUG", "dome", "serve"]
+
+
+def test_safety_monitor_that_lost_its_connection_is_reconnected(make_shelter, fakes, waiter):
+    s = make_shelter()
+    assert waiter(lambda: s.verdict is not None and s.verdict.safe, 5)
+    # The device restarted behind our back: it answers, but IsSafe is false until connected.
+    fakes.safety_monitor.is_connected = False
+    assert waiter(lambda: not s.verdict.safe and any("not connected" in r for r in s.verdict.reason_texts), 5)
+    assert waiter(lambda: s.verdict.safe, 10), s.verdict.reason_texts
+    assert fakes.safety_monitor.is_connected
