@@ -117,3 +117,10 @@ def test_desktop_shows_its_tab_after_the_builtin_five(installed, server, qtbot):
     finally:
         window.shutdown()
         window.close()
+
+
+def test_core_imports_neither_flask_nor_qt(installed):
+    code = ("import sys, rosace_nightlog, rosace_nightlog.notes; "
+            "bad = [m for m in ('flask', 'PySide6') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
