@@ -74,3 +74,52 @@ def test_mkdocs_build_strict(tmp_path):
         built = site / Path(page).with_suffix(".html")
         assert built.is_file(), f"{page} was not built"
     assert "POST /api/v1/dome/open" in (site / "api" / "dome.html").read_text(encoding="utf-8")
+
+
+#: the hand-written guides whose command lines are checked against the real `rosace` parser
+GUIDES = ["getting-started.md", "hardware.md", "campaigns.md", "operations.md", "troubleshooting.md",
+          "adapting/custom-step.md", "adapting/new-spectrograph.md", "adapting/scheduler-rule.md", "adapting/user-module.md"]
+
+
+def _subcommands(parser) -> dict:
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+def test_rosace_commands_in_the_guides_exist():
+    import re
+
+    from rosace_core.cli import build_parser
+
+    root = build_parser()
+    checked = 0
+    for page in GUIDES:
+        text = (REPO / "docs" / page).read_text(encoding="utf-8")
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+        inline = re.findall(r"(?<!`)`(rosace [^`]+)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
+        for block in blocks + inline:
+            for line in block.splitlines():
+                words = line.split("#")[0].split()
+                if not words or words[0] not in ("rosace", "rosace.exe") or "nightlog" in words:
+                    continue  # the example user module is installed only by its own test
+                parser, i = root, 1
+                # global options come before the command
+                while i < len(words) and words[i].startswith("--"):
+                    i += 1 if words[i] in ("--version", "--help") or "=" in words[i] else 2
+                while i < len(words) and not words[i].startswith("-") and not set(words[i]) & set("<.["):
+                    choices = _subcommands(parser)
+                    if not choices:
+                        break
+                    assert words[i] in choices, f"{page}: `{line.strip()}`: no command {words[i]!r}"
+                    parser = choices[words[i]]
+                    i += 1
+                options = {s for a in parser._actions for s in a.option_strings}
+                for word in words[i:]:
+                    if word.startswith("--") and "<" not in line:
+                        assert word.split("=")[0] in options, f"{page}: `{line.strip()}`: no option {word}"
+                checked += 1
+    assert checked >= 20
