@@ -102,3 +102,21 @@ def test_render_and_reduce_with_the_new_set_up(observation, tmp_path):
     band = (wl > 7180) & (wl < 7310)
     clear = (wl > 6000) & (wl < 6400)
     assert np.nanmedian(snr[band]) < 0.2 * np.nanmedian(snr[clear])
+
+
+def test_the_simulated_observatory_mounts_the_set_up():
+    import time
+
+    from rosace_core.alpaca import Camera
+    from rosace_sim.testing import SimObservatory
+
+    scenario = {"clock": {"start": "2026-12-01T17:00:00Z", "rate": 10}, "instrument": str(EXAMPLE / "lisa_r1000.toml")}
+    with SimObservatory(scenario) as sim:
+        camera = Camera(sim.url, 0)
+        camera.connect()
+        camera.start_exposure(0.0, light=False)
+        deadline = time.monotonic() + 30
+        while not camera.image_ready:
+            assert time.monotonic() < deadline, "the simulated camera never finished its bias"
+            time.sleep(0.05)
+        assert camera.read_image().shape == (1040, 1392)  # rows along the slit, columns along the dispersion
