@@ -240,8 +240,16 @@ class Shelter:
                 # ASCOM: a SafetyMonitor that lost its connection says "unsafe" instead of
                 # raising, so a False verdict is also the cue to (re)connect it (rate-limited).
                 self._try_connect("safety_monitor", d.safety_monitor)
+        station_down: BaseException | None = None if d.conditions else DeviceError("weather station", "not configured")
         for name in self.settings.limits:
-            inputs.readings[name] = self._read("conditions", lambda n=name: d.conditions.reading(n)) if d.conditions else DeviceError("weather station", "not configured")
+            if station_down is not None:
+                # One dead answer is enough: each further call could cost a full timeout.
+                inputs.readings[name] = station_down
+                continue
+            reading = self._read("conditions", lambda n=name: d.conditions.reading(n))
+            if isinstance(reading, (DeviceTimeout, DeviceNotConnected)):
+                station_down = reading
+            inputs.readings[name] = reading
         inputs.sun_altitude = self._sun_altitude()
         shutter_read_at = time.monotonic()
         shutter = self._read("dome", lambda: d.dome.shutter)

@@ -291,3 +291,12 @@ def test_safety_monitor_that_lost_its_connection_is_reconnected(make_shelter, fa
     assert waiter(lambda: not s.verdict.safe and any("not connected" in r for r in s.verdict.reason_texts), 5)
     assert waiter(lambda: s.verdict.safe, 10), s.verdict.reason_texts
     assert fakes.safety_monitor.is_connected
+
+
+def test_a_dead_weather_station_costs_one_call_per_pass(fast_clock, fakes, tmp_path):
+    s = Shelter(fakes, DomeSettings(**FAST), state_file=tmp_path / "d.json")
+    fakes.conditions.disconnected = True
+    fakes.conditions.calls.clear()
+    verdict = s.poll_once()
+    assert len([w for _, w in fakes.conditions.calls if w.startswith("reading")]) == 1
+    assert sum("weather station" in r or "not connected" in r for r in verdict.reason_texts) == 4
