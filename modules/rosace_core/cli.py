@@ -106,7 +106,12 @@ def _serve_factory(spec):
         setup_logging(spec.id, args.log_level)
         cfg = _load_config(args)
         host = args.host or cfg.server.host
-        port = args.port or int(cfg.module_url(spec.id).rsplit(":", 1)[-1].split("/")[0] or spec.port)
+        if args.port:
+            port = args.port
+        elif spec.id in cfg.modules:
+            port = int(cfg.module_url(spec.id).rsplit(":", 1)[-1].split("/")[0] or spec.port)
+        else:
+            port = spec.port
         app = spec.create_app(cfg)
         serve(app, host, port, config=cfg, module=spec.id)
         return 0

@@ -137,6 +137,13 @@ class ObservatoryConfig(_Strict):
     share: dict = Field(default_factory=dict, description="options of the share module")
 
     source: Path | None = Field(None, exclude=True)
+    module_options: dict[str, dict] = Field(default_factory=dict, exclude=True, description="option tables of user modules")
+
+    def options(self, module: str) -> dict:
+        """Return a module's option table (built-in or user module)."""
+        if module in MODULE_IDS:
+            return dict(getattr(self, module) or {})
+        return dict(self.module_options.get(module, {}))
 
     def module_url(self, module: str) -> str:
         """Return the base URL of a module's REST server."""
@@ -174,14 +181,33 @@ def _merge_modules(data: dict) -> dict:
     return {**data, "modules": modules}
 
 
+def _module_tables(data: dict) -> tuple[dict, dict]:
+    """Split off the option tables of user modules (any registered module id)."""
+    known = set(ObservatoryConfig.model_fields)
+    extra = {k: v for k, v in data.items() if k not in known and isinstance(v, dict)}
+    if not extra:
+        return data, {}
+    from rosace_core.plugins import discover_modules
+
+    registered = {m.name for m in discover_modules()}
+    user = {k: v for k, v in extra.items() if k in registered}
+    return {k: v for k, v in data.items() if k not in user}, user
+
+
 def config_from_dict(data: dict, source: Path | str = "<config>") -> ObservatoryConfig:
-    """Validate a configuration given as a dict; raise ConfigError with key paths."""
+    """Validate a configuration given as a dict; raise ConfigError with key paths.
+
+    A table named after a registered user module (``[nightlog]``) is that module's
+    options, kept in ``config.module_options``; any other unknown key is an error.
+    """
+    data, user_tables = _module_tables(data)
     try:
         cfg = ObservatoryConfig.model_validate(_merge_modules(data))
     except ValidationError as exc:
         problems = [(".".join(str(p) for p in err["loc"]) or "(top)", err["msg"]) for err in exc.errors()]
         raise ConfigError(source, problems) from None
     cfg.source = Path(source) if not isinstance(source, Path) else source
+    cfg.module_options = user_tables
     return cfg
 
 

@@ -391,7 +391,10 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 8700, *, config=None,
 
     check_bind(host, config, module)
     log.info("serving %s on http://%s:%d", app.name, host, port)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="rosace", channel_timeout=120)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="rosace", channel_timeout=120)
+    except OSError as exc:
+        raise ConfigError("server", [(f"{module or 'server'} port", f"cannot listen on {host}:{port}: {exc.strerror or exc} (another program uses it? choose another with --port)")]) from None
 
 
 class BackgroundServer:

@@ -226,6 +226,7 @@ class DemoNight:
                 self.restart_crashed()
                 snap = self.snapshot()
                 self.snapshots.append(snap)
+                self.sample_memory()
                 for drill in self.drills:
                     if not drill.done and drill.trigger(self, snap):
                         drill.done = True
@@ -247,6 +248,19 @@ class DemoNight:
         finally:
             if self.procs:
                 self.procs.stop_all()
+
+    def sample_memory(self) -> None:
+        """Track the peak of the summed resident memory of every process of the run."""
+        import psutil
+
+        total = psutil.Process().memory_info().rss
+        for child in self.procs.children.values():
+            if child.running:
+                try:
+                    total += psutil.Process(child.pid).memory_info().rss
+                except psutil.Error:
+                    pass
+        self.peak_memory_mb = max(getattr(self, "peak_memory_mb", 0.0), total / 2**20)
 
     def night_over(self, snap: dict) -> bool:
         seq = snap.get("sequencer", {})

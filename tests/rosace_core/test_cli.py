@@ -59,3 +59,18 @@ def test_config_check_reports_bad_key_without_traceback(tmp_path):
     result = rosace("--config", str(path), "config", "check")
     assert result.returncode == 2
     assert "site.latitude" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_on_a_busy_port_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        config = tmp_path / "rosace.toml"
+        config.write_text(f'[data]\nroot = "{(tmp_path / "data").as_posix()}"\n')
+        result = rosace("--config", str(config), "scheduler", "serve", "--port", str(port))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
