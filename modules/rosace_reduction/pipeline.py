@@ -233,6 +233,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     data_sum = np.zeros((rows.stop - rows.start, nx), np.float32)
     var_sum = np.zeros_like(data_sum)
     sat_any = np.zeros(data_sum.shape, bool)
+    cr_any = np.zeros(data_sum.shape, bool)
     n_cr = 0
     exptime = 0.0
     for info in sci:
@@ -240,6 +241,10 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         if use_cr:
             clean, crmask = remove_cosmic_rays(data[cr_rows], setup, mask=sat[cr_rows])
             data[cr_rows] = clean
+            # The cleaned values (a median of neighbours) are far off on a sharp
+            # trace: the hit pixels are also masked, so the optimal extraction
+            # fills them from the spatial profile instead.
+            cr_any[cr_rows] |= crmask
             n_cr += int(crmask.sum())
         data_sum += data
         var_sum += var
@@ -260,8 +265,11 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     # Science rectified and extracted.
     band = rectify(data_sum, row0, trace, geometry, half)
     vband = rectify(var_sum, row0, trace, geometry, half)
-    sband = rectify(sat_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
+    # Most frames have no saturated pixel: skip that resampling then.
+    sband = rectify(sat_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0 if sat_any.any() else np.zeros(band.shape, bool)
     mask = ~np.isfinite(band) | sband
+    if cr_any.any():
+        mask |= rectify(cr_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
     method = options.extraction or recipe.extraction
     read_var = len(sci) * (det.read_noise / det.gain) ** 2
     ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=recipe.sky_offset,
