@@ -128,6 +128,13 @@ def spectrum_fits(result_id: str):
     return send_file(rec["products"]["fits"], mimetype="application/fits", as_attachment=True, download_name=Path(rec["products"]["fits"]).name)
 
 
+@api.route("/results/<result_id>/frame", summary="The raw science frame around the trace (columns binned), with the trace and extraction window")
+def frame(result_id: str):
+    from rosace_reduction.results import frame_view, get_result
+
+    return frame_view(get_result(_state()["options"].output_root, result_id))
+
+
 @api.route("/results/<result_id>/data", summary="The spectrum as arrays (wavelength, flux, uncertainty) for plotting")
 def spectrum_data(result_id: str):
     from rosace_reduction.output import read_spectrum

@@ -32,5 +32,10 @@ class ReductionClient(RestClient):
         """The spectrum arrays: wavelength, flux, uncertainty, unit."""
         return self.get(f"/results/{result_id}/data")
 
+    def frame(self, result_id: str) -> dict:
+        """The raw frame around the trace: ``data`` (rows x binned columns, ADU), ``row0``,
+        ``column_bin``, ``trace`` {x, y} and the extraction ``window`` (rows)."""
+        return self.get(f"/results/{result_id}/frame")
+
     def jobs(self) -> list[dict]:
         return self.get("/jobs")

@@ -1,7 +1,9 @@
-"""Desktop tab of the reduction module: jobs, reduced spectra, arc residuals and the spectrum."""
+"""Desktop tab of the reduction module: jobs, reduced spectra, the 2D frame with the trace and
+extraction window, arc residuals and the spectrum."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -14,7 +16,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRectF, Qt
 
 from rosace_desktop.tab import ModuleTab, run_in_background
 
@@ -42,6 +44,19 @@ class ReductionTab(ModuleTab):
         self.info = QLabel("")
         self.info.setWordWrap(True)
         rl.addWidget(self.info)
+        # The raw frame around the trace: was the right star traced, do the
+        # aperture and the sky windows sit where they should?
+        self.frame_plot = pg.PlotWidget(title="2D frame: trace (yellow), aperture (green), sky windows (blue)")
+        self.frame_plot.setLabel("bottom", "column (px)")
+        self.frame_plot.setLabel("left", "row (px)")
+        self.frame_image = pg.ImageItem(axisOrder="row-major")
+        self.frame_plot.addItem(self.frame_image)
+        self.frame_curves = {
+            "trace": self.frame_plot.plot(pen=pg.mkPen("y", width=1)),
+            "aperture": [self.frame_plot.plot(pen=pg.mkPen("g", width=1)) for _ in range(2)],
+            "sky": [self.frame_plot.plot(pen=pg.mkPen((80, 140, 255), width=1, style=Qt.PenStyle.DashLine)) for _ in range(4)],
+        }
+        rl.addWidget(self.frame_plot, 2)
         self.spectrum_plot = pg.PlotWidget(title="spectrum")
         self.spectrum_plot.setLabel("bottom", "wavelength (A)")
         rl.addWidget(self.spectrum_plot, 3)
@@ -95,6 +110,25 @@ class ReductionTab(ModuleTab):
         self.arc_plot.plot([l["wavelength"] for l in lines], [l["residual"] for l in lines], pen=None, symbol="o", symbolSize=5)
         rid = rec["id"]
         run_in_background(lambda: self.client.spectrum(rid), self._show_spectrum, lambda exc: self.status_line.setText(f"spectrum: {exc}"))
+        run_in_background(lambda: self.client.frame(rid), self.show_frame, lambda exc: self.status_line.setText(f"2D frame: {exc}"))
+
+    def show_frame(self, data) -> None:
+        """Draw the frame band (``client.frame`` document) with the trace, aperture and sky windows."""
+        img = np.asarray(data["data"], dtype=np.float32)
+        lo, hi = np.percentile(img, [1.0, 99.7])
+        self.frame_image.setImage(img, levels=(float(lo), float(max(hi, lo + 1))))
+        step, row0 = data["column_bin"], data["row0"]
+        self.frame_image.setRect(QRectF(-0.5, row0 - 0.5, img.shape[1] * step, img.shape[0]))
+        x, y = np.asarray(data["trace"]["x"]), np.asarray(data["trace"]["y"])
+        w = data["window"]
+        ap, s0, s1 = w["aperture_half_width"], w["sky_offset"], w["sky_offset"] + w["sky_width"]
+        self.frame_curves["trace"].setData(x, y)
+        for curve, off in zip(self.frame_curves["aperture"], (-ap, ap)):
+            curve.setData(x, y + off)
+        for curve, off in zip(self.frame_curves["sky"], (-s1, -s0, s0, s1)):
+            curve.setData(x, y + off)
+        self.frame_plot.setXRange(0, img.shape[1] * step, padding=0)
+        self.frame_plot.setYRange(row0, row0 + img.shape[0], padding=0)
 
     def _show_spectrum(self, data) -> None:
         self.spectrum_plot.clear()

@@ -433,6 +433,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
             "cosmic_ray_pixels": n_cr,
             "saturated_columns": n_sat,
             "extraction": method,
+            "window": {"aperture_half_width": ap, "sky_offset": recipe.sky_offset, "sky_width": recipe.sky_width},
             "rejected_pixels": ext.rejected,
         },
         "wavelength_solution": solution.to_dict(),

@@ -34,3 +34,51 @@ def get_result(root: Path | str, result_id: str) -> dict:
         if rec.get("id") == result_id:
             return rec
     raise NotFoundError(f"no reduced spectrum {result_id!r}")
+
+
+def frame_view(record: dict, column_bin: int = 4, margin: int = 20) -> dict:
+    """The first raw science frame of a result around its trace, for display.
+
+    Returns the rows ``row0 ...`` covering the trace, the sky windows and
+    ``margin`` more, columns averaged by ``column_bin``, as ADU, with the trace
+    (row per column) and the extraction window half-widths in rows. Raises
+    NotFoundError when the raw frame is no longer on disk.
+    """
+    import numpy as np
+    from numpy.polynomial import polynomial as P
+
+    from rosace_reduction.frames import FrameError, load_image
+
+    frames = record.get("raw_frames") or []
+    quality = record.get("quality", {})
+    window = quality.get("window") or {"aperture_half_width": 12, "sky_offset": 30, "sky_width": 40}
+    coeffs = quality.get("trace", {}).get("coeffs")
+    if not frames or coeffs is None:
+        raise NotFoundError("this result records no raw frame or trace")
+    path = Path(frames[0])
+    if not path.exists():
+        raise NotFoundError(f"raw frame {path.name} is no longer on disk")
+    try:
+        from rosace_reduction.frames import read_frame_info
+
+        ny, nx = read_frame_info(path).shape
+        x = np.arange(nx, dtype=float)
+        trace = P.polyval(x, np.asarray(coeffs, float))
+        half = int(window["sky_offset"] + window["sky_width"] + margin)
+        row0 = max(int(np.floor(trace.min())) - half, 0)
+        row1 = min(int(np.ceil(trace.max())) + half + 1, ny)
+        band = load_image(path, slice(row0, row1))
+    except FrameError as exc:
+        raise NotFoundError(str(exc)) from None
+    nb = nx // column_bin
+    binned = band[:, : nb * column_bin].reshape(band.shape[0], nb, column_bin).mean(axis=2)
+    xb = (np.arange(nb) + 0.5) * column_bin - 0.5
+    return {
+        "path": str(path),
+        "row0": row0,
+        "column_bin": column_bin,
+        "shape": [int(binned.shape[0]), int(binned.shape[1])],
+        "data": np.round(binned).astype(int).tolist(),
+        "trace": {"x": xb.tolist(), "y": np.interp(xb, x, trace).round(3).tolist()},
+        "window": window,
+    }

@@ -208,7 +208,6 @@ def _reduce(tmp, frame, cal, label, cosmic_rays):
     return rec, spec.spectral_axis.value, spec.flux.value, spec.uncertainty.array
 
 
-@pytest.mark.slow
 def test_cosmic_rays_removed_end_to_end_and_lines_kept(cosmic_storm):
     """Injected cosmic rays on the rows used leave no trace in the spectrum; H-alpha is not clipped.
 
