@@ -173,6 +173,11 @@ def reference(query: ReferenceQuery):
     return {"stars": stars, "best": stars[0] if stars else None}
 
 
+@api.route("/rules", summary="The user rules in use (constraints and scoring rules), with their options and any run-time error")
+def rules():
+    return {"rules": scheduler().rules.describe()}
+
+
 @api.route("/rescan", methods=("POST",), summary="Scan the queue folder now")
 def rescan():
     return scheduler().scan_folder()

@@ -56,12 +56,14 @@ def _column(values, n: int) -> np.ndarray:
     return np.asarray(values, dtype=float).reshape(n, 1)
 
 
-def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarray, altitude_margin: float = 0.02, *, separate: bool = False, with_alt: bool = True):
+def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarray, altitude_margin: float = 0.02, *, separate: bool = False, with_alt: bool = True, rules=None):
     """Evaluate every constraint of ``reqs`` on the night grid.
 
     Returns ``(ok, alt)``: ``ok`` is the (n, T) boolean AND of all constraints
     (or a dict name -> mask when ``separate``), ``alt`` the (n, T) altitudes in
     degrees (None unless ``separate`` or the site has a horizon profile).
+    ``rules`` (a :class:`~rosace_scheduler.rules.RuleSet`) adds the user constraints,
+    each under its own name after the built-in ones.
     """
     n, times = len(reqs), sky.times
     # thresholds on vector components instead of angles: alt >= a  <=>  z >= sin(a), and
@@ -91,6 +93,8 @@ def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarr
             ph[i] = phase_mask(times, *r.phase)
     masks["time_window"] = tw
     masks["phase"] = ph
+    if rules:
+        masks.update(rules.masks(sky, reqs))
     if separate:
         return masks, alt
     ok = masks["altitude"]

@@ -35,6 +35,8 @@ class ObservingRequest:
     epoch: float = 2000.0
     sidereal: bool = True
     reference_mode: str = "none"
+    #: the file's ``x-...`` keys (top level, then ``constraints``'s, which win): per-file options of user rules
+    extensions: dict = field(default_factory=dict)
 
     @property
     def altitude_limit(self) -> float:
@@ -113,4 +115,5 @@ def request_from_file(of: ObservingFile, site, options: SchedulerOptions) -> Obs
         epoch=pm[2],
         sidereal=sidereal,
         reference_mode=of.sequence.reference_star.mode,
+        extensions={**of.extensions, **c.extensions},
     )

@@ -31,6 +31,8 @@ class SchedulerOptions(BaseModel):
     dispatch_grace: float = Field(1800.0, ge=0, description="a dispatched observation with no outcome returns to the queue this long after its planned end, seconds")
     altitude_margin: float = Field(0.02, ge=0, description="safety margin on altitude limits, degrees")
     reference_min_altitude: float = Field(30.0, ge=0, le=89, description="lowest altitude of an automatic reference star, degrees")
+    rule_files: list[Path] = Field(default_factory=list, description="Python files of user rules (constraints, scoring rules), all used; relative to the configuration file")
+    rules: dict[str, dict] = Field(default_factory=dict, description="[scheduler.rules.NAME] options of each user rule (also turns on a rule installed through the rosace.scheduler_rules entry points)")
 
 
 def scheduler_options(config) -> SchedulerOptions:

@@ -22,6 +22,7 @@ import numpy as np
 from rosace_scheduler.constraints import CONSTRAINT_NAMES, constraint_masks, remaining_counts, run_lengths
 from rosace_scheduler.observing_request import ObservingRequest
 from rosace_scheduler.options import SchedulerOptions
+from rosace_scheduler.rules import Candidates, RuleSet, _RowView
 from rosace_scheduler.sky import NightSky, altaz_from_vectors, radec_to_vectors
 
 #: weights of the scoring rules (priority counts 1 per level, 1-10)
@@ -63,17 +64,25 @@ class Choice:
 
 
 class NightTable:
-    """Every request of the queue evaluated on one night's grid, cached until the queue changes."""
+    """Every request of the queue evaluated on one night's grid, cached until the queue changes.
 
-    def __init__(self, sky: NightSky, reqs: list[ObservingRequest], options: SchedulerOptions, *, _rows: dict | None = None):
+    ``rules`` are the user constraints (AND-ed into ``ok``, one more column of ``never``
+    each, named in ``constraint_names``) and scoring rules (extra terms in :meth:`rank`).
+    """
+
+    def __init__(self, sky: NightSky, reqs: list[ObservingRequest], options: SchedulerOptions, *, rules: RuleSet | None = None, _rows: dict | None = None):
         self.sky = sky
         self.options = options
+        self.rules = rules if rules is not None else RuleSet()
+        self.constraint_names = CONSTRAINT_NAMES + self.rules.constraint_names
         self.reqs = list(reqs)
         self.ids = [r.file_id for r in self.reqs]
         self.index = {fid: i for i, fid in enumerate(self.ids)}
         n = len(self.reqs)
         self.duration = np.array([r.duration for r in self.reqs], dtype=float)
         self.priority = np.array([r.priority for r in self.reqs], dtype=float)
+        self.ra = np.array([r.ra for r in self.reqs], dtype=float)
+        self.dec = np.array([r.dec for r in self.reqs], dtype=float)
         self.vec = radec_to_vectors([r.ra for r in self.reqs], [r.dec for r in self.reqs]).reshape(n, 3)
         if _rows is not None:
             self.cirs, self.ok, self.never, self.max_alt = _rows["cirs"], _rows["ok"], _rows["never"], _rows["max_alt"]
@@ -85,17 +94,17 @@ class NightTable:
     def _compute(self, reqs: list[ObservingRequest]):
         """Return (cirs, ok, never, max_alt): ``never[i, c]`` says constraint c never passes tonight."""
         sky, n = self.sky, len(reqs)
-        C = len(CONSTRAINT_NAMES)
+        C = len(self.constraint_names)
         if n == 0:
             return np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool), np.zeros((0, C), bool), np.zeros(0)
         cirs = sky.target_cirs(
             [r.ra for r in reqs], [r.dec for r in reqs],
             [r.pm_ra_cosdec for r in reqs], [r.pm_dec for r in reqs], [r.epoch for r in reqs],
         )
-        masks, _ = constraint_masks(sky, reqs, cirs, self.options.altitude_margin, separate=True, with_alt=False)
+        masks, _ = constraint_masks(sky, reqs, cirs, self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
         never = np.zeros((n, C), bool)
         ok = np.ones((n, len(sky.times)), bool)
-        for c, name in enumerate(CONSTRAINT_NAMES):
+        for c, name in enumerate(self.constraint_names):
             if name in masks:
                 never[:, c] = ~masks[name].any(axis=1)
                 ok &= masks[name]
@@ -112,7 +121,7 @@ class NightTable:
         fresh = [i for i in range(len(reqs)) if i not in reuse_set]
         T = len(self.sky.times)
         rows = {"cirs": np.zeros((len(reqs), 3)), "ok": np.zeros((len(reqs), T), dtype=bool),
-                "never": np.zeros((len(reqs), len(CONSTRAINT_NAMES)), bool), "max_alt": np.zeros(len(reqs))}
+                "never": np.zeros((len(reqs), len(self.constraint_names)), bool), "max_alt": np.zeros(len(reqs))}
         if reuse:
             src = [self.index[reqs[i].file_id] for i in reuse]
             for key, old in (("cirs", self.cirs), ("ok", self.ok), ("never", self.never), ("max_alt", self.max_alt)):
@@ -120,7 +129,7 @@ class NightTable:
         if fresh:
             for key, value in zip(("cirs", "ok", "never", "max_alt"), self._compute([reqs[i] for i in fresh])):
                 rows[key][fresh] = value
-        return NightTable(self.sky, reqs, self.options, _rows=rows)
+        return NightTable(self.sky, reqs, self.options, rules=self.rules, _rows=rows)
 
     # ------------------------------------------------------------------ geometry
 
@@ -178,13 +187,18 @@ class NightTable:
         if len(rows) == 0:
             return []
         k0 = self._k(t)
+        alt = self.altitudes_at(k0, rows)
         rules = {
             "priority": self.priority[rows],
             "urgency": URGENCY_WEIGHT * (1.0 - np.minimum(self.remaining[rows, k0] * self.sky.step, URGENCY_HORIZON) / URGENCY_HORIZON),
             "cadence": CADENCE_WEIGHT * state.overdue[rows],
-            "altitude": ALTITUDE_WEIGHT * np.sin(np.radians(self.altitudes_at(k0, rows))),
+            "altitude": ALTITUDE_WEIGHT * np.sin(np.radians(alt)),
             "slew": -SLEW_WEIGHT * slew[rows],
         }
+        if self.rules.scoring:
+            rules.update(self.rules.scores(Candidates(
+                t=t, k=k0, sky=self.sky, rows=rows, requests=_RowView(self.reqs, rows), ra=self.ra[rows], dec=self.dec[rows],
+                altitude=alt, slew=slew[rows], duration=self.duration[rows], priority=self.priority[rows])))
         total = sum(rules.values())
         order = np.argsort(-total, kind="stable")
         if limit is not None:

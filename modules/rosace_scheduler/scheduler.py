@@ -27,6 +27,7 @@ from rosace_scheduler.observing_request import ObservingRequest, request_from_fi
 from rosace_scheduler.options import scheduler_options
 from rosace_scheduler.planner import NightTable, RequestState
 from rosace_scheduler.reference import choose_reference
+from rosace_scheduler.rules import RuleSet, load_rules
 from rosace_scheduler.sky import NightSky, night_date_of, radec_to_vectors
 from rosace_scheduler.store import Store, iso
 
@@ -91,6 +92,10 @@ class Scheduler:
         configure_offline()
         self.config = config or ObservatoryConfig()
         self.options = scheduler_options(self.config)
+        source = self.config.source
+        base = source.parent if isinstance(source, Path) and source.is_file() else None
+        #: the user rules in use (``[scheduler] rule_files``, ``[scheduler.rules.NAME]``); checked now, so a bad one stops the start
+        self.rules: RuleSet = load_rules(self.options, source or "<config>", base)
         self.site = self.config.site
         self.spectrograph = self.config.instrument.spectrograph
         db = database if database is not None else (self.options.database or self.config.data.state / "scheduler.sqlite")
@@ -291,7 +296,7 @@ class Scheduler:
             if cached is not None:
                 table = cached.table.updated(reqs, keys, cached.keys)
             else:
-                table = NightTable(self.sky(night), reqs, self.options)
+                table = NightTable(self.sky(night), reqs, self.options, rules=self.rules)
             fresh = _Cached(table, self._version, keys)
             if cached is not None:  # reasons of unchanged files stay valid
                 fresh.reasons = {k: v for k, v in cached.reasons.items() if keys.get(k) == cached.keys.get(k)}
@@ -657,7 +662,7 @@ class Scheduler:
     def _why_not(self, table: NightTable, i: int) -> str:
         """Say which constraint keeps request ``i`` from being observed tonight."""
         sky, r = table.sky, table.reqs[i]
-        never = [name for c, name in enumerate(CONSTRAINT_NAMES) if table.never[i, c]]
+        never = [name for c, name in enumerate(table.constraint_names) if table.never[i, c]]
         if never:
             parts = []
             for name in never:
@@ -674,13 +679,39 @@ class Scheduler:
                 elif name == "moon_illumination":
                     parts.append("moon: too bright all night")
                 else:
-                    parts.append(f"{name}: never passes tonight")
+                    title = self.rules.title(name)
+                    error = self.rules.errors.get(name)
+                    parts.append(f"{name}: " + (f"the rule failed ({error})" if error else "never passes tonight") + (f" ({title})" if title else ""))
             return "; ".join(parts)
         longest = int(table.run[i].max()) * sky.step
         need = table.duration[i] + self.options.first_slew
+        blocking = self._blocking_rules(table, i, need) if longest < need else []
+        if blocking:
+            return "; ".join(f"{name}: the built-in constraints allow it tonight, this rule does not" + (f" ({self.rules.title(name)})" if self.rules.title(name) else "")
+                             for name in blocking)
         if longest == 0:
             return "every constraint passes at some time tonight, but never all at once"
         return f"all constraints hold together for at most {longest / 60:.0f} min tonight; the observation needs {need / 60:.0f} min"
+
+    def _blocking_rules(self, table: NightTable, i: int, need: float) -> list[str]:
+        """Return the user constraints without which request ``i`` would fit tonight (one row: cheap)."""
+        if not self.rules.constraints:
+            return []
+        from rosace_scheduler.constraints import run_lengths
+
+        masks, _ = constraint_masks(table.sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
+        built_in = np.ones(len(table.sky.times), bool)
+        for name in CONSTRAINT_NAMES:
+            if name in masks:
+                built_in &= masks[name][0]
+        steps = int(math.ceil(need / table.sky.step - 1e-9)) + 1
+        if run_lengths(built_in[None, :]).max(initial=0) < steps:
+            return []  # the built-in constraints alone already keep it out
+        out = []
+        for name in self.rules.constraint_names:
+            if run_lengths((built_in & masks[name][0])[None, :]).max(initial=0) < steps:
+                out.append(name)
+        return out or list(self.rules.constraint_names)
 
     def queue(self, t=None) -> dict:
         """Return every file with its state and reason, plus the rejected folder files."""
@@ -715,15 +746,15 @@ class Scheduler:
             i = table.index[file_id]
             st = self.state(cached, t)
             state, reason = self._file_state(cached, st, t, file_id)
-            masks, alt = constraint_masks(sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True)
+            masks, alt = constraint_masks(sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True, rules=self.rules)
             constraints = []
-            for name in CONSTRAINT_NAMES:
+            for name in table.constraint_names:
                 if name not in masks:
                     continue
                 m = masks[name][0]
                 first = np.flatnonzero(m)
                 constraints.append({"name": name, "passes_tonight": bool(m.any()), "fraction": round(float(m.mean()), 3) if len(m) else 0.0,
-                                    "first_pass": iso(sky.times[first[0]]) if len(first) else None})
+                                    "first_pass": iso(sky.times[first[0]]) if len(first) else None, "user_rule": name in self.rules.constraint_names})
             plan = self.plan(night, start=t) if sky.start <= t < sky.end or t < sky.start else None
             planned = next((o for o in (plan or {}).get("observations", []) if o["file_id"] == file_id), None)
             window = table.first_window(i, max(t, st.not_before[i])) if st.eligible[i] else None
@@ -745,7 +776,7 @@ class Scheduler:
         """Return when a file first fits in one of the next nights (one-row tables: cheap for any queue)."""
         for d in range(1, LOOKAHEAD_NIGHTS + 1):
             sky = self.sky(night + timedelta(days=d))
-            one = _Cached(NightTable(sky, [qf.request], self.options), -1, {qf.of.id: qf.content_hash})
+            one = _Cached(NightTable(sky, [qf.request], self.options, rules=self.rules), -1, {qf.of.id: qf.content_hash})
             st = self.state(one, sky.start)
             if not st.eligible[0]:
                 continue
@@ -753,6 +784,21 @@ class Scheduler:
             if w is not None:
                 return iso(w[0])
         return None
+
+    def validate_plan(self, plan: dict, step: float = 10.0) -> list[dict]:
+        """Re-check a plan (from :meth:`plan`) with the independent validator, user constraints included.
+
+        Returns the violations (``{name, time, constraint, value, limit}``), empty when the plan is sound.
+        """
+        from rosace_scheduler.validation import check_from_file, validate
+
+        checks = []
+        with self.lock:
+            for o in plan["observations"]:
+                qf = self.files.get(o["file_id"])
+                if qf is not None:
+                    checks.append(check_from_file(qf.of, self.site, o["start"], o["end"], rules=self.rules, request=qf.request))
+        return validate(checks, self.site, step=step)
 
     # ------------------------------------------------------------------ reference stars
 

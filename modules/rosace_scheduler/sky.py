@@ -254,6 +254,21 @@ class NightSky:
             horizon=HorizonProfile(list(site.horizon)),
         )
 
+    @property
+    def lst(self) -> np.ndarray:
+        """Local apparent sidereal time at every grid instant, hours (astropy, computed once per night).
+
+        For user rules: the hour angle of a target is ``(lst - ra / 15) mod 24`` hours.
+        """
+        cached = getattr(self, "_lst", None)
+        if cached is None:
+            import astropy.units as u
+
+            t = _unix_to_time(self.times)
+            cached = t.sidereal_time("apparent", longitude=self.site.longitude * u.deg).hour
+            self._lst = cached
+        return cached
+
     def target_cirs(self, ra_deg, dec_deg, pm_ra_cosdec=None, pm_dec=None, epoch=None) -> np.ndarray:
         """Return CIRS unit vectors (n, 3) of ICRS positions at the middle of the night.
 

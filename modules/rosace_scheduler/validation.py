@@ -3,8 +3,9 @@
 It shares nothing with the planner's fast sky model: every observation is
 re-checked with astropy's AltAz transform, ``get_body`` for the sun and moon and
 astroplan's moon-illumination formula, at ``step`` seconds (10 s by default) over its
-whole duration, end included. Used by the tests and by the benchmark, for
-ROSACE's plans and astroplan's alike.
+whole duration, end included. User constraints (:mod:`rosace_scheduler.rules`) are
+re-checked through their per-instant predicate ``allows``, not their grid mask.
+Used by the tests and by the benchmark, for ROSACE's plans and astroplan's alike.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Check:
     windows: list[tuple[float, float]] = field(default_factory=list)
     phase: tuple[float, float, list[tuple[float, float]]] | None = None
     expected_duration: float | None = None
+    #: user constraints: ``(name, allows(unix array) -> bool array)`` bound to this observation's request
+    rules: list = field(default_factory=list)
 
 
 def _unix(value) -> float:
@@ -45,9 +48,21 @@ def _unix(value) -> float:
     return float(value)
 
 
-def check_from_file(of, site, start, end, expected_duration: float | None = None) -> Check:
-    """Build a :class:`Check` from an Observing File planned between ``start`` and ``end``."""
+def check_from_file(of, site, start, end, expected_duration: float | None = None, *, rules=None, request=None) -> Check:
+    """Build a :class:`Check` from an Observing File planned between ``start`` and ``end``.
+
+    ``rules`` (a :class:`~rosace_scheduler.rules.RuleSet`) adds its user constraints, evaluated
+    on ``request`` (compiled from the file with default options when not given).
+    """
     c = of.constraints
+    predicates = []
+    if rules:
+        if request is None:
+            from rosace_scheduler.observing_request import request_from_file
+            from rosace_scheduler.options import SchedulerOptions
+
+            request = request_from_file(of, site, SchedulerOptions())
+        predicates = rules.predicates(request, site)
     return Check(
         name=of.id,
         ra=of.target.ra,
@@ -62,6 +77,7 @@ def check_from_file(of, site, start, end, expected_duration: float | None = None
         windows=[(w.start.timestamp(), w.end.timestamp()) for w in c.windows],
         phase=(c.phase.t0, c.phase.period, [tuple(p) for p in c.phase.phases]) if c.phase else None,
         expected_duration=expected_duration,
+        rules=predicates,
     )
 
 
@@ -154,4 +170,12 @@ def validate(checks: list[Check], site, step: float = 10.0) -> list[dict]:
                 inside |= ((ph >= a) & (ph <= b)) if a <= b else ((ph >= a) | (ph <= b))
             for j in np.flatnonzero(~inside):
                 violations.append({"name": c.name, "time": float(t_unix[sel][j]), "constraint": "phase", "value": float(ph[j]), "limit": None})
+        for rule_name, allows in c.rules:
+            try:
+                inside = np.broadcast_to(np.asarray(allows(t_unix[sel]), dtype=bool), (int(sel.sum()),))
+            except Exception as exc:  # a rule that cannot answer cannot vouch for the observation
+                violations.append({"name": c.name, "time": c.start, "constraint": rule_name, "value": f"rule failed: {exc.__class__.__name__}: {exc}", "limit": None})
+                continue
+            for j in np.flatnonzero(~inside):
+                violations.append({"name": c.name, "time": float(t_unix[sel][j]), "constraint": rule_name, "value": None, "limit": None})
     return violations

@@ -11,6 +11,7 @@ pytest.importorskip("pytestqt")
 
 
 def test_tab_shows_queue_plan_and_rejections(qtbot, config, queue_folder):
+    shipped = len(list(queue_folder.iterdir()))
     (queue_folder / "broken.yaml").write_text("rosace: 1\nid: x\npriority: 99\n", encoding="utf-8")
     sched = Scheduler(config, database=":memory:", queue_folder=queue_folder)
     app = create_app(config, token="t", scheduler_instance=sched, watch=False)
@@ -20,8 +21,8 @@ def test_tab_shows_queue_plan_and_rejections(qtbot, config, queue_folder):
         widget = create_widget(SchedulerClient(srv.url, token="t"))
         qtbot.addWidget(widget)
         qtbot.waitUntil(lambda: widget.last_data is not None, timeout=20000)
-        assert widget.queue_table.rowCount() == 6
-        states = {widget.queue_table.item(r, 0).text(): widget.queue_table.item(r, 3).text() for r in range(6)}
+        assert widget.queue_table.rowCount() == shipped
+        states = {widget.queue_table.item(r, 0).text(): widget.queue_table.item(r, 3).text() for r in range(shipped)}
         assert states["sb-betlyr-lhires"] == "wrong instrument"
         assert widget.rejected_table.rowCount() >= 3  # missing observer, target, ... and the bad priority
         assert "Rejected files (1)" == widget.tabs.tabText(1)
