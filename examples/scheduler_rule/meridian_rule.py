@@ -1,120 +1,98 @@
-"""A custom scheduler constraint: observe only near the meridian.
+"""Scheduler rules of your own: observe near the meridian.
 
-A long-slit spectrograph without an atmospheric dispersion corrector loses
-blue light at high airmass and at large hour angles (the slit is not along
-the parallactic angle), and some set-ups flex when the tube is far from the
-meridian. This rule keeps an observation within ``max_hour_angle`` hours of
-the target's transit.
+A long-slit spectrograph without an atmospheric dispersion corrector loses blue
+light at large hour angles (the slit is not along the parallactic angle), and
+some set-ups flex when the tube is far from the meridian. Two rules:
 
-The scheduler has no plug-in interface for rules (see
-docs/adapting/scheduler-rule.md), so the rule is expressed through a stable
-surface it already honours: the Observing File's ``constraints.windows``.
-:func:`apply_meridian_rule` computes the hour-angle windows of the coming
-nights (intersected with any windows the file already has) and writes them
-into the file; the scheduler then guarantees every observation starts and
-ends inside one. Run it again (for instance every week) to extend the windows.
+- ``meridian_window`` (a constraint): an observation may only run, start to end,
+  slew included, within ``max_hour_angle`` hours of its target's meridian. A file
+  may ask for its own limit with ``x-max-hour-angle`` under ``constraints``.
+- ``near_meridian`` (a scoring rule): among the targets that can start, prefer
+  the ones closest to the meridian (+1 at the meridian, 0 at six hours or more,
+  times the rule's ``weight``).
 
-Command line::
+Use them by naming this file in the observatory configuration::
 
-    python meridian_rule.py FILE.yaml --max-hour-angle 1.5 --days 14 [--submit URL --token TOKEN]
+    [scheduler]
+    rule_files = ["meridian_rule.py"]      # relative to rosace.toml, or an absolute path
+
+    [scheduler.rules.meridian_window]
+    max_hour_angle = 1.5
+
+    [scheduler.rules.near_meridian]
+    weight = 0.5
+
+The plan, ``next``, the queue and ``explain`` then honour them, and the independent
+validator re-checks ``meridian_window`` at 10-s steps through :meth:`MeridianWindow.allows`.
+Walk-through: docs/adapting/scheduler-rule.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
 import numpy as np
-from astropy import units as u
-from astropy.coordinates import Longitude
-from astropy.time import Time
 
-from rosace_core.observing_file import ObservingFile, dump_observing_file, load_observing_file, parse_observing_file
+from rosace_scheduler.rules import Candidates, Constraint, ScoringRule
 
-#: sampling of the hour angle; windows are trimmed inwards to whole steps (conservative)
-STEP = timedelta(minutes=2)
+#: the grid mask stays this far inside the limit, hours (3.6 s of time): the two computations
+#: below agree to ~0.01 s, the margin keeps rounding from ever letting an instant slip through
+MARGIN = 1e-3
 
 
-def hour_angle(ra_deg: float, longitude_deg: float, times: Time) -> np.ndarray:
-    """Hour angle (hours, -12..12) of right ascension ``ra_deg`` seen from ``longitude_deg`` (east +)."""
-    lst = times.sidereal_time("mean", longitude=Longitude(longitude_deg * u.deg))
-    return (lst.hour - ra_deg / 15.0 + 12.0) % 24.0 - 12.0
+def hour_angle(lst_hours, ra_hours):
+    """Return hour angles in hours, -12..12, from local sidereal times and right ascensions (hours)."""
+    return (np.asarray(lst_hours) - np.asarray(ra_hours) + 12.0) % 24.0 - 12.0
 
 
-def meridian_windows(ra_deg: float, longitude_deg: float, start: datetime, end: datetime, max_hour_angle: float) -> list[tuple[datetime, datetime]]:
-    """UTC intervals in [start, end] where the target's |hour angle| <= ``max_hour_angle`` hours."""
-    n = int((end - start) / STEP) + 1
-    offsets = np.arange(n) * STEP.total_seconds()
-    times = Time(start) + offsets * u.s
-    ok = np.abs(hour_angle(ra_deg, longitude_deg, times)) <= max_hour_angle
-    # Runs of passing samples: edges where ok switches on and off.
-    edges = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
-    first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    return [(start + timedelta(seconds=float(offsets[a])), start + timedelta(seconds=float(offsets[b])))
-            for a, b in zip(first, last) if b > a]
+class MeridianWindow(Constraint):
+    """Observe only within ``max_hour_angle`` hours of the meridian (per file: ``constraints.x-max-hour-angle``)."""
+
+    name = "meridian_window"
+    title = "only near the meridian"
+
+    def __init__(self, max_hour_angle: float = 1.5):
+        if not 0 < float(max_hour_angle) < 12:
+            raise ValueError(f"max_hour_angle must be between 0 and 12 hours, not {max_hour_angle}")
+        self.max_hour_angle = float(max_hour_angle)
+
+    def limit(self, request) -> float:
+        """Return the hour-angle limit of one request (its file's own, else the configured one), hours."""
+        return float(request.extensions.get("x-max-hour-angle", self.max_hour_angle))
+
+    def allows(self, request, unix, site):
+        """The truth, for the validator: astropy's hour angle (HADec frame) at each instant."""
+        import astropy.units as u
+        from astropy.coordinates import EarthLocation, HADec, SkyCoord
+        from astropy.time import Time
+
+        times = Time(np.asarray(unix, dtype=float), format="unix", scale="utc")
+        loc = EarthLocation(lat=site.latitude * u.deg, lon=site.longitude * u.deg, height=site.elevation * u.m)
+        ha = SkyCoord(request.ra * u.deg, request.dec * u.deg).transform_to(HADec(obstime=times, location=loc)).ha.hour
+        return np.abs(hour_angle(ha, 0.0)) <= self.limit(request)
+
+    def mask(self, sky, requests):
+        """Every request on the night grid at once: local apparent sidereal time minus apparent right ascension."""
+        import astropy.units as u
+        from astropy.coordinates import TETE, SkyCoord
+        from astropy.time import Time
+
+        if not requests:
+            return np.zeros((0, len(sky.times)), dtype=bool)
+        # apparent (true equator and equinox of date) right ascension at mid-night: it moves by
+        # far less than the margin during one night
+        coords = SkyCoord([r.ra for r in requests] * u.deg, [r.dec for r in requests] * u.deg)
+        ra_app = coords.transform_to(TETE(obstime=Time(sky.mid_unix, format="unix"))).ra.hour
+        limits = np.array([self.limit(r) for r in requests])
+        ha = hour_angle(sky.lst[None, :], ra_app[:, None])
+        return np.abs(ha) <= (limits - MARGIN)[:, None]
 
 
-def _intersect(a: list[tuple[datetime, datetime]], b: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    out = []
-    for s1, e1 in a:
-        for s2, e2 in b:
-            s, e = max(s1, s2), min(e1, e2)
-            if e > s:
-                out.append((s, e))
-    return out
+class NearMeridian(ScoringRule):
+    """Prefer targets close to the meridian: 1 - |hour angle| / 6 h, never below 0."""
 
+    name = "near_meridian"
+    title = "prefer targets near the meridian"
+    default_weight = 0.5
 
-def apply_meridian_rule(of: ObservingFile, longitude_deg: float, *, max_hour_angle: float = 1.5,
-                        start: datetime | None = None, days: float = 14.0) -> ObservingFile:
-    """Return a copy of ``of`` whose ``constraints.windows`` keep it within ``max_hour_angle`` of the meridian.
-
-    Only ``days`` days from ``start`` (default: now, UTC) get windows: after
-    them the file is not observable until the rule is applied again. Raises
-    ValueError when the file has no fixed coordinates (a moving target).
-    """
-    ra = getattr(of.target, "ra", None)
-    if ra is None:
-        raise ValueError(f"{of.id}: the meridian rule needs a sidereal target with ra/dec")
-    start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
-    end = start + timedelta(days=days)
-    windows = meridian_windows(float(ra), longitude_deg, start, end, max_hour_angle)
-    existing = [(w.start, w.end) for w in of.constraints.windows]
-    if existing:
-        windows = _intersect(windows, existing)
-    data = of.to_dict()
-    data.setdefault("constraints", {})["windows"] = [{"start": s.isoformat(), "end": e.isoformat()} for s, e in windows]
-    # Say in the file why the windows are there (x- keys are kept by every ROSACE version).
-    data["x-meridian-rule"] = {"max_hour_angle": max_hour_angle, "applied": start.isoformat(), "days": days}
-    return parse_observing_file(dump_observing_file(ObservingFile.model_validate(data)), source=f"{of.id} (meridian rule)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from rosace_core.astro import configure_offline
-    from rosace_core.config import load_config
-
-    parser = argparse.ArgumentParser(description="Limit an Observing File to the hours around the meridian.")
-    parser.add_argument("file", type=Path)
-    parser.add_argument("--max-hour-angle", type=float, default=1.5, help="hours either side of the meridian")
-    parser.add_argument("--days", type=float, default=14.0, help="how many days of windows to write")
-    parser.add_argument("--config", help="observatory configuration (for the site longitude)")
-    parser.add_argument("--submit", metavar="URL", help="scheduler URL to submit the result to (else print it)")
-    parser.add_argument("--token", help="scheduler token (writes need one)")
-    args = parser.parse_args(argv)
-    configure_offline()
-    config = load_config(args.config)
-    of = apply_meridian_rule(load_observing_file(args.file), config.site.longitude, max_hour_angle=args.max_hour_angle, days=args.days)
-    text = dump_observing_file(of)
-    if args.submit:
-        from rosace_scheduler.client import SchedulerClient
-
-        answer = SchedulerClient(args.submit, token=args.token).submit(text, "yaml", args.file.name)
-        print(f"submitted {answer['id']} with {len(of.constraints.windows)} windows")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    def score(self, candidates: Candidates):
+        ha = hour_angle(candidates.sky.lst[candidates.k], candidates.ra / 15.0)
+        return np.clip(1.0 - np.abs(ha) / 6.0, 0.0, 1.0)

@@ -36,6 +36,10 @@ class SchedulerClient(RestClient):
         """Return ``{files: [{id, state, reason, ...}], rejected: [...]}``."""
         return self.get("/queue", params={"time": _iso(time)} if time else None)
 
+    def rules(self) -> list[dict]:
+        """Return the user rules in use: ``[{name, kind, title, source, options, weight, error}]``."""
+        return self.get("/rules")["rules"]
+
     def file(self, file_id: str) -> dict:
         return self.get(f"/files/{file_id}")
 

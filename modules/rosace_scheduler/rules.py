@@ -321,14 +321,15 @@ def load_rules(options, source=None, base: Path | None = None) -> RuleSet:
     for path in options.rule_files:
         path = Path(path).expanduser()
         if not path.is_absolute() and base is not None:
-            path = base / path
+            path = (base / path).resolve()
         for cls in load_rule_file(path, source):
             add(cls, str(path))
             from_files.add(cls.name)
     wanted = set(from_files) | set(tables)
     # entry points are only imported when the configuration asks for them: an installed
     # package cannot change the schedule behind the observer's back
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    installed = list(entry_points(group=ENTRY_POINT_GROUP))
+    for ep in installed:
         if ep.name not in wanted or ep.name in found:
             continue
         origin = f"entry point {ep.value}"
@@ -343,7 +344,7 @@ def load_rules(options, source=None, base: Path | None = None) -> RuleSet:
         add(cls, origin)
     unknown = sorted(set(tables) - set(found))
     if unknown:
-        known = ", ".join(sorted(found)) or "none"
+        known = ", ".join(sorted(set(found) | {ep.name for ep in installed})) or "none"
         raise ConfigError(source, [(f"scheduler.rules.{n}", f"no scheduler rule named {n!r} (in rule_files or entry points {ENTRY_POINT_GROUP}; known: {known})") for n in unknown])
     loaded = []
     for name, (cls, origin) in found.items():

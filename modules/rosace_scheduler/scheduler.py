@@ -685,7 +685,8 @@ class Scheduler:
             return "; ".join(parts)
         longest = int(table.run[i].max()) * sky.step
         need = table.duration[i] + self.options.first_slew
-        blocking = self._blocking_rules(table, i, need) if longest < need else []
+        steps = int(math.ceil(need / sky.step - 1e-9)) + 1  # grid instants bracketing the observation
+        blocking = self._blocking_rules(table, i, need) if int(table.run[i].max()) < steps else []
         if blocking:
             return "; ".join(f"{name}: the built-in constraints allow it tonight, this rule does not" + (f" ({self.rules.title(name)})" if self.rules.title(name) else "")
                              for name in blocking)
