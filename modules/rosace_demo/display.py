@@ -71,6 +71,6 @@ def print_summary(night, verdict: dict) -> None:
         mark = "[green]PASS[/]" if check["ok"] else "[red]FAIL[/]"
         console.print(f"{mark} {check['name']}: {check['detail']}")
     if verdict.get("report_url"):
-        console.print(f"summary page: {verdict['report_url']} (served while the share module runs)")
+        console.print(f"summary page: {verdict['report_url']} (to browse it again: rosace --config \"{night.folder / 'rosace.toml'}\" share serve)")
     console.print(f"run folder: {night.folder}")
     console.print("[bold green]The night met the scenario's expectations.[/]" if verdict["passed"] else "[bold red]The night did NOT meet the scenario's expectations.[/]")

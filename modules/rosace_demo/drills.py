@@ -34,9 +34,10 @@ def sim_control(night) -> RestClient:
 
 def exposing_science(night, snap: dict) -> bool:
     """True while the sequencer is in a science exposure."""
-    obs = (snap.get("sequencer") or {}).get("observation") or {}
-    text = f"{obs.get('step', '')} {obs.get('message', '')}".lower()
-    return "science" in text and ("expos" in text or "frame" in text)
+    seq = snap.get("sequencer") or {}
+    obs = seq.get("observation") or {}
+    message = str(obs.get("message") or seq.get("message") or "")
+    return obs.get("step") == "science" and message.startswith("science") and "LIGHT" in message
 
 
 def roof_open(night, snap: dict) -> bool:

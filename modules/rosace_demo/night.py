@@ -222,6 +222,7 @@ class DemoNight:
             self.client("sequencer").post("/night/start", {})
             self.event("robotic night started")
             wall_deadline = time.monotonic() + self.max_wall
+            stop_sent = False
             while time.monotonic() < wall_deadline:
                 self.restart_crashed()
                 snap = self.snapshot()
@@ -235,8 +236,18 @@ class DemoNight:
                         self.event(f"drill: {drill.name}: {drill.note}")
                 if self.on_tick:
                     self.on_tick(self, snap)
-                if self.now() >= self.end_time and self.night_over(snap):
-                    break
+                if self.now() >= self.end_time:
+                    if self.night_over(snap):
+                        break
+                    if not stop_sent:
+                        # A short night (drills) ends before dawn: ask the sequencer to
+                        # finish as it would at dawn (park, release the roof).
+                        stop_sent = True
+                        self.event("end of the run: stopping the robotic night")
+                        try:
+                            self.client("sequencer").post("/night/stop", {})
+                        except RosaceError as exc:
+                            self.event(f"could not stop the night: {exc}")
                 time.sleep(0.5)
             else:
                 self.event("wall-clock limit reached before the night ended")
@@ -296,6 +307,7 @@ class DemoNight:
         summary["history"] = safe(lambda: self.client("scheduler").get("/history"), [])
         summary["sequencer_history"] = safe(lambda: self.client("sequencer").get("/history"), [])
         summary["spectra"] = safe(lambda: self.client("share").get("/spectra", params={"limit": 500}).get("items", []), [])
+        summary["queue"] = safe(lambda: self.client("scheduler").get("/queue"), {})
         summary["dome_events"] = safe(lambda: self.client("dome").get("/events"), [])
         summary["final_dome"] = safe(lambda: self.client("dome").get("/status"), {})
         return summary

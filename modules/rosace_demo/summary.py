@@ -50,10 +50,15 @@ def weather_loss(snapshots: list[dict]) -> float:
 
 
 def roof_closures(snapshots: list[dict]) -> int:
-    """How many times the roof went from open to closing/closed."""
-    states = [s.get("dome", {}).get("shelter", {}).get("state") for s in snapshots]
-    states = [s for s in states if s]
-    return sum(1 for a, b in zip(states, states[1:]) if a == "open" and b in ("closing", "closed"))
+    """How many times the roof went from open to closing/closed while the weather was unsafe."""
+    count = 0
+    for a, b in zip(snapshots, snapshots[1:]):
+        da, db = a.get("dome") or {}, b.get("dome") or {}
+        before = (da.get("shelter") or {}).get("state")
+        after = (db.get("shelter") or {}).get("state")
+        if before == "open" and after in ("closing", "closed") and (_weather_unsafe(da) or _weather_unsafe(db)):
+            count += 1
+    return count
 
 
 def evaluate(night, summary: dict) -> dict:

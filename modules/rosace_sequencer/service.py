@@ -336,8 +336,15 @@ class Sequencer:
                         self._status_idle("asking for the next observation")
                         planned = queue.next()
                     except RosaceError as exc:
-                        log.warning("scheduler unavailable: %s", exc)
-                        self._wait(self.options.idle_wait, "waiting for the scheduler")
+                        # No scheduler, no plan: park and give the roof back (the dome closes
+                        # it) rather than track a target nobody chose, then ask again.
+                        log.warning("scheduler unavailable: %s; parking and waiting", exc)
+                        try:
+                            self.hw.park(timeout=self.options.slew_timeout)
+                        except RosaceError as park_exc:
+                            log.warning("park failed: %s", park_exc)
+                        guard.release()
+                        self._wait(self.options.idle_wait, "scheduler unreachable: parked, waiting")
                         continue
                     if isinstance(planned, Nothing):
                         if planned.retry_at is None and not isinstance(queue, SchedulerQueue):
