@@ -33,6 +33,10 @@ ALTITUDE_WEIGHT = 0.5
 SLEW_WEIGHT = 1.0 / 240.0
 
 
+#: the per-request arrays of a NightTable, reused across queue changes
+_ROW_KEYS = ("cirs", "ok", "never", "max_alt", "rule_runs")
+
+
 @dataclass
 class RequestState:
     """What the history says about each request at one instant (arrays over the table's rows)."""
@@ -85,18 +89,24 @@ class NightTable:
         self.dec = np.array([r.dec for r in self.reqs], dtype=float)
         self.vec = radec_to_vectors([r.ra for r in self.reqs], [r.dec for r in self.reqs]).reshape(n, 3)
         if _rows is not None:
-            self.cirs, self.ok, self.never, self.max_alt = _rows["cirs"], _rows["ok"], _rows["never"], _rows["max_alt"]
+            self.cirs, self.ok, self.never, self.max_alt, self.rule_runs = (_rows[k] for k in _ROW_KEYS)
         else:
-            self.cirs, self.ok, self.never, self.max_alt = self._compute(self.reqs)
+            self.cirs, self.ok, self.never, self.max_alt, self.rule_runs = self._compute(self.reqs)
         self.run = run_lengths(self.ok)
         self.remaining = remaining_counts(self.ok)
 
     def _compute(self, reqs: list[ObservingRequest]):
-        """Return (cirs, ok, never, max_alt): ``never[i, c]`` says constraint c never passes tonight."""
+        """Return (cirs, ok, never, max_alt, rule_runs): ``never[i, c]`` says constraint c never passes tonight.
+
+        ``rule_runs[i]`` (only with user constraints) holds the longest run of grid instants
+        where the built-in constraints pass, then the same AND-ed with each user constraint:
+        it tells which user rule keeps a request out, without recomputing anything later.
+        """
         sky, n = self.sky, len(reqs)
         C = len(self.constraint_names)
+        R = 1 + len(self.rules.constraint_names)
         if n == 0:
-            return np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool), np.zeros((0, C), bool), np.zeros(0)
+            return np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool), np.zeros((0, C), bool), np.zeros(0), np.zeros((0, R), np.int32)
         cirs = sky.target_cirs(
             [r.ra for r in reqs], [r.dec for r in reqs],
             [r.pm_ra_cosdec for r in reqs], [r.pm_dec for r in reqs], [r.epoch for r in reqs],
@@ -104,15 +114,21 @@ class NightTable:
         masks, _ = constraint_masks(sky, reqs, cirs, self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
         never = np.zeros((n, C), bool)
         ok = np.ones((n, len(sky.times)), bool)
+        rule_runs = np.zeros((n, R), np.int32)
+        sidereal = np.array([r.sidereal for r in reqs])
         for c, name in enumerate(self.constraint_names):
             if name in masks:
                 never[:, c] = ~masks[name].any(axis=1)
+                if c == len(CONSTRAINT_NAMES) and R > 1:  # the built-in constraints are all in: remember their runs
+                    ok[~sidereal] = False
+                    rule_runs[:, 0] = run_lengths(ok).max(axis=1, initial=0)
+                    for j, rule_name in enumerate(self.rules.constraint_names):
+                        rule_runs[:, 1 + j] = run_lengths(ok & masks[rule_name]).max(axis=1, initial=0)
                 ok &= masks[name]
-        sidereal = np.array([r.sidereal for r in reqs])
         ok[~sidereal] = False
         z = cirs @ sky.rotation[:, 2, :].T
         max_alt = np.degrees(np.arcsin(np.clip(z.max(axis=1), -1, 1))) if z.size else np.full(n, -90.0)
-        return cirs, ok, never, max_alt
+        return cirs, ok, never, max_alt, rule_runs
 
     def updated(self, reqs: list[ObservingRequest], keys: dict[str, object], old_keys: dict[str, object]) -> "NightTable":
         """Return a table for ``reqs``, reusing the rows of requests whose key (content hash) is unchanged."""
@@ -121,13 +137,14 @@ class NightTable:
         fresh = [i for i in range(len(reqs)) if i not in reuse_set]
         T = len(self.sky.times)
         rows = {"cirs": np.zeros((len(reqs), 3)), "ok": np.zeros((len(reqs), T), dtype=bool),
-                "never": np.zeros((len(reqs), len(self.constraint_names)), bool), "max_alt": np.zeros(len(reqs))}
+                "never": np.zeros((len(reqs), len(self.constraint_names)), bool), "max_alt": np.zeros(len(reqs)),
+                "rule_runs": np.zeros((len(reqs), 1 + len(self.rules.constraint_names)), np.int32)}
         if reuse:
             src = [self.index[reqs[i].file_id] for i in reuse]
-            for key, old in (("cirs", self.cirs), ("ok", self.ok), ("never", self.never), ("max_alt", self.max_alt)):
+            for key, old in zip(_ROW_KEYS, (self.cirs, self.ok, self.never, self.max_alt, self.rule_runs)):
                 rows[key][reuse] = old[src]
         if fresh:
-            for key, value in zip(("cirs", "ok", "never", "max_alt"), self._compute([reqs[i] for i in fresh])):
+            for key, value in zip(_ROW_KEYS, self._compute([reqs[i] for i in fresh])):
                 rows[key][fresh] = value
         return NightTable(self.sky, reqs, self.options, rules=self.rules, _rows=rows)
 

@@ -695,23 +695,14 @@ class Scheduler:
         return f"all constraints hold together for at most {longest / 60:.0f} min tonight; the observation needs {need / 60:.0f} min"
 
     def _blocking_rules(self, table: NightTable, i: int, need: float) -> list[str]:
-        """Return the user constraints without which request ``i`` would fit tonight (one row: cheap)."""
+        """Return the user constraints without which request ``i`` would fit tonight (from the table's runs)."""
         if not self.rules.constraints:
             return []
-        from rosace_scheduler.constraints import run_lengths
-
-        masks, _ = constraint_masks(table.sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
-        built_in = np.ones(len(table.sky.times), bool)
-        for name in CONSTRAINT_NAMES:
-            if name in masks:
-                built_in &= masks[name][0]
         steps = int(math.ceil(need / table.sky.step - 1e-9)) + 1
-        if run_lengths(built_in[None, :]).max(initial=0) < steps:
+        runs = table.rule_runs[i]
+        if runs[0] < steps:
             return []  # the built-in constraints alone already keep it out
-        out = []
-        for name in self.rules.constraint_names:
-            if run_lengths((built_in & masks[name][0])[None, :]).max(initial=0) < steps:
-                out.append(name)
+        out = [name for j, name in enumerate(self.rules.constraint_names) if runs[1 + j] < steps]
         return out or list(self.rules.constraint_names)
 
     def queue(self, t=None) -> dict:
