@@ -31,6 +31,7 @@ class Extracted:
     saturated: np.ndarray
     method: str
     rejected: int = 0
+    profile: np.ndarray | None = None  # optimal: spatial profile over the aperture rows (|v| <= aperture)
 
     @property
     def snr(self) -> float:
@@ -106,8 +107,8 @@ def spatial_profile(data: np.ndarray, mask: np.ndarray, smooth: int = 61) -> np.
     return np.where(tot > 0, prof / np.where(tot > 0, tot, 1), 1.0 / prof.shape[0])
 
 
-def optimal(data: np.ndarray, variance: np.ndarray, mask: np.ndarray, half_height: int, aperture: int, read_var: float, gain: float, sky: np.ndarray, iterations: int = 2, reject: float = 5.0) -> tuple[np.ndarray, np.ndarray, int]:
-    """Horne optimal extraction over |v| <= aperture; return (flux, variance, pixels rejected).
+def optimal(data: np.ndarray, variance: np.ndarray, mask: np.ndarray, half_height: int, aperture: int, read_var: float, gain: float, sky: np.ndarray, iterations: int = 2, reject: float = 5.0) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Horne optimal extraction over |v| <= aperture; return (flux, variance, pixels rejected, spatial profile).
 
     ``data`` is sky-subtracted; ``sky`` is the sky model (to rebuild the
     variance from the model); ``read_var`` is the read noise variance in ADU^2.
@@ -143,7 +144,7 @@ def optimal(data: np.ndarray, variance: np.ndarray, mask: np.ndarray, half_heigh
     norm = np.where(good, prof, 0.0).sum(0)
     with np.errstate(divide="ignore", invalid="ignore"):
         fvar = np.where(den > 0, norm / den, np.inf)
-    return flux, fvar, rejected
+    return flux, fvar, rejected, prof
 
 
 def extract(band: np.ndarray, variance: np.ndarray, mask: np.ndarray, half_height: int, *, aperture: int, sky_offset: int, sky_width: int, method: str, read_var: float, gain: float, saturated: np.ndarray | None = None, subtract_sky: bool = True) -> Extracted:
@@ -156,9 +157,9 @@ def extract(band: np.ndarray, variance: np.ndarray, mask: np.ndarray, half_heigh
     var = variance + sky_var[None, :]
     n_ap = 2 * aperture + 1
     if method == "optimal":
-        flux, fvar, rejected = optimal(data, var, mask, half_height, aperture, read_var, gain, sky)
+        flux, fvar, rejected, prof = optimal(data, var, mask, half_height, aperture, read_var, gain, sky)
     else:
         flux, fvar = boxcar(data, var, mask, half_height, aperture)
-        rejected = 0
+        rejected, prof = 0, None
     sat = saturated[half_height - aperture : half_height + aperture + 1].any(0) if saturated is not None else np.zeros(band.shape[1], bool)
-    return Extracted(flux=flux, variance=fvar, sky=sky[half_height] * n_ap, saturated=sat, method=method, rejected=rejected)
+    return Extracted(flux=flux, variance=fvar, sky=sky[half_height] * n_ap, saturated=sat, method=method, rejected=rejected, profile=prof)

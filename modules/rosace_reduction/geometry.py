@@ -190,6 +190,21 @@ def rectify(band: np.ndarray, row0: int, trace: Trace, geometry: LineGeometry, h
     return ndimage.map_coordinates(band, [y, x], order=order, mode="constant", cval=cval, prefilter=False).astype(np.float32)
 
 
+def unrectify(rect: np.ndarray, row0: int, nrows: int, trace: Trace, geometry: LineGeometry, half_height: int) -> np.ndarray:
+    """Map a rectified (v, u) image (rows -half_height..half_height) back onto raw rows ``row0 ... row0+nrows``.
+
+    The inverse of :func:`rectify` to first order in the tilt (bilinear);
+    raw pixels farther than ``half_height`` rows from the trace are NaN.
+    """
+    nx = rect.shape[1]
+    x = np.arange(nx, dtype=np.float64)[None, :]
+    y = np.arange(row0, row0 + nrows, dtype=np.float64)[:, None]
+    v = y - trace.rows(np.arange(nx))[None, :]
+    u = x - geometry.tilt * v - geometry.smile * v * v
+    v = y - P.polyval(u, trace.coeffs)
+    return ndimage.map_coordinates(rect, [v + half_height, u], order=1, mode="constant", cval=np.nan, prefilter=False)
+
+
 def band_rows(trace: Trace, half_height: int, ny: int, margin: int = 4) -> slice:
     """Raw rows covering the trace +- ``half_height`` over the whole frame width."""
     t = trace.rows()

@@ -26,7 +26,7 @@ from rosace_reduction import output
 from rosace_reduction.calibration import build_masters, calibrate, combine, remove_cosmic_rays
 from rosace_reduction.extraction import extract
 from rosace_reduction.frames import FrameInfo, load_image, read_frame_info
-from rosace_reduction.geometry import LineGeometry, band_rows, find_trace, measure_line_geometry, rectify
+from rosace_reduction.geometry import LineGeometry, band_rows, find_trace, measure_line_geometry, rectify, unrectify
 from rosace_reduction.instrument import InstrumentSetup, load_instrument
 from rosace_reduction.response import (
     Response,
@@ -184,6 +184,22 @@ def _arc_geometry(arc_band: np.ndarray, row0: int, trace, setup: InstrumentSetup
     return measure_line_geometry(arc_band, row0, trace, xs[idx], half - 2, half_window=max(int(1.5 * fwhm_px), 4))
 
 
+def _model_outliers(data: np.ndarray, variance: np.ndarray, ext, raw_row0: int, trace, geometry: LineGeometry, aperture: int, read_var: float, gain: float,
+                    *, reject: float = 5.0, profile_error: float = 0.1) -> np.ndarray:
+    """Raw pixels (rows ``raw_row0 ...`` of ``data``) standing ``reject`` sigma above the optimal extraction's model.
+
+    The model is flux x spatial profile (+ sky) mapped back to raw pixels, so
+    emission lines are part of it and never flagged; ``profile_error``
+    (relative) spares a bright core that the smoothed profile matches only to
+    a few per cent.
+    """
+    model = unrectify((ext.flux[None, :] * ext.profile).astype(np.float64), raw_row0, data.shape[0], trace, geometry, aperture)
+    sky = (ext.sky / (2 * aperture + 1))[None, :]
+    expected_var = read_var + np.maximum(model + sky, 0) / gain + (profile_error * model) ** 2
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(model) & (data - sky - model > reject * np.sqrt(expected_var))
+
+
 def reduce_observation(plan: Plan, options: Options) -> dict:
     """Reduce one observation and write its products; return the quality record.
 
@@ -274,6 +290,19 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     read_var = len(sci) * (det.read_noise / det.gain) ** 2
     ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=recipe.sky_offset,
                   sky_width=recipe.sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
+    if use_cr and ext.profile is not None:
+        # L.A.Cosmic spares hits on the sharp stellar core (its objlim test), and
+        # after rectification a hit is spread over 2-4 pixels that Horne's
+        # one-per-pass rejection misses: compare the raw pixels with the
+        # extraction's own 2D model instead, and extract again without them.
+        extra = _model_outliers(data_sum[cr_rows], var_sum[cr_rows], ext, row0 + cr_rows.start, trace, geometry, ap, read_var, det.gain)
+        extra &= ~sat_any[cr_rows]
+        if extra.any():
+            cr_any[cr_rows] |= extra
+            n_cr += int(extra.sum())
+            mask |= rectify(cr_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
+            ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=recipe.sky_offset,
+                          sky_width=recipe.sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
     n_sat = int(ext.saturated.sum())
     if n_sat:
         flags.append(f"saturated_columns:{n_sat}")

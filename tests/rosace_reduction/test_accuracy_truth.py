@@ -209,13 +209,9 @@ def _reduce(tmp, frame, cal, label, cosmic_rays):
 
 
 def test_cosmic_rays_removed_end_to_end_and_lines_kept(cosmic_storm):
-    """Injected cosmic rays on the rows used leave no trace in the spectrum; H-alpha is not clipped.
-
-    The goal is 95 %; measured 94 % (445 of 473 hit pixels, seed 5): the misses
-    are hits on the sharp stellar core, which L.A.Cosmic's ``objlim`` protects
-    and Horne's one-pixel-per-pass rejection does not always catch. The
-    assertion guards the measured level until the core hits are handled.
-    """
+    """At least 95 % of the injected cosmic-ray pixels on the rows used leave no trace (> 5 sigma) in the
+    spectrum; H-alpha is not clipped. Seed 5 is the hardest of those tried (95.1 %; seeds 6-8: 98.5-100 %):
+    the misses are hits that mask the stellar core, where the flux then rests on the profile's wings."""
     tmp, setup, truth, hits, frames, cal = cosmic_storm
     rec, wl, f_storm, err = _reduce(tmp, frames["storm"], cal, "storm", True)
     _, wl_c, f_clean, _ = _reduce(tmp, frames["clean"], cal, "clean", False)
@@ -237,7 +233,7 @@ def test_cosmic_rays_removed_end_to_end_and_lines_kept(cosmic_storm):
     worst = np.max(np.stack([dev[k - 1], dev[k], dev[k + 1]]), axis=0)
     left = worst > 5
     print(f"cosmic-ray pixels on used rows: {used.sum()}, still showing: {left.sum()} (without cleaning: {(np.max(np.stack([np.abs(f_storm_raw - f_clean)[k + d] / err[k + d] for d in (-1, 0, 1)]), axis=0) > 5).sum()})")
-    assert left.mean() <= 0.07, f"{left.sum()} of {used.sum()} cosmic-ray pixels still show in the spectrum"
+    assert left.mean() <= 0.05, f"{left.sum()} of {used.sum()} cosmic-ray pixels still show in the spectrum"
     # Without the cleaning they would show (the test can fail).
     raw_dev = np.abs(f_storm_raw - f_clean) / err
     raw_worst = np.max(np.stack([raw_dev[k - 1], raw_dev[k], raw_dev[k + 1]]), axis=0)
