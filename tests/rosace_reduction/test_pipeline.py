@@ -102,3 +102,28 @@ def test_rerun_is_idempotent_and_force_redoes(reduced, capsys):
     assert report["counts"] == {"skipped": 1}
     assert {b["path"].rsplit("/", 1)[-1].rsplit("\\", 1)[-1] for b in report["bad_files"]} == {"foreign.fits", "broken.fits"}
     assert __import__("os").stat(before).st_mtime == mtime
+
+
+def test_cached_arc_solution_follows_the_file(synthetic_night, tmp_path):
+    """The per-process cache of masters and arc solutions is keyed by file identity: a rewritten arc is solved again."""
+    from rosace_reduction.frames import read_frame_info
+    from rosace_reduction.pipeline import Options, Plan, reduce_observation
+    from rosace_reduction.wavelength import WavelengthError
+
+    folder, _ = synthetic_night
+    night = tmp_path / "night"
+    shutil.copytree(folder, night)
+    files = sorted(night.rglob("*.fits"))
+    kinds = {p: read_frame_info(p).kind for p in files}
+    plan = Plan(science=[str(p) for p in files if kinds[p] == "LIGHT"], arc=[str(p) for p in files if kinds[p] == "ARC"],
+                bias=[str(p) for p in files if kinds[p] == "BIAS"])
+    options = Options(output_root=str(tmp_path / "out"), barycentric=False)
+    first = reduce_observation(plan, options)
+    assert reduce_observation(plan, options)["wavelength_solution"] == first["wavelength_solution"]
+    arc = plan.arc[0]
+    with fits.open(arc) as hdul:
+        header = hdul[0].header.copy()
+        blank = np.full(hdul[0].data.shape, 1000, np.uint16)
+    fits.PrimaryHDU(blank, header=header).writeto(arc, overwrite=True)
+    with pytest.raises(WavelengthError):
+        reduce_observation(plan, options)
