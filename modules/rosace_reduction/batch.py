@@ -97,20 +97,28 @@ def plan_folder(frames: list[FrameInfo]) -> list[tuple[Plan, bool, FrameInfo]]:
     return plans
 
 
-def existing_record(options: Options, plan: Plan) -> dict | None:
-    """The quality record of a previous identical reduction (same inputs), if any."""
+def _record_index(options: Options) -> dict[tuple[str, str], dict]:
+    """Quality records already under the output root, by (observation id, inputs hash); read once per batch."""
     root = Path(options.output_root)
+    index: dict[tuple[str, str], dict] = {}
     if not root.exists():
-        return None
-    want = plan.inputs_hash()
+        return index
     for path in root.rglob("*.json"):
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(rec, dict) and rec.get("observation_id") == plan.observation_id and rec.get("inputs_hash") == want:
-            if Path(rec.get("products", {}).get("fits", "")).exists():
-                return rec
+        if isinstance(rec, dict) and "observation_id" in rec and "inputs_hash" in rec:
+            index[(str(rec["observation_id"]), str(rec["inputs_hash"]))] = rec
+    return index
+
+
+def existing_record(options: Options, plan: Plan, index: dict | None = None) -> dict | None:
+    """The quality record of a previous identical reduction (same inputs), if any."""
+    index = _record_index(options) if index is None else index
+    rec = index.get((plan.observation_id, plan.inputs_hash()))
+    if rec is not None and Path(rec.get("products", {}).get("fits", "")).exists():
+        return rec
     return None
 
 
@@ -157,6 +165,8 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
     progress = progress or (lambda d, t, m: None)
     progress(0, total, f"{total} observations")
     ref_records: list[dict] = []
+    # One scan of the output folder, not one per observation (an archive holds thousands).
+    index = {} if force else _record_index(options)
 
     def run_phase(items: list[tuple[Plan, bool, FrameInfo]]) -> None:
         nonlocal done
@@ -164,7 +174,7 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
         for plan, is_ref, first in items:
             if not is_ref:
                 plan.response = _nearest_response(ref_records, first)
-            rec = None if force else existing_record(options, plan)
+            rec = None if force else existing_record(options, plan, index)
             if rec is not None:
                 report.outcomes.append(Outcome(plan.observation_id, first.object, "skipped", "already reduced with the same inputs", rec))
                 if is_ref:
