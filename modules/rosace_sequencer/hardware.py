@@ -130,6 +130,16 @@ class Hardware:
                 getattr(self, name).connect(timeout=10.0)
                 self._connected.add(name)
 
+    def reconnect(self) -> None:
+        """Forget which devices are connected and connect them again (errors are left to the next call)."""
+        self._connected.clear()
+        for name in ("telescope", "camera", "guider", "switch", "safety"):
+            try:
+                getattr(self, name).connect(timeout=5.0)
+                self._connected.add(name)
+            except DeviceError as exc:
+                log.info("reconnecting %s failed: %s", name, exc)
+
     # ------------------------------------------------------------------ lamps
 
     def set_lamp(self, name: str | None) -> None:

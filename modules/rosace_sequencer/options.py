@@ -34,6 +34,7 @@ class SequencerOptions(BaseModel):
     sun_dawn_altitude: float = Field(-12.0, ge=-18, le=0, description="the night ends when the Sun rises above this altitude, degrees")
     idle_wait: float = Field(300.0, gt=0, description="seconds to wait when the scheduler has nothing to observe now")
     unsafe_wait: float = Field(600.0, gt=0, description="seconds to wait after an unsafe verdict before asking again")
+    failure_pause: float = Field(300.0, ge=0, description="seconds to wait after a failed observation before the next one (devices may recover)")
     resume_after_crash: bool = Field(True, description="on restart, resume an observation interrupted by a crash (else hand it back to the scheduler)")
     resume_max_age: float = Field(3600.0, gt=0, description="seconds: an interrupted observation older than this is re-queued, not resumed")
     guide_rate: float = Field(7.52, gt=0, description="pulse-guide speed, arcsec per second (0.5 x sidereal)")

@@ -375,6 +375,9 @@ class Sequencer:
                 self._after(outcome, queue, planned.source)
                 if outcome.outcome == "interrupted" and not self.control.aborted:
                     self._wait(self.options.unsafe_wait, "interrupted: waiting for safe conditions")
+                elif outcome.outcome == "failed" and not self.control.aborted:
+                    # A failing device would otherwise fail every file of the queue in seconds.
+                    self._wait(self.options.failure_pause, "after a failed observation: waiting before the next one")
         except Exception as exc:
             state, message = ("stopped", "aborted") if self.control.aborted else ("failed", str(exc))
             if state == "failed":

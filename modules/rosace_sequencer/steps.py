@@ -37,7 +37,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from rosace_core.clock import get_clock
-from rosace_core.errors import ConfigError, DeviceError, RosaceError
+from rosace_core.errors import ConfigError, DeviceError, DeviceNotConnected, RosaceError
 from rosace_core.observing_file import ObservingFile
 
 from rosace_sequencer import acquisition
@@ -154,8 +154,20 @@ class ObservationContext:
         self.guard.keep_alive()
 
     def retry(self, fn: Callable[[], Any], what: str) -> Any:
-        """Run a device action with the configured retries and back-off."""
-        return retry(fn, what, attempts=self.options.retries, backoff=self.options.backoff, control=self.control)
+        """Run a device action with the configured retries and back-off.
+
+        A device that says "not connected" is connected again before the next attempt
+        (a camera that dropped off USB and came back must not fail every later frame).
+        """
+
+        def attempt():
+            try:
+                return fn()
+            except DeviceNotConnected:
+                self.hw.reconnect()
+                raise
+
+        return retry(attempt, what, attempts=self.options.retries, backoff=self.options.backoff, control=self.control)
 
     def target_position(self) -> tuple[float, float]:
         """Return the target's ICRS (RA, Dec) in degrees, proper motion applied to now."""
