@@ -24,6 +24,7 @@ def register(sub):
     p.add_argument("--desktop", action="store_true", help="also open the desktop connected to the running modules")
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
     p.add_argument("--no-live", action="store_true", help="no live display (plain log lines)")
+    p.add_argument("--keep-raw", action="store_true", help="keep the raw frames (about 1 GB a night); by default only spectra, logs and databases stay")
     p.set_defaults(func=cmd_demo)
 
 
@@ -60,6 +61,11 @@ def cmd_demo(args) -> int:
     finally:
         if desktop is not None and desktop.poll() is None:
             desktop.terminate()
+    raw = folder / "data" / "raw"
+    if not args.keep_raw and raw.exists():
+        import shutil
+
+        shutil.rmtree(raw, ignore_errors=True)
     if args.json:
         print(json.dumps(verdict, indent=2, default=str))
     else:
