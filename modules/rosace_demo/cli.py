@@ -16,7 +16,9 @@ def register(sub):
         description="Start the simulated observatory and the five modules as separate processes under a "
         "simulated clock, observe the bundled Observing Files through a night with a cloudy "
         "interruption and rain before dawn, reduce and archive the spectra, and print a summary. "
-        "Exit status 0 only if the night met the scenario's expectations.",
+        "Exit status 0 only if the night met the scenario's expectations. "
+        "With the global --config, the night is a rehearsal of YOUR observatory: your site, instrument, "
+        "module options and Observing Files (the scheduler's queue_folder), on the simulated hardware.",
     )
     p.add_argument("--folder", help="run folder (default: a new temporary folder)")
     p.add_argument("--scenario", help="simulator scenario file (default: resources/scenarios/demo_night.yaml)")
@@ -37,7 +39,14 @@ def cmd_demo(args) -> int:
     configure_offline()
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="rosace-demo-"))
     setup_logging("demo", "WARNING" if not args.no_live else "INFO", folder=folder / "logs")
-    night = DemoNight(folder, scenario=args.scenario, rate=args.rate)
+    user_config = None
+    if args.config:
+        from rosace_core.config import load_config
+
+        user_config = load_config(args.config)
+    night = DemoNight(folder, scenario=args.scenario, rate=args.rate, user_config=user_config)
+    if user_config is not None:
+        night.expectations = {"min_completed": 1, "min_targets": 1, "weather_closures": 0}
     display = None if args.no_live else LiveDisplay()
     desktop = None
     if display:

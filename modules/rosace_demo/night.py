@@ -63,11 +63,14 @@ class DemoNight:
     expectations: dict = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     on_tick: Callable[["DemoNight", dict], None] | None = None
+    user_config: Any = None
 
     def __post_init__(self):
         self.folder = Path(self.folder)
         self.scenario = Path(self.scenario) if self.scenario else resource_path("scenarios", DEFAULT_SCENARIO)
         self.scenario_data = yaml.safe_load(self.scenario.read_text(encoding="utf-8"))
+        if self.user_config is not None:
+            self._rehearsal_scenario()
         self.ports = {"sim": free_port(), **{m: free_port() for m in MODULE_IDS}}
         self.procs: ProcessGroup | None = None
         self.clock: Clock | None = None
@@ -109,57 +112,67 @@ class DemoNight:
         return c
 
     def write_config(self) -> Path:
-        """Write the run's observatory configuration (TOML) and queue folder."""
-        site = self.scenario_data.get("site", {})
+        """Write the run's observatory configuration (TOML) and fill its queue folder.
+
+        In a rehearsal (``user_config`` given) the user's site, instrument and module
+        options are kept; only the devices (the simulator), the module addresses,
+        the token and the data folder are the run's own.
+        """
+        import tomli_w
+
+        user = self.user_config
         queue = self.folder / "queue"
         queue.mkdir(parents=True, exist_ok=True)
-        for name in self.files:
-            shutil.copy(resource_path("observing_files", name), queue / name)
+        user_queue = Path(user.scheduler["queue_folder"]) if user and user.scheduler.get("queue_folder") else None
+        if user_queue and user_queue.is_dir():
+            for path in sorted(user_queue.iterdir()):
+                if path.suffix.lower() in (".yaml", ".yml", ".json"):
+                    shutil.copy(path, queue / path.name)
+        else:
+            for name in self.files:
+                shutil.copy(resource_path("observing_files", name), queue / name)
         sim = self.url("sim")
-        lines = [
-            "# Written by `rosace demo` for this run.",
-            "[site]",
-            f"name = {site.get('name', 'ROSACE simulated observatory')!r}".replace("'", '"'),
-            f"latitude = {float(site.get('latitude', 43.75))}",
-            f"longitude = {float(site.get('longitude', 6.92))}",
-            f"elevation = {float(site.get('elevation', 1270))}",
-            "",
-            "[devices]",
-            f'shelter = "{self.shelter_type}"',
-        ]
+        site = self.scenario_data.get("site", {})
+        devices: dict[str, Any] = {"shelter": self.shelter_type}
         for dev, number in (("dome", 0), ("telescope", 0), ("spectro_camera", 0), ("guide_camera", 1), ("switch", 0), ("safety_monitor", 0), ("observing_conditions", 0)):
-            lines += [f"[devices.{dev}]", f'url = "{sim}"', f"device_number = {number}"]
-        lines += ["", "[instrument]", f'spectrograph = "{self.scenario_data.get("instrument", "alpy600")}"', ""]
-        for module in MODULE_IDS:
-            lines += [f"[modules.{module}]", f'url = "{self.url(module)}"', f'token = "{self.token}"']
-        data_root = (self.folder / "data").as_posix()
-        lines += [
-            "",
-            "[server]",
-            'host = "127.0.0.1"',
-            f'token = "{self.token}"',
-            "",
-            "[data]",
-            f'root = "{data_root}"',
-            "",
-            "[dome]",
-            "poll_period = 1.0",
-            "",
-            "[scheduler]",
-            f'queue_folder = "{queue.as_posix()}"',
-            "",
-            "[sequencer]",
-            "require_dome = true",
-            "",
-            "[reduction]",
-            f'share_url = "{self.url("share")}"',
-            "",
-            "[share]",
-            "",
-        ]
+            devices[dev] = {"url": sim, "device_number": number}
+        options = {m: dict(getattr(user, m) or {}) if user else {} for m in MODULE_IDS}
+        options["dome"].setdefault("poll_period", 1.0)
+        options["scheduler"]["queue_folder"] = queue.as_posix()
+        options["sequencer"]["require_dome"] = True
+        options["reduction"]["share_url"] = self.url("share")
+        for key in ("database_url", "storage", "upstream_url", "upstream_token"):
+            options["share"].pop(key, None)  # the run keeps its archive in its own folder
+        config = {
+            "site": user.site.model_dump(mode="json") if user else {k: site[k] for k in ("name", "latitude", "longitude", "elevation") if k in site},
+            "devices": devices,
+            "instrument": user.instrument.model_dump(mode="json") if user else {"spectrograph": self.scenario_data.get("instrument", "alpy600")},
+            "modules": {m: {"url": self.url(m), "token": self.token} for m in MODULE_IDS},
+            "server": {"host": "127.0.0.1", "token": self.token},
+            "data": {"root": (self.folder / "data").as_posix()},
+            **options,
+        }
         path = self.folder / "rosace.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.write_text("# Written by `rosace demo` for this run.\n" + tomli_w.dumps(config), encoding="utf-8")
         return path
+
+    def _rehearsal_scenario(self) -> None:
+        """Put the simulated observatory where the user's is, with the user's instrument and shelter."""
+        user = self.user_config
+        self.scenario_data["site"] = {
+            "name": user.site.name, "latitude": user.site.latitude, "longitude": user.site.longitude,
+            "elevation": user.site.elevation, "min_altitude": min(user.site.min_altitude, 89.0),
+        }
+        self.scenario_data["instrument"] = user.instrument.spectrograph
+        shelter = self.scenario_data.get("shelter")
+        if isinstance(shelter, dict):
+            shelter["type"] = user.devices.shelter
+        else:
+            self.scenario_data["shelter"] = {"type": user.devices.shelter}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "scenario.yaml"
+        path.write_text(yaml.safe_dump(self.scenario_data, sort_keys=False), encoding="utf-8")
+        self.scenario = path
 
     # ------------------------------------------------------------------ run
 
