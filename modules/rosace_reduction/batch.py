@@ -225,6 +225,23 @@ def options_from_config(config) -> Options:
     """Reduction options from the observatory configuration (``[reduction]`` table and site)."""
     red = dict(getattr(config, "reduction", {}) or {})
     site = config.site
+    # The mounted set-up when it is the user's own file, and their folder of set-ups:
+    # the sequencer writes only the set-up's name in INSTRUME.
+    search = []
+    spectrograph = str(getattr(getattr(config, "instrument", None), "spectrograph", "") or "")
+    source = getattr(config, "source", None)
+
+    def located(entry: str) -> str:
+        # A relative path is taken from the working folder, else from the configuration file's folder.
+        path = Path(entry).expanduser()
+        if not path.is_absolute() and not path.exists() and source is not None and (Path(source).parent / path).exists():
+            path = Path(source).parent / path
+        return str(path)
+
+    if spectrograph.lower().endswith(".toml"):
+        search.append(located(spectrograph))
+    if red.get("instruments_dir"):
+        search.append(located(str(red["instruments_dir"])))
     return Options(
         output_root=str(Path(red["output"]) if red.get("output") else config.data.reduced),
         site_name=site.name,
@@ -238,4 +255,5 @@ def options_from_config(config) -> Options:
         cosmic_rays=red.get("cosmic_rays"),
         extraction=red.get("extraction"),
         normalise=red.get("normalise"),
+        instrument_search=search,
     )

@@ -98,22 +98,72 @@ class InstrumentSetup(_Open):
 
 
 def instrument_path(name: str) -> Path:
-    """Return the TOML file of a set-up name (or of a path given as is)."""
+    """Return the TOML file of a set-up name (or of a path given as is) among the built-in set-ups."""
     path = Path(name)
     if path.suffix == ".toml" and path.exists():
         return path
     return resource_path("instruments", f"{name.lower()}.toml")
 
 
+def _toml_name(path: Path) -> str | None:
+    """The ``name`` of a set-up file, None if it cannot be read (a broken file is reported when loaded)."""
+    try:
+        return str(tomllib.loads(path.read_text(encoding="utf-8")).get("name", ""))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+
+
+def find_instrument(name: str, search: tuple[str, ...] = ()) -> Path:
+    """Return the TOML file of the set-up a frame names in INSTRUME.
+
+    Looked for, in order: ``name`` itself when it is a path to a ``.toml``;
+    each entry of ``search`` (a ``.toml`` file whose ``name`` matches, or a
+    folder holding ``<name>.toml`` or any ``.toml`` whose ``name`` matches);
+    ``resources/instruments/<name>.toml``. The user's own files come first so
+    that a set-up of theirs is never shadowed by a built-in one.
+
+    Raises ConfigError listing every place looked at when nothing matches.
+    """
+    path = Path(name)
+    if path.suffix == ".toml" and path.exists():
+        return path
+    wanted = name.strip().lower()
+    looked: list[str] = []
+    for entry in search:
+        if not entry:
+            continue
+        where = Path(entry).expanduser()
+        if where.is_dir():
+            direct = where / f"{wanted}.toml"
+            if direct.exists() and (_toml_name(direct) or wanted).lower() == wanted:
+                return direct
+            for candidate in sorted(where.glob("*.toml")):
+                if (_toml_name(candidate) or "").lower() == wanted:
+                    return candidate
+            looked.append(f"folder {where}")
+        elif where.suffix == ".toml" and where.exists():
+            if (_toml_name(where) or "").lower() == wanted:
+                return where
+            looked.append(f"{where} (its name is {_toml_name(where)!r})")
+        else:
+            looked.append(f"{where} (not found)")
+    builtin = resource_path("instruments", f"{wanted}.toml")
+    if builtin.exists():
+        return builtin
+    looked.append(f"resources/instruments/{wanted}.toml")
+    raise ConfigError(name, [("INSTRUME", f"unknown instrument set-up {name!r}: looked in " + "; ".join(looked)
+                              + ". Set [instrument] spectrograph to your set-up's .toml path or [reduction] instruments_dir to its folder")])
+
+
 @lru_cache(maxsize=32)
-def load_instrument(name: str) -> InstrumentSetup:
+def load_instrument(name: str, search: tuple[str, ...] = ()) -> InstrumentSetup:
     """Load an instrument set-up by name (``alpy600``) or TOML path.
 
-    Raises ConfigError if the file is missing or invalid.
+    ``search`` lists the user's own set-up files and folders (see
+    :func:`find_instrument`). Raises ConfigError if the set-up cannot be
+    found or its file is invalid.
     """
-    path = instrument_path(name)
-    if not path.exists():
-        raise ConfigError(path, [("(file)", f"unknown instrument set-up {name!r}: no {path.name} in resources/instruments")])
+    path = find_instrument(name, tuple(search))
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         return InstrumentSetup.model_validate(data)

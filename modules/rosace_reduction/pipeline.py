@@ -63,6 +63,8 @@ class Options:
     cosmic_rays: bool | None = None
     extraction: str | None = None
     normalise: bool | None = None
+    # The user's own set-ups: .toml files and folders searched for the INSTRUME name.
+    instrument_search: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -210,7 +212,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     if not sci:
         raise ReductionError("no science frame")
     first = sci[0]
-    setup = load_instrument(first.instrument)
+    setup = load_instrument(first.instrument, tuple(options.instrument_search))
     recipe = setup.recipe
     det = setup.detector
     arcs, flats, biases, darks = _infos(plan.arc), _infos(plan.flat), _infos(plan.bias), _infos(plan.dark)

@@ -8,7 +8,6 @@ by ``rosace_reduction``; the wavelength solution is compared with the renderer's
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,8 +16,11 @@ import pytest
 from astropy.io import fits
 from numpy.polynomial import polynomial as P
 
+from rosace_core.config import ObservatoryConfig
+from rosace_core.errors import ConfigError
+from rosace_reduction.batch import options_from_config
 from rosace_reduction.instrument import load_instrument
-from rosace_reduction.pipeline import Options, Plan, reduce_observation
+from rosace_reduction.pipeline import Plan, reduce_observation
 from rosace_sim.render import Renderer, Star
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "new_spectrograph"
@@ -36,16 +38,20 @@ def write_frame(path: Path, image, instrument: str, kind: str, exptime: float, s
     return str(path)
 
 
+def lisa_config(tmp_path):
+    """An observatory configuration that mounts the example set-up by its path."""
+    return ObservatoryConfig(instrument={"spectrograph": str(EXAMPLE / "lisa_r1000.toml")},
+                             reduction={"output": str(tmp_path / "reduced")})
+
+
 @pytest.fixture
 def observation(tmp_path, monkeypatch):
     """Render one LISA observation from the example set-up; return (plan, truth, setup)."""
-    # The reduction finds a set-up by INSTRUME: a name in resources/instruments, or a
-    # path to a .toml file. The frames name the file (relative to the working folder,
-    # FITS values are short), and the custom step's module is importable.
-    shutil.copy(EXAMPLE / "lisa_r1000.toml", tmp_path / "lisa_r1000.toml")
-    monkeypatch.chdir(tmp_path)
+    # The frames carry the set-up's NAME in INSTRUME, as the sequencer writes it; the
+    # reduction finds the file through the configuration. The custom step's module
+    # must be importable.
     monkeypatch.syspath_prepend(str(EXAMPLE))
-    instrument = "lisa_r1000.toml"
+    instrument = "lisa_r1000"
     renderer = Renderer(EXAMPLE / "lisa_r1000.toml")
     rng = np.random.default_rng(7)
     t = datetime(2026, 11, 20, 21, 0, tzinfo=timezone.utc)
@@ -62,7 +68,7 @@ def observation(tmp_path, monkeypatch):
         flat=[write_frame(raw / "flat.fits", flat, instrument, "FLAT", 5.0, start)],
         bias=[write_frame(raw / f"bias{i}.fits", renderer.bias(rng=rng)[0], instrument, "BIAS", 0.0, start) for i in range(3)],
     )
-    return plan, truth, load_instrument(instrument)
+    return plan, truth, load_instrument(str(EXAMPLE / "lisa_r1000.toml"))
 
 
 def test_the_set_up_file_is_valid_for_both_sides():
@@ -76,8 +82,9 @@ def test_the_set_up_file_is_valid_for_both_sides():
 
 def test_render_and_reduce_with_the_new_set_up(observation, tmp_path):
     plan, truth, setup = observation
-    record = reduce_observation(plan, Options(output_root=str(tmp_path / "reduced")))
+    record = reduce_observation(plan, options_from_config(lisa_config(tmp_path)))
     assert record["instrument"] == "lisa_r1000"
+    assert Path(record["products"]["fits"]).is_relative_to(tmp_path / "reduced")
 
     # Wavelength solution within 0.1 px RMS of the renderer's true one where arc lines constrain it.
     solution = record["wavelength_solution"]
@@ -102,6 +109,14 @@ def test_render_and_reduce_with_the_new_set_up(observation, tmp_path):
     band = (wl > 7180) & (wl < 7310)
     clear = (wl > 6000) & (wl < 6400)
     assert np.nanmedian(snr[band]) < 0.2 * np.nanmedian(snr[clear])
+
+
+def test_without_the_configuration_the_set_up_is_not_found_and_the_error_says_where_it_looked(observation, tmp_path):
+    plan, _, _ = observation
+    with pytest.raises(ConfigError) as err:
+        reduce_observation(plan, options_from_config(ObservatoryConfig(reduction={"output": str(tmp_path / "reduced")})))
+    message = str(err.value)
+    assert "lisa_r1000" in message and "resources/instruments/lisa_r1000.toml" in message and "instruments_dir" in message
 
 
 def test_the_simulated_observatory_mounts_the_set_up():
