@@ -9,7 +9,8 @@ It is named in the set-up's recipe (``steps = ["lisa_steps:TelluricBandMask"]``)
 and reads its parameters from the set-up's own ``[telluric_mask]`` table. The
 reduction calls ``run(ctx)`` after the wavelength axis is final; ``ctx`` holds
 ``wavelength`` (A), ``flux``, ``variance`` (numpy arrays of the same length,
-change them in place or replace them, keep the length and the axis),
+change them in place or replace them; a step may shift or resample the
+wavelength axis, the FITS axis is computed after the steps),
 ``setup`` (the instrument set-up), ``header`` (of the first raw frame) and
 ``flags`` (a list of strings that goes to the quality record).
 """

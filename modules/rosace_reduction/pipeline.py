@@ -98,6 +98,12 @@ class Step:
 
     name: str = "custom"
 
+    def __post_init__(self) -> None:
+        # A subclass names itself with a plain class attribute (``name = "my_step"``);
+        # the dataclass __init__ would overwrite it with the base default.
+        if self.name == "custom":
+            self.name = type(self).name
+
     def run(self, ctx: dict) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -391,14 +397,29 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         fvar = fvar * scale**2
         flux = norm
         bunit = ""
-    # Linear axis again after the barycentric stretch (it is a pure scale: still linear).
-    wl0, dwl = float(grid[0]), float(grid[1] - grid[0])
-
     ctx = {"wavelength": grid, "flux": flux, "variance": fvar, "setup": setup, "header": hdr, "flags": flags}
+    steps_run: list[str] = []
     for ref in recipe.steps:
         step_obj = load_object(ref)()
         step_obj.run(ctx)
-    grid, flux, fvar = ctx["wavelength"], ctx["flux"], ctx["variance"]
+        step_name = str(getattr(step_obj, "name", "") or ref)
+        steps_run.append(step_name)
+        n = len(ctx["wavelength"])
+        if n < 2 or len(ctx["flux"]) != n or len(ctx["variance"]) != n:
+            raise ReductionError(f"custom step {step_name} ({ref}) left wavelength, flux and variance of different lengths (or fewer than 2 points)")
+    grid = np.asarray(ctx["wavelength"], dtype=float)
+    flux, fvar = np.asarray(ctx["flux"], dtype=float), np.asarray(ctx["variance"], dtype=float)
+    # The output axis comes from the final wavelengths, after the custom steps (one may
+    # shift or resample the axis). The FITS axis is linear: a step that leaves a
+    # non-linear axis gets its spectrum resampled onto a linear one.
+    wl0, dwl = float(grid[0]), float((grid[-1] - grid[0]) / (len(grid) - 1))
+    linear = wl0 + dwl * np.arange(len(grid))
+    if not (np.all(np.isfinite(grid)) and np.all(np.diff(grid) > 0)):
+        raise ReductionError(f"custom steps {steps_run} left a wavelength axis that does not increase")
+    if np.max(np.abs(grid - linear)) > 0.01 * dwl:
+        flux, fvar = np.interp(linear, grid, flux), np.interp(linear, grid, fvar)
+        flags.append("custom_step_axis_resampled")
+    grid = linear
 
     snr_arr = flux / np.sqrt(fvar)
     snr = float(np.nanmedian(snr_arr[np.isfinite(snr_arr)])) if np.isfinite(snr_arr).any() else 0.0
@@ -471,6 +492,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "response": response_record,
         "barycentric_kms": vbary,
         "flags": flags,
+        "custom_steps": steps_run,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     output.write_json(out_dir / f"{base}.json", record)

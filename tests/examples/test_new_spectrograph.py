@@ -99,6 +99,7 @@ def test_render_and_reduce_with_the_new_set_up(observation, tmp_path):
 
     # The custom step ran: flag in the record, variance inflated inside the H2O band only.
     assert any(f.startswith("telluric_bands_masked") for f in record["flags"])
+    assert record["custom_steps"] == ["telluric_band_mask"]
     assert not any(f.startswith("saturated") for f in record["flags"])
     with fits.open(record["products"]["fits"]) as hdul:
         head = hdul[0].header
