@@ -14,6 +14,7 @@ is it still safe (``is_safe``), and I am done (``release``). Two implementations
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Protocol
 
@@ -101,6 +102,29 @@ class DomeLeaseGuard:
         self._renewed = 0.0  # wall time of the last renewal
         self._failures = 0
         self.last_status: dict = {}
+        self._lease_lock = threading.RLock()
+        self._heartbeat: threading.Thread | None = None
+        self._stop_heartbeat = threading.Event()
+
+    def _start_heartbeat(self) -> None:
+        """Renew the lease from a thread while it is held.
+
+        Steps such as camera cooling or a long exposure do not pass through the
+        sequence's check points for minutes; without this the lease would run out
+        and the dome would park the mount under a running acquisition. If the
+        process dies, the thread dies with it and the lease expires as it should.
+        """
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
+        self._stop_heartbeat.clear()
+
+        def beat():
+            while not self._stop_heartbeat.wait(max(0.05, get_clock().wall(self.duration) / 4.0)):
+                if self.lease_id is not None:
+                    self.keep_alive()
+
+        self._heartbeat = threading.Thread(target=beat, name="roof-lease-heartbeat", daemon=True)
+        self._heartbeat.start()
 
     def _status(self) -> dict:
         self.last_status = self.client.get("/status") or {}
@@ -141,9 +165,11 @@ class DomeLeaseGuard:
         return self._open_and_safe(status)
 
     def _take_lease(self) -> None:
-        lease = self.client.post("/leases", {"holder": self.holder, "duration": self.duration})
-        self.lease_id = str(lease["id"])
-        self._renewed = time.monotonic()
+        with self._lease_lock:
+            lease = self.client.post("/leases", {"holder": self.holder, "duration": self.duration})
+            self.lease_id = str(lease["id"])
+            self._renewed = time.monotonic()
+        self._start_heartbeat()
 
     def acquire(self, control: Control) -> None:
         try:
@@ -183,6 +209,10 @@ class DomeLeaseGuard:
                 raise Unsafe(f"roof not open after {self.open_timeout:.0f} s (state {state})")
 
     def keep_alive(self, force: bool = False) -> None:
+        with self._lease_lock:
+            self._keep_alive(force)
+
+    def _keep_alive(self, force: bool = False) -> None:
         if self.lease_id is None:
             return
         half_life = get_clock().wall(self.duration) / 2.0
@@ -198,6 +228,11 @@ class DomeLeaseGuard:
             log.warning("could not renew the roof lease: %s", exc)
 
     def release(self) -> None:
+        self._stop_heartbeat.set()
+        with self._lease_lock:
+            self._release()
+
+    def _release(self) -> None:
         if self.lease_id is None:
             return
         try:
