@@ -46,21 +46,38 @@ def _state():
     return current_app.extensions["rosace_reduction"]
 
 
-def upload_to_share(fits_path: str, share_url: str, token: str | None, timeout: float = 20.0) -> dict:
-    """Upload a BeSS FITS to the share module; return {'ok', 'status', 'detail'} and never raise."""
+def _post_spectrum(url: str, fits_path: str, token: str | None, campaign: str | None, timeout: float) -> requests.Response:
+    with open(fits_path, "rb") as fh:
+        return requests.post(url, files={"file": (Path(fits_path).name, fh, "application/fits")}, data={"campaign": campaign} if campaign else None,
+                             headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=timeout)
+
+
+def upload_to_share(fits_path: str, share_url: str, token: str | None, timeout: float = 20.0, *, campaign: str | None = None) -> dict:
+    """Upload a BeSS FITS to the share module; return {'ok', 'status', 'detail', 'campaign'} and never raise.
+
+    ``campaign`` (the frames' ROSCAMP) tags the spectrum so that share forwards
+    it to its upstream server. A share that refuses the campaign (unknown
+    there, or not a valid id) still gets the spectrum, untagged: the upload is
+    retried once without it and the refusal is logged.
+    """
     url = share_url.rstrip("/") + "/api/v1/share/spectra"
     try:
-        with open(fits_path, "rb") as fh:
-            resp = requests.post(url, files={"file": (Path(fits_path).name, fh, "application/fits")},
-                                 headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=timeout)
+        resp = _post_spectrum(url, fits_path, token, campaign, timeout)
+        sent = campaign
+        # 401/403 (token), 409 (duplicate) and 413 (size) do not depend on the campaign.
+        if campaign and 400 <= resp.status_code < 500 and resp.status_code not in (401, 403, 409, 413):
+            log.warning("share refused the upload of %s with campaign %r (%s: %s): uploading it without the campaign",
+                        fits_path, campaign, resp.status_code, resp.text[:200])
+            resp = _post_spectrum(url, fits_path, token, None, timeout)
+            sent = None
         ok = resp.status_code in (200, 201, 409)  # 409: already there, fine for a re-run
         detail = resp.json() if resp.headers.get("content-type", "").startswith("application/") and resp.content else resp.text[:200]
         if not ok:
             log.warning("share upload of %s answered %s: %s", fits_path, resp.status_code, detail)
-        return {"ok": ok, "status": resp.status_code, "detail": detail}
+        return {"ok": ok, "status": resp.status_code, "detail": detail, "campaign": sent}
     except (requests.RequestException, OSError, ValueError) as exc:
         log.warning("share upload of %s failed: %s", fits_path, exc)
-        return {"ok": False, "status": None, "detail": str(exc)}
+        return {"ok": False, "status": None, "detail": str(exc), "campaign": None}
 
 
 @api.route("/reduce", methods=("POST",), body=ReduceRequest, status=202, summary="Reduce frames or a folder (202 job)")
@@ -89,7 +106,7 @@ def reduce(body: ReduceRequest):
             if o.record:
                 item.update(id=o.record["id"], fits=o.record["products"]["fits"], quality=o.record["quality"], flags=o.record["flags"])
                 if share_url and o.status == "reduced":
-                    item["share"] = upload_to_share(o.record["products"]["fits"], share_url, share_token)
+                    item["share"] = upload_to_share(o.record["products"]["fits"], share_url, share_token, campaign=o.record.get("campaign"))
             spectra.append(item)
         job.check_abort()
         return {"spectra": spectra, "counts": report.counts, "bad_files": [{"path": p, "reason": r} for p, r in report.bad_files]}

@@ -425,6 +425,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     snr = float(np.nanmedian(snr_arr[np.isfinite(snr_arr)])) if np.isfinite(snr_arr).any() else 0.0
     obs_id = plan.observation_id or first.observation_id or base
     observer = str(hdr.get("OBSERVER", "")).strip()[:68]
+    campaign = str(hdr.get("ROSCAMP", "") or "").strip()
     keywords = {
         "OBJNAME": first.object,
         "OBJECT": first.object,
@@ -450,6 +451,8 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "AIRMASS": airmass,
         "BUNIT": bunit,
         "ROSOBSID": obs_id,
+        # The campaign the sequencer took from the Observing File: the share upload sends it.
+        "ROSCAMP": (campaign, "campaign id (share server)") if campaign else None,
         "ROSPIPE": output.pipeline_version(),
         "ROSSNR": (round(snr, 1), "median S/N per pixel"),
         "ROSWRMS": (round(solution.rms_angstrom, 4), "wavelength solution RMS, A"),
@@ -469,6 +472,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "exptime": exptime,
         "airmass": airmass,
         "reference_star": bool(ctx_ref),
+        "campaign": campaign or None,
         "pipeline": output.pipeline_version(),
         "inputs_hash": plan.inputs_hash(),
         "raw_frames": [str(i.path) for i in sci],

@@ -144,6 +144,7 @@ class FrameInfo:
     observer: str = ""
     reference: bool = False
     sim_truth: str | None = None
+    campaign: str = ""  # the Observing File's programme.campaign, carried to the reduction and share
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -195,6 +196,8 @@ def build_header(info: FrameInfo, config, detector: Detector):
     hdr["ROSSTEP"] = (info.step, "sequence step")
     hdr["ROSSTEPN"] = (int(info.step_index), "sequence step index")
     hdr["ROSREF"] = (bool(info.reference), "reference star for the instrument response")
+    if info.campaign:
+        hdr["ROSCAMP"] = (str(info.campaign), "campaign id (share server)")
     if info.sim_truth:
         hdr["SIMTRUTH"] = str(info.sim_truth)  # simulator truth record id (long: no comment)
     for key, value in info.extra.items():

@@ -243,7 +243,7 @@ class ObservationContext:
                     lamp=lamp or "none", observation_id=self.observation_id, file_id=self.file.id, file_hash=self.file_hash,
                     step=step.name, step_index=self.step_index, number=n, binning=binning, ccd_temp=ccd,
                     set_temp=self.set_temp, observer=self.file.observer.name, reference=self.reference and imagetyp == "LIGHT",
-                    sim_truth=truth)
+                    sim_truth=truth, campaign=(self.file.programme.campaign or "") if self.file.programme else "")
                 if self._writer is None:
                     self._writer = _Writer(self)
                 self._writer.put(path, exposure.image, info)

@@ -66,6 +66,16 @@ def test_header_has_every_contract_key_and_write_is_atomic(tmp_path):
         write_frame(path, image, header)
 
 
+def test_the_campaign_of_the_file_is_written_as_roscamp_only_when_there_is_one():
+    cfg = config_from_dict({})
+    det = load_setup("alpy600")
+    start = datetime(2026, 1, 10, 21, 0, tzinfo=timezone.utc)
+    with_campaign = build_header(FrameInfo(imagetyp="ARC", exptime=5.0, date_obs=start, obj="gam Cas", campaign="aras-be-2026"), cfg, det)
+    assert with_campaign["ROSCAMP"] == "aras-be-2026"
+    without = build_header(FrameInfo(imagetyp="ARC", exptime=5.0, date_obs=start, obj="gam Cas"), cfg, det)
+    assert "ROSCAMP" not in without
+
+
 def test_clean_partial_removes_only_temporary_files(tmp_path):
     (tmp_path / "n" / "t").mkdir(parents=True)
     keep = tmp_path / "n" / "t" / "a_01_ARC_001.fits"

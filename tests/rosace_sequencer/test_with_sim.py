@@ -111,6 +111,7 @@ def test_complete_observation_yields_the_expected_frames_and_headers(seq_server,
         by_type.setdefault(h["IMAGETYP"], []).append(h)
         assert h["OBJECT"] == "gam Cas" and h["ROSOBSID"] == oid and h["ROSOFID"] == "be-gamcas-alpy"
         assert len(h["ROSOFHSH"]) == 64 and h["INSTRUME"] == "alpy600"
+        assert h["ROSCAMP"] == "aras-be-2026"  # the file's programme.campaign, for the reduction's share upload
         assert h["XBINNING"] == 2 and h["YBINNING"] == 2 and abs(h["CCD-TEMP"] - h["SET-TEMP"]) <= 1.0
         assert 1.0 < h["AIRMASS"] < 2.0 and h["DATE-OBS"].startswith("2025-01-15T")
         assert abs(h["RA"] - 14.18) < 0.1 and abs(h["DEC"] - 60.72) < 0.1
