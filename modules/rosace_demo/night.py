@@ -278,12 +278,16 @@ class DemoNight:
         import psutil
 
         total = psutil.Process().memory_info().rss
-        for child in self.procs.children.values():
+        peaks = self.__dict__.setdefault("peak_memory_by_process_mb", {})
+        peaks["demo"] = max(peaks.get("demo", 0), round(total / 2**20))
+        for name, child in self.procs.children.items():
             if child.running:
                 try:
-                    total += psutil.Process(child.pid).memory_info().rss
+                    rss = psutil.Process(child.pid).memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                peaks[name] = max(peaks.get(name, 0), round(rss / 2**20))
         self.peak_memory_mb = max(getattr(self, "peak_memory_mb", 0.0), total / 2**20)
 
     def night_over(self, snap: dict) -> bool:

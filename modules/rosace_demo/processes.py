@@ -60,7 +60,9 @@ class ProcessGroup:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         child = self.children.get(name) or Child(name, args, log_path)
         child.args = args
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        # glibc gives each thread of a busy waitress server its own malloc arena;
+        # two arenas keep a module's memory near its real use (no effect elsewhere).
+        env = {"MALLOC_ARENA_MAX": "2", **os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
         out = open(log_path, "ab")
         try:

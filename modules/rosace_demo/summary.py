@@ -113,6 +113,7 @@ def evaluate(night, summary: dict) -> dict:
         "median_frame_to_archive_delay_s": (sorted(delays)[len(delays) // 2] if delays else "n/a"),
         "faults_and_drills": "; ".join(f"{d.name}: {d.note}" for d in night.drills) or "none",
         "peak_memory_all_processes_mb": round(getattr(night, "peak_memory_mb", 0.0)),
+        "peak_memory_by_process_mb": ", ".join(f"{k} {v}" for k, v in getattr(night, "peak_memory_by_process_mb", {}).items()),
         "process_restarts": sum(c.restarts for c in night.procs.children.values()) if night.procs else 0,
     }
     checks = [

@@ -97,7 +97,9 @@ class Scene:
             try:
                 from rosace_sim.render import Renderer
 
-                self._renderer = Renderer(self.scenario.instrument)
+                # No scratch buffers kept between frames: the simulator shares a small
+                # observatory PC with five modules; memory matters more than ~30 ms a frame.
+                self._renderer = Renderer(self.scenario.instrument, keep_buffers=False)
             except Exception as exc:  # not landed yet, or broken: keep serving bias frames
                 log.warning("spectrum renderer unavailable (%s): cameras give bias-like frames", exc)
                 self._renderer = None
