@@ -37,6 +37,31 @@ def test_desktop_program_arguments_become_the_desktop_command(argv, expected):
     assert _load("entry_desktop").desktop_argv(argv) == expected
 
 
+def test_cli_program_is_found_next_to_the_launcher(tmp_path):
+    program = _load("entry_desktop").cli_program(tmp_path)
+    assert program.parent == tmp_path and program.name == ("rosace.exe" if os.name == "nt" else "rosace")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX launcher path (execve); Windows uses CREATE_NO_WINDOW")
+def test_frozen_launcher_runs_the_cli_program_with_the_desktop_command(tmp_path):
+    # A stand-in for the frozen ``rosace`` next to the launcher: it records what it receives.
+    record = tmp_path / "record.json"
+    fake = tmp_path / "rosace"
+    fake.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                    f"json.dump({{'argv': sys.argv[1:], 'reset': os.environ.get('PYINSTALLER_RESET_ENVIRONMENT')}},"
+                    f" open({str(record)!r}, 'w'))\nsys.exit(3)\n")
+    fake.chmod(0o755)
+    # The launcher as frozen: sys.frozen set, sys.executable = rosace-desktop in the same folder.
+    code = ("import sys, importlib.util; sys.frozen = True; "
+            f"sys.executable = {str(tmp_path / 'rosace-desktop')!r}; "
+            f"spec = importlib.util.spec_from_file_location('entry_desktop', {str(INSTALLER / 'entry_desktop.py')!r}); "
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+            "sys.exit(m.main(['--config', 'obs.toml']))")
+    proc = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert proc.returncode == 3  # the child's status: the launcher replaced itself with it
+    assert json.loads(record.read_text()) == {"argv": ["--config", "obs.toml", "desktop"], "reset": "1"}
+
+
 @pytest.mark.skipif(shutil.which("makensis") is None, reason="NSIS (makensis) not installed")
 def test_nsis_script_compiles_around_a_payload(tmp_path):
     payload = tmp_path / "payload"
@@ -78,3 +103,6 @@ def test_frozen_bundle_builds_and_passes_its_selftest(tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == 0 and report["ok"] and report["frozen"], proc.stdout[-4000:] + proc.stderr[-2000:]
     assert {s["name"] for s in report["steps"] if s["ok"]} >= {f"serve {m}" for m in ("dome", "scheduler", "sequencer", "reduction", "share")}
+    # The desktop program is a small launcher, not a second copy of the Python archive.
+    desktop = bundle / ("rosace-desktop.exe" if os.name == "nt" else "rosace-desktop")
+    assert desktop.stat().st_size < 8_000_000 < exe.stat().st_size
