@@ -9,6 +9,7 @@ server that is down is logged and never fails the job.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import requests
@@ -80,6 +81,11 @@ def upload_to_share(fits_path: str, share_url: str, token: str | None, timeout: 
         return {"ok": False, "status": None, "detail": str(exc), "campaign": None}
 
 
+#: Reductions run one after the other: the observatory PC has few cores and little
+#: memory, and the night's observations arrive one at a time anyway.
+_ONE_AT_A_TIME = threading.Lock()
+
+
 @api.route("/reduce", methods=("POST",), body=ReduceRequest, status=202, summary="Reduce frames or a folder (202 job)")
 def reduce(body: ReduceRequest):
     from rosace_reduction.batch import reduce_paths
@@ -97,7 +103,9 @@ def reduce(body: ReduceRequest):
         def progress(done, total, message):
             job.progress(done / total if total else 0.0, message)
 
-        report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested)
+        job.progress(0.0, "waiting for the previous reduction")
+        with _ONE_AT_A_TIME:
+            report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested)
         spectra = []
         for o in report.outcomes:
             if body.observation_id and o.observation_id != body.observation_id:
