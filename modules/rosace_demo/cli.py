@@ -46,7 +46,7 @@ def cmd_demo(args) -> int:
         user_config = load_config(args.config)
     night = DemoNight(folder, scenario=args.scenario, rate=args.rate, user_config=user_config)
     if user_config is not None:
-        night.expectations = {"min_completed": 1, "min_targets": 1, "weather_closures": 0}
+        night.expectations = {"min_completed": 1, "min_targets": 1}
     display = None if args.no_live else LiveDisplay()
     desktop = None
     if display:

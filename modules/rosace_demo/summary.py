@@ -17,7 +17,7 @@ DEFAULT_EXPECTATIONS = {
     "min_targets": 3,                 # distinct targets observed
     "min_clear_completion": 0.98,     # completed / attempted under a safe sky (the best published figure: 98.3 %)
     "roof_closed_at_end": True,
-    "weather_closures": 1,            # the roof closed on its own at least this many times
+    "max_open_in_bad_weather_s": 600,  # longest stretch with the roof open while the weather was unsafe
 }
 
 
@@ -61,6 +61,21 @@ def roof_closures(snapshots: list[dict]) -> int:
     return count
 
 
+def open_in_bad_weather(snapshots: list[dict]) -> float:
+    """Longest stretch (simulated s) with the roof not closed while the weather was unsafe."""
+    longest = current = 0.0
+    for a, b in zip(snapshots, snapshots[1:]):
+        ta, tb = _parse(a.get("time")), _parse(b.get("time"))
+        dome = a.get("dome") or {}
+        state = (dome.get("shelter") or {}).get("state")
+        if ta and tb and _weather_unsafe(dome) and state in ("open", "opening"):
+            current += (tb - ta).total_seconds()
+            longest = max(longest, current)
+        else:
+            current = 0.0
+    return longest
+
+
 def evaluate(night, summary: dict) -> dict:
     """Compute the night's figures and check them against the expectations."""
     expect = {**DEFAULT_EXPECTATIONS, **(night.expectations or {})}
@@ -99,6 +114,7 @@ def evaluate(night, summary: dict) -> dict:
     final_dome = summary.get("final_dome") or {}
     roof_state = (final_dome.get("shelter") or {}).get("state")
     closures = roof_closures(night.snapshots)
+    exposed = open_in_bad_weather(night.snapshots)
     figures = {
         "observations_completed": len(completed),
         "observations_interrupted_by_weather": len(weather),
@@ -121,7 +137,8 @@ def evaluate(night, summary: dict) -> dict:
         {"name": "targets observed", "ok": len(targets) >= expect["min_targets"], "detail": f"{len(targets)} (expected >= {expect['min_targets']})"},
         {"name": "clear-sky completion", "ok": ratio >= expect["min_clear_completion"], "detail": f"{ratio * 100:.1f} % (expected >= {expect['min_clear_completion'] * 100:.0f} %)"},
         {"name": "every spectrum passes the BeSS keyword check", "ok": bool(spectra_rows) and all(r["bess_ok"] for r in spectra_rows), "detail": f"{sum(1 for r in spectra_rows if r['bess_ok'])}/{len(spectra_rows)}"},
-        {"name": "roof closed on its own for the weather", "ok": closures >= expect["weather_closures"], "detail": f"{closures} closure(s)"},
+        {"name": "roof closed whenever the weather was unsafe", "ok": exposed <= expect["max_open_in_bad_weather_s"],
+         "detail": f"longest open stretch in bad weather {exposed:.0f} s (allowed {expect['max_open_in_bad_weather_s']} s to park and close); {closures} closure(s) on weather"},
     ]
     if expect["roof_closed_at_end"]:
         checks.append({"name": "roof closed at the end", "ok": roof_state == "closed", "detail": str(roof_state)})

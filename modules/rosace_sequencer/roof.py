@@ -54,8 +54,19 @@ class SafetyMonitorGuard:
         self._failures = 0
         self._connected = False
 
+    def _connect(self) -> None:
+        # ASCOM: a monitor not connected reports unsafe, so connect before asking
+        if not self._connected:
+            self.monitor.connect(timeout=10.0)
+            self._connected = True
+
     def sky_ok(self) -> bool:
         """True when it is safe to observe (the SafetyMonitor alone decides)."""
+        try:
+            self._connect()
+        except DeviceError as exc:
+            log.warning("safety monitor unreachable: %s", exc)
+            return False
         return self.is_safe()
 
     def is_safe(self) -> bool:
@@ -71,13 +82,10 @@ class SafetyMonitorGuard:
             return self._failures <= self.failures_allowed
 
     def acquire(self, control: Control) -> None:
-        if not self._connected:
-            # ASCOM: a monitor not connected reports unsafe, so connect before asking
-            try:
-                self.monitor.connect(timeout=10.0)
-                self._connected = True
-            except DeviceError as exc:
-                raise Unsafe(f"safety monitor unreachable: {exc}") from None
+        try:
+            self._connect()
+        except DeviceError as exc:
+            raise Unsafe(f"safety monitor unreachable: {exc}") from None
         if not self.is_safe():
             raise Unsafe("the safety monitor says unsafe")
 

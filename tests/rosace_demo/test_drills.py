@@ -40,7 +40,7 @@ def short_night(tmp_path: Path, drill, hours: float = 2.5) -> DemoNight:
         drills=[drill],
         end=START + timedelta(hours=hours),
         max_wall=hours * 3600 / 180 + 60,
-        expectations={"min_completed": 1, "min_targets": 1, "min_clear_completion": 0.0, "weather_closures": 0, "roof_closed_at_end": False},
+        expectations={"min_completed": 1, "min_targets": 1, "min_clear_completion": 0.0, "roof_closed_at_end": False},
     )
     night.run()
     assert drill.done, f"the drill '{drill.name}' never fired; events: {night.events}"
