@@ -35,6 +35,29 @@ def load_object(ref: str) -> Any:
     return obj
 
 
+def import_file(path, module_name: str):
+    """Import a user's Python file (a rule, a step...) as module ``module_name``.
+
+    The module is registered in ``sys.modules`` (so classes in it pickle and
+    dataclasses work); on any failure it is removed again and the exception
+    propagates for the caller to turn into an error naming its configuration key.
+    """
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
 @dataclass(frozen=True)
 class ModuleSpec:
     """What the shell and the CLI need to know about a module.

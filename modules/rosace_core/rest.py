@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Callable
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import logging
 from datetime import datetime, timezone
-from typing import Any
 
 from rosace_core.errors import RosaceError
 

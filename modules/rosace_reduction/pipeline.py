@@ -9,7 +9,6 @@ batch can run it in worker processes.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time

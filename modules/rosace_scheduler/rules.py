@@ -32,10 +32,8 @@ See docs/scheduler.md ("Custom rules") and examples/scheduler_rule/.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import re
-import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -44,6 +42,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from rosace_core.errors import ConfigError
+from rosace_core.plugins import import_file
 
 from rosace_scheduler.observing_request import ObservingRequest
 
@@ -256,17 +255,10 @@ def load_rule_file(path: Path, source) -> list[type]:
     if not path.is_file():
         raise ConfigError(source, [(where, f"{path}: no such file")])
     try:
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError("not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
+        module = import_file(path, mod_name)
     except SyntaxError as exc:
-        sys.modules.pop(mod_name, None)
         raise ConfigError(source, [(where, f"{path}, line {exc.lineno}: syntax error: {exc.msg}")]) from None
     except Exception as exc:
-        sys.modules.pop(mod_name, None)
         raise ConfigError(source, [(where, f"{path}: cannot load it: {exc.__class__.__name__}: {exc}")]) from None
     classes = _rule_classes(module)
     if not classes:

@@ -22,7 +22,7 @@ from rosace_core.config import ObservatoryConfig
 from rosace_core.errors import ConflictError, NotFoundError
 from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, parse_observing_file
 
-from rosace_scheduler.constraints import CONSTRAINT_NAMES, constraint_masks
+from rosace_scheduler.constraints import constraint_masks
 from rosace_scheduler.observing_request import ObservingRequest, request_from_file
 from rosace_scheduler.options import scheduler_options
 from rosace_scheduler.planner import NightTable, RequestState

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from rosace_core.clock import get_clock, now
+from rosace_core.clock import now
 from rosace_core.errors import DeviceError
 
 from rosace_sequencer.frames import FrameInfo, build_header, frame_folder, frame_name, night_of, write_frame

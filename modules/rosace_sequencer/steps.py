@@ -23,12 +23,9 @@ entry-point group or a Python file listed in ``[sequencer] step_files``
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import queue as queue_mod
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -38,6 +35,7 @@ import numpy as np
 
 from rosace_core.clock import get_clock
 from rosace_core.errors import ConfigError, DeviceError, DeviceNotConnected, RosaceError
+from rosace_core.plugins import import_file
 from rosace_core.observing_file import ObservingFile
 
 from rosace_sequencer import acquisition
@@ -536,12 +534,7 @@ class StepRegistry:
         path = Path(path).expanduser()
         mod_name = f"rosace_user_steps_{path.stem}"
         try:
-            spec = importlib.util.spec_from_file_location(mod_name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError("not a Python file")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            spec.loader.exec_module(module)
+            module = import_file(path, mod_name)
         except Exception as exc:
             raise ConfigError(path, [("sequencer.step_files", f"cannot load {path}: {exc.__class__.__name__}: {exc}")]) from None
         return self.register_module(module)

@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from typing import Literal
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_file
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 

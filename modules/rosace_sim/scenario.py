@@ -146,10 +146,9 @@ class GenericStarModel(_Strict):
     match_radius: float = Field(120.0, gt=0, description="arcsec: a catalogue star closer than this to the pointing is the one on the slit")
 
 
-class WeatherPoint(_Strict):
-    """One entry of the weather timeline: values hold from ``at`` until the next entry."""
+class WeatherValues(_Strict):
+    """Weather quantities; any may be left out (timeline entries and live overrides)."""
 
-    at: Any = "+0s"
     cloud_cover: float | None = Field(None, ge=0, le=100)
     rain_rate: float | None = Field(None, ge=0)
     wind_speed: float | None = Field(None, ge=0)
@@ -161,6 +160,12 @@ class WeatherPoint(_Strict):
     pressure: float | None = None
     seeing: float | None = Field(None, gt=0)
     safe: bool | None = None
+
+
+class WeatherPoint(WeatherValues):
+    """One entry of the weather timeline: values hold from ``at`` until the next entry."""
+
+    at: Any = "+0s"
 
 
 class SafetyLimits(_Strict):

@@ -34,7 +34,7 @@ from rosace_core.rest import problem
 from rosace_sim.devices.base import AscomError, SimDevice
 from rosace_sim.faults import Fault
 from rosace_sim.observatory import Observatory
-from rosace_sim.scenario import DEVICE_TYPES, FAULT_KINDS
+from rosace_sim.scenario import DEVICE_TYPES, FAULT_KINDS, WeatherValues
 
 log = logging.getLogger(__name__)
 
@@ -377,22 +377,8 @@ class _Problem(Exception):
         self.response = response
 
 
-class WeatherUpdate(BaseModel):
+class WeatherUpdate(WeatherValues):
     """Live weather override: any quantity; null removes that override."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cloud_cover: float | None = Field(None, ge=0, le=100)
-    rain_rate: float | None = Field(None, ge=0)
-    wind_speed: float | None = Field(None, ge=0)
-    wind_gust: float | None = Field(None, ge=0)
-    humidity: float | None = Field(None, ge=0, le=100)
-    sky_brightness: float | None = Field(None, ge=0)
-    sky_quality: float | None = None
-    temperature: float | None = None
-    pressure: float | None = None
-    seeing: float | None = Field(None, gt=0)
-    safe: bool | None = None
 
 
 class FaultRequest(BaseModel):

@@ -8,7 +8,7 @@ seconds stalled the device reports ShutterState error and stops trying.
 
 from __future__ import annotations
 
-from rosace_sim.devices.base import InvalidOperation, InvalidValue, NotImplementedAscom, SimDevice, sim_seconds
+from rosace_sim.devices.base import InvalidValue, NotImplementedAscom, SimDevice, sim_seconds
 
 OPEN, CLOSED, OPENING, CLOSING, ERROR = 0, 1, 2, 3, 4
 

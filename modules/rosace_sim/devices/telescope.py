@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import threading
-from datetime import datetime, timezone
 
 import numpy as np
 
