@@ -43,10 +43,13 @@ class LiveDisplay:
         table.add_row("safety", f"{verdict} {reasons}")
         table.add_row("sequencer", f"{_get(seq, 'mode')} / {_get(seq, 'state')}")
         obs = _get(seq, "observation", default={}) or {}
+        night_info = _get(seq, "night", default={}) or {}
         table.add_row("target", str(_get(obs, "target", default=_get(obs, "file_id"))))
-        table.add_row("step", f"{_get(seq, 'step')}  {float(_get(seq, 'progress', default=0) or 0) * 100:.0f} %")
-        table.add_row("frames taken", str(_get(seq, "frames_taken", default=_get(seq, "frames", default="-"))))
-        table.add_row("spectra reduced", str(_get(seq, "spectra_reduced", default="-")))
+        fraction = float(_get(obs, "fraction", default=0) or 0)
+        table.add_row("step", f"{_get(obs, 'message', default=_get(seq, 'message'))}  ({fraction * 100:.0f} %)")
+        table.add_row("observations", f"{_get(night_info, 'completed', default=0)} completed, {_get(night_info, 'interrupted', default=0)} interrupted, {_get(night_info, 'failed', default=0)} failed")
+        table.add_row("frames taken", str(snap.get("frames_on_disk", "-")))
+        table.add_row("spectra reduced and archived", str(snap.get("spectra_in_archive") if snap.get("spectra_in_archive") is not None else "-"))
         table.add_row("last events", "\n".join(night.events[-4:]))
         self.live.update(table)
 

@@ -224,6 +224,12 @@ class DemoNight:
                 snap[module] = self.client(module, timeout=3).get(path)
             except RosaceError as exc:
                 snap[module] = {"error": str(exc)}
+        try:
+            snap["spectra_in_archive"] = self.client("share", timeout=3).get("/spectra", params={"limit": 1}).get("total")
+        except (RosaceError, AttributeError):
+            snap["spectra_in_archive"] = None
+        raw = self.folder / "data" / "raw"
+        snap["frames_on_disk"] = sum(1 for _ in raw.rglob("*.fits")) if raw.exists() else 0
         return snap
 
     def run(self) -> dict:
