@@ -50,11 +50,15 @@ class RestClient:
     def _headers(self) -> dict:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None, timeout: float | None = None, raw: bool = False):
-        """Call ``method`` on ``path`` (relative to the module's API root); return decoded JSON."""
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None, timeout: float | None = None,
+                raw: bool = False, files: dict | None = None, data: dict | None = None):
+        """Call ``method`` on ``path`` (relative to the module's API root); return decoded JSON.
+
+        ``files``/``data`` send a multipart form instead of a JSON body (uploads).
+        """
         url = path if path.startswith("http") else f"{self.api}{path}"
         try:
-            resp = self.session.request(method, url, json=json, params=params, headers=self._headers(), timeout=timeout or self.timeout)
+            resp = self.session.request(method, url, json=json, params=params, files=files, data=data, headers=self._headers(), timeout=timeout or self.timeout)
         except requests.RequestException as exc:
             raise ServiceUnavailable(f"{self.module or 'server'} at {self.base_url} unreachable: {exc.__class__.__name__}") from None
         if resp.status_code >= 400:
@@ -63,7 +67,8 @@ class RestClient:
             except ValueError:
                 body = {"title": resp.reason, "detail": resp.text[:200]}
             if resp.status_code == 409:
-                raise ConflictError(body.get("detail") or "conflict", body.get("reasons") or [])
+                extra = [f"{k}={v}" for k, v in body.items() if k not in ("type", "title", "status", "detail", "reasons")]
+                raise ConflictError(body.get("detail") or "conflict", body.get("reasons") or extra)
             if resp.status_code == 404:
                 raise NotFoundError(body.get("detail") or "not found")
             raise ApiError(resp.status_code, body)

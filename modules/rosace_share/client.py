@@ -8,8 +8,8 @@ from typing import Callable
 
 import requests
 
-from rosace_core.errors import ConflictError, NotFoundError
-from rosace_core.http import ApiError, RestClient, ServiceUnavailable
+from rosace_core.errors import ConflictError
+from rosace_core.http import RestClient
 
 
 class ShareClient(RestClient):
@@ -20,22 +20,9 @@ class ShareClient(RestClient):
     # ------------------------------------------------------------------ spectra
 
     def _send_file(self, method: str, path: str, data: bytes, filename: str, campaign: str | None) -> dict:
-        form = {"campaign": campaign} if campaign else {}
-        try:
-            resp = self.session.request(method, f"{self.api}{path}", files={"file": (filename or "spectrum.fits", data, "application/fits")}, data=form, headers=self._headers(), timeout=max(self.timeout, 60))
-        except requests.RequestException as exc:
-            raise ServiceUnavailable(f"share at {self.base_url} unreachable: {exc.__class__.__name__}") from None
-        if resp.status_code >= 400:
-            try:
-                body = resp.json()
-            except ValueError:
-                body = {"title": resp.reason, "detail": resp.text[:200]}
-            if resp.status_code == 409:
-                raise ConflictError(body.get("detail") or "duplicate", body.get("reasons") or [f"existing_id={body.get('existing_id')}"])
-            if resp.status_code == 404:
-                raise NotFoundError(body.get("detail") or "not found")
-            raise ApiError(resp.status_code, body)
-        return resp.json()
+        form = {"campaign": campaign} if campaign else None
+        files = {"file": (filename or "spectrum.fits", data, "application/fits")}
+        return self.request(method, path, files=files, data=form, timeout=max(self.timeout, 60))
 
     def upload(self, spectrum: bytes | str | Path, *, campaign: str | None = None, filename: str | None = None) -> dict:
         """Upload a BeSS FITS (path or bytes); return its record. ConflictError if already archived."""
