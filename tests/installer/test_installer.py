@@ -106,3 +106,6 @@ def test_frozen_bundle_builds_and_passes_its_selftest(tmp_path):
     # The desktop program is a small launcher, not a second copy of the Python archive.
     desktop = bundle / ("rosace-desktop.exe" if os.name == "nt" else "rosace-desktop")
     assert desktop.stat().st_size < 8_000_000 < exe.stat().st_size
+    # Linux: Qt's ICU data library was rewritten with the parts ROSACE needs (installer/slim_icu.py).
+    for icu in (bundle / "_internal").rglob("libicudata.so.*"):
+        assert icu.is_symlink() or icu.stat().st_size < 10_000_000, icu
