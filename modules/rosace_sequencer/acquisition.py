@@ -94,10 +94,15 @@ class AcquisitionResult:
     positions: list[tuple[float, float]] = field(default_factory=list)
     moves: list[tuple[float, float]] = field(default_factory=list)
     in_slit: bool = False  # the star disappeared into the slit: position predicted, not measured
+    #: pixels moved on the guide image per arcsec commanded: columns (East, North), as learnt on the way
+    model: list[list[float]] | None = None
 
     def to_dict(self) -> dict:
-        return {"converged": self.converged, "iterations": self.iterations, "error_arcsec": round(self.error_arcsec, 3), "in_slit": self.in_slit,
-                "positions": [[round(x, 2), round(y, 2)] for x, y in self.positions]}
+        out = {"converged": self.converged, "iterations": self.iterations, "error_arcsec": round(self.error_arcsec, 3), "in_slit": self.in_slit,
+               "positions": [[round(x, 2), round(y, 2)] for x, y in self.positions]}
+        if self.model is not None:
+            out["model"] = [[round(v, 5) for v in row] for row in self.model]
+        return out
 
 
 def center_on_slit(
@@ -165,6 +170,7 @@ def center_on_slit(
                 predicted = model @ last_move
                 # Broyden's update: the smallest change of the model that explains the last move.
                 model = model + np.outer(seen - predicted, last_move) / float(last_move @ last_move)
+        result.model = model.tolist()
         if result.error_arcsec <= tolerance:
             result.converged = True
             return result

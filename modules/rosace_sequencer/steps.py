@@ -40,6 +40,7 @@ from rosace_core.observing_file import ObservingFile
 
 from rosace_sequencer import acquisition
 from rosace_sequencer.frames import FrameInfo, build_header, frame_name, write_frame
+from rosace_sequencer.guiding import GuideLoop, GuideSettings
 from rosace_sequencer.hardware import Control, Hardware, retry
 
 log = logging.getLogger(__name__)
@@ -188,16 +189,41 @@ class ObservationContext:
 
     # ---------------------------------------------------------------- frames
 
+    def guide_settings(self) -> GuideSettings:
+        """The guide loop's settings: options, instrument, and the calibration learnt during acquisition."""
+        o, inst = self.options, self.config.instrument
+        scale = float(inst.guide_scale)
+        model = self.info.get("guide_model") or (self.info.get("acquisition") or {}).get("model")
+        if model is None:
+            model = [[o.guide_x_sign / scale, 0.0], [0.0, o.guide_y_sign / scale]]
+        width = o.guide_slit_width
+        if width is None:
+            width = float(((self.detector.extra or {}).get("geometry") or {}).get("slit_width", 3.0))
+        exposure = o.guide_exposure or float(self.file.acquisition.exposure)
+        return GuideSettings(
+            exposure=exposure, slit=(float(inst.slit_x), float(inst.slit_y)), slit_width_px=width / scale, scale=scale,
+            model=(tuple(model[0]), tuple(model[1])), aggressiveness=o.guide_aggressiveness, min_move=o.guide_min_move,
+            max_move=o.guide_max_move, rate=o.guide_rate, interval=o.guide_interval, min_wall_interval=o.guide_min_wall_interval,
+            sigma=o.guide_detect_sigma, readout_timeout=o.readout_timeout, readout_min_wall=o.readout_min_wall)
+
+    def wants_guiding(self, imagetyp: str, exptime: float, *, on_sky: bool = True, light: bool = True) -> bool:
+        """Whether a frame is guided while it exposes: a long LIGHT on the sky, guiding on, not a blind acquisition."""
+        o = self.options
+        return (o.guide_during_exposure and imagetyp == "LIGHT" and on_sky and light and exptime > o.guide_min_exposure
+                and self.file.acquisition.mode != "blind")
+
     def take_frames(self, step: Step, imagetyp: str, *, exptime: float, count: int, lamp: str | None = None,
                     light: bool = True, on_sky: bool = True, between: Callable[[int], None] | None = None,
-                    start: int = 1) -> list[Path]:
+                    start: int = 1, guide: bool | None = None) -> list[Path]:
         """Take ``count`` frames of one kind and write them as FITS; return their paths.
 
         A frame whose file already exists (taken before a crash) is registered and
         skipped, so a resumed observation never duplicates a frame. ``lamp`` is
         lit for the frames and switched off afterwards. ``between(n)`` runs before
         frame ``n`` > 1 (guiding corrections). ``start`` numbers the first frame
-        (several blocks of one IMAGETYP in one step).
+        (several blocks of one IMAGETYP in one step). ``guide``: keep the star on
+        the slit while each frame exposes (None: :meth:`wants_guiding` decides;
+        pass False for frames taken off the target, such as a sky frame).
         """
         paths: list[Path] = []
         todo = []
@@ -215,6 +241,7 @@ class ObservationContext:
             return paths
         ra, dec = self.target_position() if on_sky else (None, None)
         binning = tuple(self.file.instrument.binning)
+        guided_frames = self.wants_guiding(imagetyp, exptime, on_sky=on_sky, light=light) if guide is None else bool(guide)
         if lamp is not None:
             self.retry(lambda: self.hw.set_lamp(lamp), f"switch on {lamp}")
         try:
@@ -229,19 +256,38 @@ class ObservationContext:
                     ccd = None
                 safety = self.guard.is_safe if (on_sky and imagetyp == "LIGHT") else None
 
+                guided: list = []
+
                 def _expose():
-                    return self.hw.expose(self.hw.camera, exptime, light=light, control=self.control,
-                                          readout_timeout=self.options.readout_timeout, readout_min_wall=self.options.readout_min_wall, safety=safety,
-                                          safety_poll=self.options.safety_poll)
+                    loop = None
+                    if guided_frames:
+                        try:
+                            loop = GuideLoop(self.hw, self.guide_settings(), self.control, duration=exptime,
+                                             status=lambda message: self.status(message=message)).start()
+                        except ValueError as exc:  # a bad calibration: observe unguided rather than not at all
+                            log.error("guiding not started: %s", exc)
+                    try:
+                        return self.hw.expose(self.hw.camera, exptime, light=light, control=self.control,
+                                              readout_timeout=self.options.readout_timeout, readout_min_wall=self.options.readout_min_wall,
+                                              safety=safety, safety_poll=self.options.safety_poll)
+                    finally:
+                        if loop is not None:
+                            guided[:] = [loop.stop()]
 
                 exposure = self.retry(_expose, f"{imagetyp} exposure")
+                extra = {}
+                if guided:
+                    stats = guided[0]
+                    extra = stats.header()
+                    self.info.setdefault("guiding", []).append(dict(stats.to_dict(), frame=n))
+                    self.log.info("%s %d guided: %s", imagetyp, n, ", ".join(f"{k}={v}" for k, v in stats.to_dict().items() if v is not None))
                 truth = self.hw.truth_id()
                 info = FrameInfo(
                     imagetyp=imagetyp, exptime=exptime, date_obs=exposure.start, obj=self.target_name, ra=ra, dec=dec,
                     lamp=lamp or "none", observation_id=self.observation_id, file_id=self.file.id, file_hash=self.file_hash,
                     step=step.name, step_index=self.step_index, number=n, binning=binning, ccd_temp=ccd,
                     set_temp=self.set_temp, observer=self.file.observer.name, reference=self.reference and imagetyp == "LIGHT",
-                    sim_truth=truth, campaign=(self.file.programme.campaign or "") if self.file.programme else "")
+                    sim_truth=truth, campaign=(self.file.programme.campaign or "") if self.file.programme else "", extra=extra)
                 if self._writer is None:
                     self._writer = _Writer(self)
                 self._writer.put(path, exposure.image, info)
@@ -335,11 +381,15 @@ def _center(ctx, max_iterations: int) -> acquisition.AcquisitionResult:
         ctx.hw.offset(east, north, rate=ctx.options.guide_rate, control=ctx.control)
         ctx.control.wait(ctx.options.settle_time / 2)
 
-    return acquisition.center_on_slit(
+    result = acquisition.center_on_slit(
         lambda: ctx.retry(lambda: _guide_image(ctx, acq.exposure), "guide exposure"),
         move, slit=(inst.slit_x, inst.slit_y), scale=inst.guide_scale, tolerance=acq.tolerance,
         max_iterations=max_iterations, x_sign=ctx.options.guide_x_sign, y_sign=ctx.options.guide_y_sign,
         sigma=ctx.options.guide_detect_sigma, check_abort=ctx.check)
+    if result.model is not None and result.iterations >= 2:
+        # A calibration measured on real moves: the guide loop uses it during the exposures.
+        ctx.info["guide_model"] = result.model
+    return result
 
 
 class SlitAcquisition(Step):
@@ -409,7 +459,7 @@ class Flats(Step):
 
 
 class Science(Step):
-    """The science exposures; with ``[sequencer] guiding`` the star is re-centred between them."""
+    """The science exposures, guided while they expose (long ones); with ``[sequencer] guiding`` the star is also re-centred between them."""
 
     name = "science"
     title = "science exposures"

@@ -87,6 +87,22 @@ class ShelterModel(_Strict):
     start_open: bool = False
 
 
+class TrackingModel(_Strict):
+    """How the mount drifts while it tracks, between guide corrections.
+
+    The optical axis wanders from where the mount was left (after a slew, a sync
+    or a pulse guide) by the worm's periodic error in right ascension,
+    ``periodic_error * sin(2 pi t / worm_period + phase)``, plus a slow linear
+    drift (polar misalignment, flexure) on both axes, counted from the end of
+    the last slew. All zero: perfect tracking.
+    """
+
+    periodic_error: float = Field(2.5, ge=0, le=120, description="semi-amplitude of the periodic error in RA, arcsec on the sky")
+    worm_period: float = Field(480.0, gt=0, description="worm period, seconds")
+    drift_ra: float = Field(0.3, ge=-60, le=60, description="east-west drift, arcsec per minute (positive: the pointing moves east)")
+    drift_dec: float = Field(0.4, ge=-60, le=60, description="north-south drift, arcsec per minute (positive: north)")
+
+
 class TelescopeModel(_Strict):
     """The equatorial mount."""
 
@@ -99,6 +115,7 @@ class TelescopeModel(_Strict):
     start_parked: bool = True
     aperture_mm: float = 280.0
     focal_length_mm: float = 2800.0
+    tracking: TrackingModel = TrackingModel()
 
 
 class CameraModel(_Strict):

@@ -5,6 +5,12 @@ shelter, pointing, weather, the star on the slit) and asks the renderer
 (:mod:`rosace_sim.render`) for the frame and its truth. Until the renderer is
 importable, a small fallback makes bias-plus-noise frames so the devices work.
 
+Science frames integrate the slit throughput over the exposure: the mount's
+tracking error and the pulse guides made meanwhile move the star across the
+slit (:meth:`SimTelescope.pointing_track`), the fraction of its light through the
+slit is averaged over the exposure (:func:`slit_throughput`), and the renderer is
+given the steady offset that lets the same mean fraction through.
+
 Guide camera orientation: north up (towards row 0), east left (towards column 0),
 ``guide_camera.scale`` arcsec per pixel, the slit at (``slit_x``, ``slit_y``), its
 length along the columns (north-south). A star east of the slit is at smaller x.
@@ -16,6 +22,7 @@ import logging
 import math
 import threading
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +50,39 @@ def angular_offset(ra0: float, dec0: float, ra1: float, dec1: float) -> tuple[fl
     """(east, north) offset in arcsec of (ra1, dec1) from (ra0, dec0), degrees in (small-angle)."""
     dra = ((ra1 - ra0 + 180.0) % 360.0) - 180.0
     return dra * math.cos(math.radians(dec0)) * 3600.0, (dec1 - dec0) * 3600.0
+
+
+MOFFAT_BETA = 4.765  # the renderer's seeing profile (Trujillo et al. 2001)
+
+
+@lru_cache(maxsize=64)
+def _slit_curve(seeing: float, slit_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(|dx| arcsec, fraction through the slit) of a Moffat star whose centre is |dx| off the slit's axis.
+
+    The slit is taken as infinitely long: along it a Moffat integrates to its
+    marginal profile ``(1 + x^2/alpha^2)^(1/2 - beta)`` across it.
+    """
+    alpha = seeing / (2.0 * math.sqrt(2.0 ** (1.0 / MOFFAT_BETA) - 1.0))
+    reach = 25.0 * seeing + slit_width
+    x = np.linspace(-reach, reach, 8001)
+    marginal = (1.0 + (x / alpha) ** 2) ** (0.5 - MOFFAT_BETA)
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (marginal[1:] + marginal[:-1]) * np.diff(x))])
+    cdf /= cdf[-1]
+    dx = np.linspace(0.0, reach - slit_width, 1201)
+    fraction = np.interp(slit_width / 2 - dx, x, cdf) - np.interp(-slit_width / 2 - dx, x, cdf)
+    return dx, np.minimum.accumulate(np.clip(fraction, 0.0, 1.0))
+
+
+def slit_throughput(dx, seeing: float, slit_width: float) -> np.ndarray:
+    """Fraction of a star's light through the slit for offsets ``dx`` (arcsec across the slit; array)."""
+    grid, fraction = _slit_curve(round(float(seeing), 3), round(float(slit_width), 3))
+    return np.interp(np.abs(np.asarray(dx, dtype=float)), grid, fraction)
+
+
+def offset_for_throughput(fraction: float, seeing: float, slit_width: float) -> float:
+    """The offset across the slit (arcsec, >= 0) that lets ``fraction`` of the light through."""
+    grid, curve = _slit_curve(round(float(seeing), 3), round(float(slit_width), 3))
+    return float(np.interp(fraction, curve[::-1], grid[::-1]))
 
 
 def _bin_and_cut(image: np.ndarray, binning: tuple[int, int], subframe) -> np.ndarray:
@@ -202,13 +242,49 @@ class Scene:
         # Offset of the star from the slit centre: x across the slit (east), y along it (north).
         dx, dy = angular_offset(t_ra, t_dec, star["ra"], star["dec"])
         values = self._conditions(params["start_dt"])
+        seeing = float(values.get("seeing", 2.5))
         alt, _ = tel.current_altaz()
         airmass = 1.0 / math.sin(math.radians(max(alt, 1.0)))
+        path = self.slit_path(params, (dx, dy), seeing)
         return "science", {
-            "star": star, "generic_star": generic, "slit_offset": [dx, dy], "airmass": airmass,
-            "altitude": alt, "seeing": float(values.get("seeing", 2.5)), "transmission": self.transmission(values),
+            "star": star, "generic_star": generic, "slit_offset": path.pop("effective_offset_arcsec"), "airmass": airmass,
+            "altitude": alt, "seeing": seeing, "transmission": self.transmission(values),
             "sky_quality": float(values.get("sky_quality", 21.0)),
-            "pointing": [t_ra, t_dec],
+            "pointing": [t_ra, t_dec], "slit_throughput": path,
+        }
+
+    def slit_path(self, params: dict, offset_now: tuple[float, float], seeing: float) -> dict:
+        """The star's path across the slit during the exposure and the mean fraction of its light through it.
+
+        ``offset_now`` is the star's (dx, dy) offset from the slit centre at the end
+        of the exposure (now), arcsec. The exposure is sampled every 0.5 s (at most
+        2001 samples); instants before the mount settled on this sky let no light through.
+        """
+        slit_width = float(self.instrument.get("geometry", {}).get("slit_width", 3.6))
+        duration = max(0.0, float(params["duration"]))
+        start = params["start_dt"].timestamp()
+        n = int(min(2001, max(21, 2 * duration + 1)))
+        times = start + np.linspace(0.0, duration, n)
+        east, north, valid = self.obs.telescope.pointing_track(times)
+        dx = offset_now[0] - east
+        dy = offset_now[1] - north
+        fraction = np.where(valid, slit_throughput(dx, seeing, slit_width), 0.0)
+        mean = float(fraction.mean())
+        if mean > 1e-6:
+            # The steady offset that lets the same mean light through, on the side where the light went.
+            side = 1.0 if float(np.sum(fraction * dx)) >= 0 else -1.0
+            eff = [side * offset_for_throughput(mean, seeing, slit_width), float(np.sum(fraction * dy) / fraction.sum())]
+        else:
+            eff = [60.0 + slit_width, float(offset_now[1])]  # the star never was in the slit
+        across = dx[valid] if valid.any() else dx
+        return {
+            "mean": mean, "min": float(fraction.min()), "max": float(fraction.max()),
+            "start": float(fraction[0]), "end": float(fraction[-1]),
+            "centred": float(slit_throughput(0.0, seeing, slit_width)),
+            "samples": n, "seeing_arcsec": seeing, "slit_width_arcsec": slit_width,
+            "offset_across_mean_arcsec": float(across.mean()), "offset_across_rms_arcsec": float(np.sqrt(np.mean(across**2))),
+            "offset_start_arcsec": [float(dx[0]), float(dy[0])], "offset_end_arcsec": [float(offset_now[0]), float(offset_now[1])],
+            "tracked_fraction": float(valid.mean()), "effective_offset_arcsec": eff,
         }
 
     def _call_renderer(self, renderer, kind: str, extra: dict, exposure: float, params: dict, rng):

@@ -2,8 +2,12 @@
 
 The mount believes it points at (``ra``, ``dec``), what it reports; the sky it
 really sees is offset by ``pointing_error`` (drawn at the end of every slew, a
-few arcseconds), which is what puts the star beside the slit on the guide camera.
-Pulse guiding moves both. Slews run at a finite rate on each axis plus a settle
+few arcseconds), which is what puts the star beside the slit on the guide camera,
+and, while it tracks, by the tracking error (the scenario's ``telescope.tracking``:
+the worm's periodic error in RA and a slow drift, counted from the end of the
+last slew). Pulse guiding moves both the reported and the real pointing, at once;
+the mount remembers its pulses so that :meth:`SimTelescope.pointing_track` can
+say where the optical axis was at any instant of an exposure. Slews run at a finite rate on each axis plus a settle
 time; the position in between is interpolated. Hour angles and altitudes come
 from the local sidereal time of the observatory clock (astropy, offline).
 """
@@ -102,6 +106,11 @@ class SimTelescope(SimDevice):
         self._at_park = self.cfg.start_parked
         self._park_pending = False
         self._error_arcsec = (0.0, 0.0)  # (east-west on sky, north-south) true minus reported
+        # Tracking error: counted from _track_t0 (end of the last slew, sync, unpark or tracking change);
+        # the pulse guides since then as (start, east, north) arcsec on the sky.
+        self._track_t0 = now
+        self._pulses: list[tuple[float, float, float]] = []
+        self._pe_phase = float(np.random.default_rng(observatory.scenario.seed + 11).uniform(0.0, 2.0 * math.pi))
         self._pulse_until = 0.0
         self._target_ra: float | None = None
         self._target_dec: float | None = None
@@ -134,7 +143,60 @@ class SimTelescope(SimDevice):
             else:
                 sigma = self.cfg.pointing_error
                 self._error_arcsec = (float(self.rng.normal(0, sigma)), float(self.rng.normal(0, sigma)))
+                self._restart_tracking(s["end"], fold=False)
         self._t_ref = now
+
+    def _tracking_sky(self) -> bool:
+        return self._tracking and self._slew is None and not self._at_park
+
+    def _tracking_error(self, t):
+        """(east, north) arcsec of tracking error at clock time(s) ``t`` (float or array), since ``_track_t0``."""
+        tr = self.cfg.tracking
+        t0 = self._track_t0
+        w = 2.0 * math.pi / tr.worm_period
+        # The worm angle is counted from the clock's epoch (not from t0) so that the periodic error
+        # keeps its phase across slews; only its value at t0 is subtracted.
+        pe = tr.periodic_error * (np.sin(w * (np.asarray(t, dtype=float) - 1.7e9) + self._pe_phase) - math.sin(w * (t0 - 1.7e9) + self._pe_phase))
+        dt = np.asarray(t, dtype=float) - t0
+        return pe + tr.drift_ra / 60.0 * dt, tr.drift_dec / 60.0 * dt
+
+    def _restart_tracking(self, when: float, fold: bool = True) -> None:
+        """Start counting the tracking error afresh at ``when``; with ``fold`` keep the error so far in the pointing error."""
+        if fold and self._tracking_sky():
+            ex, ey = self._tracking_error(when)
+            self._error_arcsec = (self._error_arcsec[0] + float(ex), self._error_arcsec[1] + float(ey))
+        self._track_t0 = when
+        self._pulses = []
+
+    def pointing_track(self, times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the optical axis was at the clock times ``times`` (Unix s), relative to where it is now.
+
+        Returns (east, north, valid): arcsec on the sky of the true pointing at each
+        instant minus the true pointing now (tracking error and the pulse guides made
+        since), and whether the mount was already tracking that sky then (False
+        before the end of the last slew, or when it is not tracking now).
+        """
+        t = np.atleast_1d(np.asarray(times, dtype=float))
+        with self.lock:
+            self._update()
+            now = sim_seconds()
+            if not self._tracking_sky():
+                zeros = np.zeros_like(t)
+                return zeros, zeros.copy(), np.zeros(t.shape, dtype=bool)
+            e_now = self._tracking_error(now)
+            e_t = self._tracking_error(np.minimum(t, now))
+            east = e_t[0] - float(e_now[0])
+            north = e_t[1] - float(e_now[1])
+            if self._pulses:
+                pulses = np.asarray(self._pulses, dtype=float)
+                # Pulses started after an instant had not moved the axis yet at that instant.
+                later_e = np.concatenate([np.cumsum(pulses[::-1, 1])[::-1], [0.0]])
+                later_n = np.concatenate([np.cumsum(pulses[::-1, 2])[::-1], [0.0]])
+                idx = np.searchsorted(pulses[:, 0], t, side="right")
+                east = east - later_e[idx]
+                north = north - later_n[idx]
+            valid = t >= self._track_t0
+        return east, north, valid
 
     def _position(self) -> tuple[float, float]:
         """(ra hours, dec deg) reported now."""
@@ -160,9 +222,14 @@ class SimTelescope(SimDevice):
         return altaz(self._lst() - ra, dec, self.site.latitude)
 
     def true_pointing(self) -> tuple[float, float]:
-        """Where the optical axis really is: (ra deg, dec deg), reported position plus pointing error."""
-        ra, dec = self.current_radec()
-        ex, ey = self._error_arcsec
+        """Where the optical axis really is: (ra deg, dec deg), reported position plus pointing and tracking error."""
+        with self.lock:
+            self._update()
+            ra, dec = self._position()
+            ex, ey = self._error_arcsec
+            if self._tracking_sky():
+                tx, ty = self._tracking_error(sim_seconds())
+                ex, ey = ex + float(tx), ey + float(ty)
         cosd = max(1e-6, math.cos(math.radians(dec)))
         return (ra * 15.0 + ex / 3600.0 / cosd) % 360.0, max(-90.0, min(90.0, dec + ey / 3600.0))
 
@@ -266,6 +333,8 @@ class SimTelescope(SimDevice):
             if self._slew is None:
                 self._ra, self._dec = ra, dec
                 self._ha = (self._lst() - ra) % 24.0
+            if bool(Tracking) != self._tracking:
+                self._restart_tracking(sim_seconds())
             self._tracking = bool(Tracking)
 
     def get_trackingrate(self) -> int:
@@ -390,6 +459,7 @@ class SimTelescope(SimDevice):
             cosd = max(1e-6, math.cos(math.radians(Declination)))
             dra = ((t_ra - RightAscension * 15.0 + 180) % 360) - 180
             self._error_arcsec = (dra * 3600.0 * cosd, (t_dec - Declination) * 3600.0)
+            self._restart_tracking(sim_seconds(), fold=False)  # the error so far is in the new pointing error
             self._target_ra, self._target_dec = float(RightAscension), float(Declination)
 
     def put_synctotarget(self) -> None:
@@ -412,6 +482,9 @@ class SimTelescope(SimDevice):
                 self._slew = None
                 self._ra, self._dec = ra, dec
                 self._ha = (self._lst() - ra) % 24.0
+                self._restart_tracking(sim_seconds(), fold=False)
+            # Like most drivers, AbortSlew also ends a pulse guide in progress.
+            self._pulse_until = min(self._pulse_until, sim_seconds())
 
     def get_axisrates(self, Axis: int) -> list[dict]:
         if Axis not in (0, 1, 2):
@@ -445,6 +518,7 @@ class SimTelescope(SimDevice):
             # Like most mounts, tracking resumes on unpark so the sky is followed at once.
             self._ra = (self._lst() - self._ha) % 24.0
             self._tracking = True
+            self._restart_tracking(sim_seconds(), fold=False)
 
     def get_atpark(self) -> bool:
         with self.lock:
@@ -474,6 +548,12 @@ class SimTelescope(SimDevice):
                 raise InvalidOperation("cannot pulse-guide while slewing")
             arcsec = self._guide_rate * 3600.0 * Duration / 1000.0
             ra, dec = self._position()
+            now = sim_seconds()
+            if self._tracking_sky() and arcsec > 0:
+                self._pulses = [p for p in self._pulses if p[0] > now - 4000.0]  # longer than any exposure
+                east = arcsec if Direction == 2 else -arcsec if Direction == 3 else 0.0
+                north = arcsec if Direction == 0 else -arcsec if Direction == 1 else 0.0
+                self._pulses.append((now, east, north))
             if Direction in (0, 1):  # north / south
                 self._dec = max(-90.0, min(90.0, dec + (arcsec if Direction == 0 else -arcsec) / 3600.0))
                 self._ra = ra
@@ -606,5 +686,6 @@ class SimTelescope(SimDevice):
             "ra_hours": ra, "dec": dec, "altitude": alt, "azimuth": az, "tracking": self._tracking,
             "slewing": self.get_slewing(), "at_park": self._at_park,
             "pointing_error_arcsec": list(self._error_arcsec), "true_ra": tra, "true_dec": tdec,
+            "tracking_error_arcsec": [float(v) for v in self._tracking_error(sim_seconds())] if self._tracking_sky() else [0.0, 0.0],
         })
         return snap

@@ -1,0 +1,220 @@
+"""Guiding during the science exposure, against the simulated observatory (real HTTP, accelerated clock).
+
+The simulator's mount drifts while it tracks (periodic error and a slow drift,
+``telescope.tracking`` of the scenario) and its truth record says how much of the
+star's light went through the slit over each exposure: guided frames must keep
+it high, clearly above unguided ones. A star lost behind clouds pauses the
+corrections without stopping the exposure; an abort stops the guide loop and
+leaves no pulse guide running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import yaml
+
+from rosace_core.config import config_from_dict
+from rosace_core.observing_file import ObservingFile, load_observing_file
+from rosace_core.resources import resource_path
+from rosace_core.rest import BackgroundServer
+
+from rosace_sequencer.api import create_app
+from rosace_sequencer.client import SequencerClient
+from rosace_sequencer.guiding import measure_on_slit
+from rosace_sim.render.guider import render_guide_image
+from rosace_sim.testing import SimObservatory
+
+from rosace_sim.testing import wait_for
+
+TOKEN = "guide-test-token"
+DEVICES = [("dome", 0), ("telescope", 0), ("spectro_camera", 0), ("guide_camera", 1), ("switch", 0), ("safety_monitor", 0),
+           ("observing_conditions", 0)]
+#: A mount that needs guiding: 2.5 arcsec periodic error, 0.6 arcsec a minute of drift across the slit.
+TRACKING = {"periodic_error": 2.5, "worm_period": 480.0, "drift_ra": 0.6, "drift_dec": 0.3}
+
+
+def guided_scenario(rate: float = 100.0, **stars) -> dict:
+    data = yaml.safe_load(resource_path("scenarios", "clear.yaml").read_text())
+    data["clock"]["rate"] = rate
+    data["shelter"]["start_open"] = True  # no dome module here: the roof is simply open
+    data["telescope"]["tracking"] = dict(TRACKING)
+    for star in data["stars"]:
+        star.update(stars.get(star["name"], {}))
+    return data
+
+
+def config_dict(sim_url: str, root: Path, **options) -> dict:
+    opts = {"use_scheduler": False, "hand_to_reduction": False, "backoff": 1.0, "retries": 2, "library_count": 1}
+    opts.update(options)
+    return {"devices": {k: {"url": sim_url, "device_number": n, "retries": 1} for k, n in DEVICES},
+            "data": {"root": str(root)}, "sequencer": opts}
+
+
+def small_file(**sequence) -> dict:
+    data = load_observing_file(resource_path("observing_files", "be_gamcas_halpha_alpy.yaml")).to_dict()
+    data["instrument"]["binning"] = [2, 2]  # quarter-size frames keep the tests quick
+    data["sequence"].update({"bias_dark": "none"})
+    data["sequence"].pop("flats", None)
+    data["sequence"].update(sequence)
+    return ObservingFile.model_validate(data).to_dict()
+
+
+def long_file(exposure: float = 600.0) -> dict:
+    return small_file(science={"count": 1, "exposure": exposure}, arcs={"exposure": 10, "when": "none"})
+
+
+class Sequencer:
+    """A sequencer app on a real local server, with the options given."""
+
+    def __init__(self, sim, root: Path, **options):
+        opts = {"guide_min_wall_interval": 0.1}
+        opts.update(options)
+        self.app = create_app(config_from_dict(config_dict(sim.url, root, **opts)), token=TOKEN)
+        self.server = BackgroundServer(self.app)
+
+    def __enter__(self):
+        self.server.__enter__()
+        return SequencerClient(self.server.url, token=TOKEN)
+
+    def __exit__(self, *exc):
+        self.server.__exit__(*exc)
+        self.app.extensions["rosace_sequencer"].close()
+
+
+def light_frames(result: dict) -> list[Path]:
+    return [Path(p) for p in result["frames"] if "_LIGHT_" in p]
+
+
+def run(client, file: dict, timeout: float = 120.0) -> dict:
+    job = client.run(file)
+    done = client.wait_job(job["id"], timeout=timeout, poll=0.2)
+    assert done["state"] == "succeeded", done
+    return done["result"]
+
+
+@pytest.fixture
+def sim():
+    with SimObservatory(guided_scenario()) as s:
+        yield s
+
+
+# --------------------------------------------------------------------------- measuring the star on the slit
+
+
+@pytest.mark.parametrize("flux", [1.1e7, 3e4])  # saturated gam Cas; a faint star
+@pytest.mark.parametrize("dx", [-3.0, -1.0, 0.0, 0.4, 2.0])
+def test_the_star_is_measured_across_the_slit_from_both_wings(flux, dx):
+    scale, slit = 0.8, (320.0, 240.0)
+    x, y = slit[0] + dx / scale, 241.3
+    image = render_guide_image((480, 640), [(x, y, flux)], exposure=1.0, seeing_px=2.5 / scale,
+                               slit=(*slit, 3.6 / scale, 225.0), rng=np.random.default_rng(7))
+    star = measure_on_slit(image, slit=slit, slit_width_px=3.6 / scale)
+    assert star is not None
+    # a tenth of an arcsecond, where a plain centroid of the light on the jaws is pulled away from the slit
+    assert abs(star.x - x) * scale < 0.25 and abs(star.y - y) * scale < 0.25
+
+
+def test_no_star_means_none():
+    image = render_guide_image((480, 640), [], exposure=1.0, seeing_px=3.0, slit=(320.0, 240.0, 4.5, 225.0),
+                               rng=np.random.default_rng(3))
+    assert measure_on_slit(image, slit=(320.0, 240.0), slit_width_px=4.5) is None
+
+
+# --------------------------------------------------------------------------- on the simulated observatory
+
+
+def _throughput(sim, path: Path) -> tuple[float, fits.Header]:
+    header = fits.getheader(path)
+    truth = sim.control.truth(header["SIMTRUTH"])
+    return truth["frame"]["slit_throughput"]["mean"], header
+
+
+def test_guiding_keeps_the_light_in_the_slit_and_unguided_loses_it(sim, tmp_path):
+    with Sequencer(sim, tmp_path / "guided") as client:
+        guided = run(client, long_file())
+    assert guided["outcome"] == "completed", guided["message"]
+    (frame,) = light_frames(guided)
+    mean_guided, h = _throughput(sim, frame)
+    with Sequencer(sim, tmp_path / "unguided", guide_during_exposure=False) as client:
+        unguided = run(client, long_file())
+    assert unguided["outcome"] == "completed", unguided["message"]
+    (frame_u,) = light_frames(unguided)
+    mean_unguided, hu = _throughput(sim, frame_u)
+    print(f"mean slit throughput over 600 s: guided {mean_guided:.3f}, unguided {mean_unguided:.3f}; header {dict(h)}")
+    centred = sim.control.truth(h["SIMTRUTH"])["frame"]["slit_throughput"]["centred"]
+    assert mean_guided >= 0.85 * centred
+    assert mean_guided - mean_unguided >= 0.2
+    assert h["GUIDING"] is True and h["GUIDECNT"] >= 5 and h["GUIDECOR"] >= 1 and h["GUIDELST"] == 0
+    assert 0 < h["GUIDERMS"] < 1.0 and h["GUIDSTAT"] == "completed"
+    assert "GUIDING" not in hu
+    assert guided["info"]["guiding"][0]["state"] == "completed"
+
+
+def test_short_exposures_are_not_guided_during_the_exposure(sim, tmp_path):
+    with Sequencer(sim, tmp_path, guide_min_exposure=30.0) as client:
+        result = run(client, small_file(science={"count": 1, "exposure": 20}, arcs={"exposure": 10, "when": "none"}))
+    (frame,) = light_frames(result)
+    assert "GUIDING" not in fits.getheader(frame)
+
+
+def test_a_star_lost_behind_clouds_pauses_guiding_but_not_the_exposure(tmp_path):
+    # A faint gam Cas: thick cloud hides it from the slit-jaw camera.
+    with SimObservatory(guided_scenario(**{"gam Cas": {"vmag": 8.0}})) as sim:
+        with Sequencer(sim, tmp_path) as client:
+            job = client.run(long_file())
+            wait_for(lambda: ((client.status().get("observation") or {}).get("frame") or "").startswith("LIGHT"), timeout=60)
+            time.sleep(1.0)  # 100 s of guiding
+            sim.control.set_weather(cloud_cover=100, safe=True)
+            time.sleep(1.5)
+            sim.control.clear_weather()
+            done = client.wait_job(job["id"], timeout=60, poll=0.2)
+            log = client.log()
+    result = done["result"]
+    assert result["outcome"] == "completed", result["message"]
+    (frame,) = light_frames(result)
+    h = fits.getheader(frame)
+    assert h["GUIDELST"] >= 1 and h["GUIDECNT"] >= 3  # lost for a while, found again afterwards
+    assert h["GUIDSTAT"] == "completed"
+    assert any("star lost" in line["message"] for line in log)
+    assert any("found again" in line["message"] for line in log)
+
+
+def test_abort_during_the_exposure_stops_the_guide_loop_and_its_pulses(sim, tmp_path):
+    tel = sim.observatory.telescope
+    with Sequencer(sim, tmp_path) as client:
+        job = client.run(long_file())
+        wait_for(lambda: ((client.status().get("observation") or {}).get("frame") or "").startswith("LIGHT"), timeout=60)
+        wait_for(lambda: any(t.name == "guide-loop" for t in threading.enumerate()), timeout=10)
+        time.sleep(0.5)
+        client.abort()
+        done = client.wait_job(job["id"], timeout=30, poll=0.1)
+        wait_for(lambda: not any(t.name == "guide-loop" for t in threading.enumerate()), timeout=10)
+    assert done["result"]["outcome"] in ("aborted", "interrupted"), done["result"]
+    assert not light_frames(done["result"])
+    assert tel.get_ispulseguiding() is False
+    pulses = len(tel._pulses)
+    time.sleep(0.5)  # 50 simulated seconds: nobody guides any more
+    assert len(tel._pulses) == pulses
+
+
+def test_a_guide_camera_error_stops_guiding_not_the_exposure(sim, tmp_path):
+    with Sequencer(sim, tmp_path) as client:
+        job = client.run(long_file())
+        wait_for(lambda: ((client.status().get("observation") or {}).get("frame") or "").startswith("LIGHT"), timeout=60)
+        time.sleep(0.5)
+        sim.control.inject_fault("camera", "error", device_number=1)
+        done = client.wait_job(job["id"], timeout=60, poll=0.2)
+        sim.control.clear_faults()
+    result = done["result"]
+    assert result["outcome"] == "completed", result["message"]
+    (frame,) = light_frames(result)
+    h = fits.getheader(frame)
+    assert h["GUIDSTAT"] == "error"
+    assert sim.observatory.telescope.get_ispulseguiding() is False
