@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -156,6 +156,30 @@ class ObservatoryConfig(_Strict):
         """Return the token to present to a module (its own, or the server-wide one)."""
         endpoint = self.modules.get(module)
         return (endpoint.token if endpoint and endpoint.token else None) or self.server.token
+
+
+OptionsModel = TypeVar("OptionsModel", bound=BaseModel)
+
+
+def module_options(config, module: str, model: type[OptionsModel]) -> OptionsModel:
+    """Validate a module's option table with its pydantic model and return the options.
+
+    ``module`` is the table's name: a built-in module (``[scheduler]``) or a user
+    module (``[nightlog]``, kept in ``config.module_options``). ``config`` may be
+    None (defaults). A bad value raises ConfigError naming the file and the key
+    (``scheduler.max_retries``), never a traceback.
+    """
+    if config is None:
+        data: dict = {}
+    elif isinstance(config, ObservatoryConfig):
+        data = config.options(module)
+    else:  # a plain object with the table as an attribute (tests, scripts)
+        data = dict(getattr(config, module, None) or {})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [(".".join([module, *(str(p) for p in err["loc"])]), err["msg"]) for err in exc.errors()]
+        raise ConfigError(getattr(config, "source", None) or "<config>", problems) from None
 
 
 def default_config_path() -> Path:

@@ -8,7 +8,11 @@ from datetime import datetime, timezone
 import pytest
 
 from rosace_core.clock import Clock
-from rosace_core.config import config_from_dict, example_config_text, load_config
+from types import SimpleNamespace
+
+from pydantic import BaseModel, Field
+
+from rosace_core.config import config_from_dict, example_config_text, load_config, module_options
 from rosace_core.errors import Aborted, ConfigError
 from rosace_core.jobs import JobRunner
 
@@ -50,6 +54,37 @@ def test_partial_module_override_keeps_defaults():
     assert cfg.module_url("dome") == "http://obs:9000"
     assert cfg.module_token("dome") == "t"
     assert cfg.module_url("share") == "http://127.0.0.1:8705"
+
+
+class _Options(BaseModel):
+    model_config = {"extra": "forbid"}
+    retries: int = Field(2, ge=0)
+    label: str = "x"
+
+
+def test_module_options_validate_a_table_and_name_the_key(tmp_path):
+    path = tmp_path / "obs.toml"
+    path.write_text("[scheduler]\nmax_retries = 1\n")
+    cfg = load_config(path)
+    cfg.scheduler = {"retries": 5}
+    assert module_options(cfg, "scheduler", _Options).retries == 5
+    assert module_options(None, "scheduler", _Options) == _Options()
+    assert module_options(SimpleNamespace(share={"label": "y"}), "share", _Options).label == "y"
+    cfg.scheduler = {"retries": -1, "colour": "red"}
+    with pytest.raises(ConfigError) as info:
+        module_options(cfg, "scheduler", _Options)
+    assert {loc for loc, _ in info.value.problems} == {"scheduler.retries", "scheduler.colour"}
+    assert str(path) in str(info.value)
+
+
+def test_module_options_of_a_user_module_table():
+    cfg = config_from_dict({})
+    cfg.module_options = {"nightlog": {"retries": "many"}}
+    with pytest.raises(ConfigError) as info:
+        module_options(cfg, "nightlog", _Options)
+    assert [loc for loc, _ in info.value.problems] == ["nightlog.retries"]
+    cfg.module_options = {"nightlog": {"retries": 3}}
+    assert module_options(cfg, "nightlog", _Options).retries == 3
 
 
 def test_simulated_clock_runs_at_rate_and_round_trips():
