@@ -19,6 +19,7 @@ import pytest
 
 from rosace_core import plugins
 from rosace_core.config import config_from_dict
+from rosace_core.errors import ConfigError
 from rosace_core.http import ApiError
 from rosace_core.rest import BackgroundServer
 
@@ -80,6 +81,22 @@ def test_rest_api_answers_and_checks_token(server, tmp_path):
     assert anonymous.value.status == 401
     paths = client.get(f"{server.url}/api/v1/openapi.json")["paths"]
     assert set(paths["/api/v1/nightlog/notes"]) == {"get", "post"}
+
+
+def test_options_table_of_the_module(installed, tmp_path):
+    """[nightlog] in the observatory configuration reaches the module; a bad key is named."""
+    spec = plugins.get_module("nightlog")
+    config = config_from_dict({"data": {"root": str(tmp_path / "data")},
+                               "nightlog": {"file_name": "log-2026.jsonl", "default_author": "Valérie"}})
+    with BackgroundServer(spec.create_app(config, token="t")) as srv:
+        note = spec.create_client(srv.url, token="t").add("dew on the corrector")
+    assert note["author"] == "Valérie"
+    assert "dew" in (tmp_path / "data" / "state" / "log-2026.jsonl").read_text(encoding="utf-8")
+    bad = config_from_dict({"nightlog": {"file_name": "../escape", "colour": "red"}}, source="obs.toml")
+    with pytest.raises(ConfigError) as info:
+        spec.create_app(bad, token="t")
+    assert {loc for loc, _ in info.value.problems} == {"nightlog.file_name", "nightlog.colour"}
+    assert "obs.toml" in str(info.value)
 
 
 def test_cli_lists_the_module(installed):

@@ -26,6 +26,15 @@ class NoteOut(NoteIn):
     time: str = Field(..., description="ISO UTC, from the ROSACE clock")
 
 
+class NightLogOptions(BaseModel):
+    """The ``[nightlog]`` table of the observatory configuration (all optional)."""
+
+    model_config = {"extra": "forbid"}  # a misspelt key is an error naming it, not silently ignored
+
+    file_name: str = Field("nightlog.jsonl", pattern=r"^[\w.-]+$", description="file in the data folder's state/")
+    default_author: str = Field("", max_length=80, description="author of notes sent without one")
+
+
 class NotesQuery(BaseModel):
     """Filter of the note list."""
 
@@ -44,17 +53,21 @@ def list_notes(query: NotesQuery):
 @api.route("/notes", methods=("POST",), body=NoteIn, response=NoteOut, status=201, summary="Add a note")
 def add_note(body: NoteIn):
     try:
-        return vars(_log().add(body.text, body.category, body.author))
+        author = body.author or current_app.extensions["rosace_nightlog.options"].default_author
+        return vars(_log().add(body.text, body.category, author))
     except ValueError as exc:
         raise ProblemError(422, "Invalid note", str(exc)) from None
 
 
 def create_app(config=None, *, token=None):
-    """Build the night log's Flask app; notes go to ``<data root>/state/nightlog.jsonl``."""
-    from rosace_core.config import load_config
+    """Build the night log's Flask app; notes go to ``<data root>/state/<file_name>``."""
+    from rosace_core.config import load_config, module_options
 
     if config is None:
         config = load_config()
+    # [nightlog] options: a bad value stops here with the file and key named (ConfigError).
+    options = module_options(config, "nightlog", NightLogOptions)
     app = create_module_app(api, config=config, token=token)
-    app.extensions["rosace_nightlog"] = NightLog(config.data.state / "nightlog.jsonl")
+    app.extensions["rosace_nightlog.options"] = options
+    app.extensions["rosace_nightlog"] = NightLog(config.data.state / options.file_name)
     return app
