@@ -27,7 +27,8 @@ from rosace_core.rest import BackgroundServer
 
 from rosace_sequencer.api import create_app
 from rosace_sequencer.client import SequencerClient
-from rosace_sequencer.guiding import measure_on_slit
+from rosace_sequencer.guiding import GuideLoop, GuideSettings, measure_on_slit
+from rosace_sequencer.hardware import Control, Hardware
 from rosace_sim.render.guider import render_guide_image
 from rosace_sim.testing import SimObservatory
 
@@ -218,3 +219,23 @@ def test_a_guide_camera_error_stops_guiding_not_the_exposure(sim, tmp_path):
     h = fits.getheader(frame)
     assert h["GUIDSTAT"] == "error"
     assert sim.observatory.telescope.get_ispulseguiding() is False
+
+
+def test_stopping_the_guide_loop_ends_the_pulse_guide_in_progress(tmp_path):
+    data = guided_scenario(rate=10.0)
+    data["telescope"]["pointing_error"] = 10.0  # the star well off the slit: the first correction is a long pulse
+    with SimObservatory(data) as sim:
+        tel = sim.observatory.telescope
+        hw = Hardware(config_from_dict(config_dict(sim.url, tmp_path)))
+        hw.connect("telescope", "guider")
+        control = Control()
+        hw.slew(14.177215, 60.716740, timeout=120, settle=0, control=control)
+        # A guide rate claimed 75x too slow: every correction becomes a 30 s pulse (3 s wall).
+        settings = GuideSettings(exposure=1.0, slit=(320.0, 240.0), slit_width_px=4.5, scale=0.8, model=((1.25, 0.0), (0.0, 1.25)),
+                                 rate=0.1, max_move=3.0, interval=0.0, min_wall_interval=0.0)
+        loop = GuideLoop(hw, settings, control, duration=600.0).start()
+        wait_for(tel.get_ispulseguiding, timeout=20, poll=0.01)
+        stats = loop.stop()
+        assert tel.get_ispulseguiding() is False
+        assert not any(t.name == "guide-loop" for t in threading.enumerate())
+        assert stats.frames >= 1 and stats.state == "completed"
