@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rosace_core.errors import ConfigError
+from rosace_core.config import module_options
 
 
 class _Strict(BaseModel):
@@ -92,12 +92,7 @@ def load_settings(config=None) -> tuple[DomeSettings, Literal["rolloff", "dome"]
 
     Raises ConfigError naming the key (``dome.<key>``) when the table is invalid.
     """
-    raw = dict(getattr(config, "dome", None) or {})
-    try:
-        settings = DomeSettings.model_validate(raw)
-    except ValidationError as exc:
-        problems = [("dome." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "dome", err["msg"]) for err in exc.errors()]
-        raise ConfigError(getattr(config, "source", None) or "<config>", problems) from None
+    settings = module_options(config, "dome", DomeSettings)
     shelter = config.devices.shelter if config is not None else "rolloff"
     if settings.state_file is not None:
         state_file = Path(settings.state_file)

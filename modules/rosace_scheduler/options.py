@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from rosace_core.errors import ConfigError
+from rosace_core.config import module_options
 
 
 class SchedulerOptions(BaseModel):
@@ -37,9 +37,4 @@ class SchedulerOptions(BaseModel):
 
 def scheduler_options(config) -> SchedulerOptions:
     """Validate ``config.scheduler``; raise ConfigError naming the bad key."""
-    data = dict(getattr(config, "scheduler", None) or {}) if config is not None else {}
-    try:
-        return SchedulerOptions.model_validate(data)
-    except ValidationError as exc:
-        problems = [("scheduler." + ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
-        raise ConfigError(getattr(config, "source", None) or "<config>", problems) from None
+    return module_options(config, "scheduler", SchedulerOptions)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from rosace_core.errors import ConfigError
+from rosace_core.config import module_options
 
 
 class SequencerOptions(BaseModel):
@@ -60,9 +60,4 @@ class SequencerOptions(BaseModel):
 
 def sequencer_options(config) -> SequencerOptions:
     """Validate ``config.sequencer``; raise ConfigError naming the key."""
-    data = dict(getattr(config, "sequencer", None) or {}) if config is not None else {}
-    try:
-        return SequencerOptions.model_validate(data)
-    except ValidationError as exc:
-        problems = [("sequencer." + ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
-        raise ConfigError(getattr(config, "source", None) or "<config>", problems) from None
+    return module_options(config, "sequencer", SequencerOptions)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from rosace_core.errors import ConfigError
+from rosace_core.config import module_options
 
 
 class ShareOptions(BaseModel):
@@ -32,12 +32,7 @@ class ShareOptions(BaseModel):
 
 def share_options(config=None) -> ShareOptions:
     """Validate ``config.share`` (a dict) and return the options; raise ConfigError naming the key."""
-    data = dict(getattr(config, "share", None) or {}) if config is not None else {}
-    try:
-        return ShareOptions.model_validate(data)
-    except ValidationError as exc:
-        source = getattr(config, "source", None) or "<config>"
-        raise ConfigError(source, [("share." + ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]) from None
+    return module_options(config, "share", ShareOptions)
 
 
 def data_root(config=None) -> Path:
