@@ -20,6 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from rosace_core.config import module_options
 from rosace_core.errors import RosaceError
 from rosace_reduction.frames import FrameInfo, read_frame_info, scan_folder
 from rosace_reduction.pipeline import Options, Plan, reduce_observation
@@ -221,9 +224,31 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
     return report
 
 
+class ReductionOptions(BaseModel):
+    """The ``[reduction]`` table (docs/reduction.md); a misspelt key is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output: Path | None = Field(None, description="output root (default <data root>/reduced)")
+    extinction: str = Field("orm", min_length=1, description="curve name in resources/extinction or a CSV path")
+    reference_dir: Path | None = Field(None, description="extra folder of reference spectra")
+    barycentric: bool = True
+    telluric: bool = True
+    cosmic_rays: bool | None = Field(None, description="override of the set-up recipe")
+    extraction: str | None = Field(None, pattern="^(optimal|boxcar)$", description="override of the set-up recipe")
+    normalise: bool | None = Field(None, description="override of the set-up recipe")
+    share_url: str | None = Field(None, pattern=r"^https?://", description="upload each new spectrum to this share module")
+    share_token: str | None = None
+    workers: int = Field(1, ge=1, le=64, description="worker processes for REST jobs")
+    instruments_dir: Path | None = Field(None, description="a folder of the user's own instrument set-ups")
+
+
 def options_from_config(config) -> Options:
-    """Reduction options from the observatory configuration (``[reduction]`` table and site)."""
-    red = dict(getattr(config, "reduction", {}) or {})
+    """Reduction options from the observatory configuration (``[reduction]`` table and site).
+
+    Raises ConfigError naming the key (``reduction.telluric``) when the table is invalid.
+    """
+    red = module_options(config, "reduction", ReductionOptions).model_dump(exclude_none=True)
     site = config.site
     # The mounted set-up when it is the user's own file, and their folder of set-ups:
     # the sequencer writes only the set-up's name in INSTRUME.
@@ -250,8 +275,8 @@ def options_from_config(config) -> Options:
         elevation=site.elevation,
         extinction=str(red.get("extinction", "orm")),
         reference_dirs=[str(red["reference_dir"])] if red.get("reference_dir") else [],
-        barycentric=bool(red.get("barycentric", True)),
-        telluric=bool(red.get("telluric", True)),
+        barycentric=red["barycentric"],
+        telluric=red["telluric"],
         cosmic_rays=red.get("cosmic_rays"),
         extraction=red.get("extraction"),
         normalise=red.get("normalise"),

@@ -59,3 +59,15 @@ def test_an_unknown_set_up_says_where_it_looked(tmp_path):
     message = str(err.value)
     assert "nosuch" in message and str(path) in message and "'mine'" in message
     assert "missing (not found)" in message and "resources/instruments/nosuch.toml" in message
+
+
+def test_reduction_table_is_checked_and_names_the_key():
+    """[reduction] is validated like the other modules' tables: a misspelt or bad key is named, not ignored."""
+    from rosace_core.errors import ConfigError
+
+    bad = ObservatoryConfig(reduction={"teluric": False, "workers": 0, "extraction": "fancy"})
+    with pytest.raises(ConfigError) as info:
+        options_from_config(bad)
+    assert {loc for loc, _ in info.value.problems} == {"reduction.teluric", "reduction.workers", "reduction.extraction"}
+    options = options_from_config(ObservatoryConfig(reduction={"telluric": False, "extraction": "boxcar", "cosmic_rays": False}))
+    assert options.telluric is False and options.extraction == "boxcar" and options.cosmic_rays is False and options.barycentric is True
