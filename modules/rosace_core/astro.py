@@ -7,9 +7,12 @@ ephemeris from astropy's built-in one.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 _done = False
+_eop_lock = threading.Lock()
+_eop_loaded = False
 
 
 def configure_offline() -> None:
@@ -38,3 +41,27 @@ def configure_offline() -> None:
     except ImportError:  # pragma: no cover - erfa ships with astropy
         pass
     _done = True
+
+
+def load_earth_orientation():
+    """Load the bundled IERS table and the leap seconds once, then release what reading them left.
+
+    astropy reads ``finals2000A`` with its ASCII table reader, which leaves
+    60-90 MB of reference cycles and freed heap behind. A server that will need
+    UT1 or polar motion (coordinates, barycentric corrections) calls this at
+    start-up; later uses find the table loaded. Returns the table.
+    """
+    global _eop_loaded
+    from rosace_core.memory import release_memory
+
+    configure_offline()
+    from astropy.time import Time
+    from astropy.utils import iers
+
+    with _eop_lock:
+        table = iers.earth_orientation_table.get()
+        if not _eop_loaded:
+            Time("2020-01-01T00:00:00", scale="utc").tai  # the leap-second table, read the same way
+            _eop_loaded = True
+            release_memory()
+    return table

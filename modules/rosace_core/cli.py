@@ -98,13 +98,17 @@ def cmd_config_check(args) -> int:
 
 def _serve_factory(spec):
     def cmd_serve(args) -> int:
-        from rosace_core.astro import configure_offline
+        from rosace_core.astro import configure_offline, load_earth_orientation
         from rosace_core.logs import setup_logging
         from rosace_core.rest import serve
 
         configure_offline()
         setup_logging(spec.id, args.log_level)
         cfg = _load_config(args)
+        if spec.extra.get("earth_orientation", True):
+            # Read the IERS table now and free what reading it left (60-90 MB a
+            # process otherwise kept until a full garbage collection).
+            load_earth_orientation()
         host = args.host or cfg.server.host
         if args.port:
             port = args.port

@@ -389,7 +389,11 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 8700, *, config=None,
     """Serve an app with waitress until interrupted (never Flask's development server)."""
     import waitress
 
+    from rosace_core.memory import tune_allocator
+
     check_bind(host, config, module)
+    # Frames freed between exposures go back to the system (glibc; see rosace_core.memory).
+    tune_allocator()
     log.info("serving %s on http://%s:%d", app.name, host, port)
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="rosace", channel_timeout=120)

@@ -11,4 +11,6 @@ MODULE = ModuleSpec(
     widget="rosace_share.gui:create_widget",
     cli="rosace_share.cli:register",
     port=8705,
+    # Dates only (no UT1, no coordinates): no IERS table at start-up.
+    extra={"earth_orientation": False},
 )
