@@ -1,12 +1,18 @@
-"""Server-side plots of spectra as PNG (matplotlib, Agg, no pyplot: safe in server threads)."""
+"""Server-side plots of spectra as PNG (matplotlib, Agg, no pyplot: safe in server threads).
+
+matplotlib is imported by the first plot, not with this module: a share server
+that is never asked for a plot (a night's archive) does not carry it (~35 MB).
+"""
 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from rosace_share.analysis import DynamicSpectrum, line_view, normalised_flux
 from rosace_share.spectra import SpectrumData
@@ -15,6 +21,8 @@ JD_MJD = 2400000.5
 
 
 def _png(fig: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buf = io.BytesIO()
     FigureCanvasAgg(fig)
     fig.savefig(buf, format="png")
@@ -22,6 +30,8 @@ def _png(fig: Figure) -> bytes:
 
 
 def _figure(width: float = 8.0, height: float = 3.6) -> tuple[Figure, object]:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=90, layout="constrained")
     return fig, fig.add_subplot()
 

@@ -198,3 +198,29 @@ def test_openapi_documents_multipart_upload(web):
     post = doc["paths"]["/api/v1/share/spectra"]["post"]
     assert "multipart/form-data" in post["requestBody"]["content"]
     assert "/api/v1/share/campaigns/{slug}/files" in doc["paths"]
+
+
+def test_a_share_server_loads_matplotlib_only_for_its_first_plot(tmp_path):
+    # A fresh interpreter: the test session itself has imported matplotlib long ago.
+    code = f"""
+import sys
+from tests.rosace_share.conftest import share_config, bess_bytes, ADMIN
+from rosace_share.api import create_app
+app = create_app(share_config(__import__("pathlib").Path({str(tmp_path)!r}), "sqlite:///{(tmp_path / 'a.db').as_posix()}", mode="server"), token=ADMIN)
+assert "matplotlib" not in sys.modules, "imported with the app"
+web = app.test_client()
+import io
+r = web.post("/api/v1/share/spectra", data={{"file": (io.BytesIO(bess_bytes()), "s.fits")}}, headers={{"Authorization": f"Bearer {{ADMIN}}"}}, content_type="multipart/form-data")
+assert r.status_code == 201, r.get_json()
+assert "matplotlib" not in sys.modules, "imported by an upload"
+png = web.get(f"/api/v1/share/spectra/{{r.get_json()['id']}}/plot.png")
+assert png.data[:4] == b"\\x89PNG" and "matplotlib" in sys.modules
+print("ok")
+"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert result.stdout.strip().endswith("ok"), result.stderr[-2000:]
