@@ -17,6 +17,7 @@ from flask import current_app, send_file
 from pydantic import BaseModel, Field, model_validator
 
 from rosace_core.jobs import JobRunner
+from rosace_core.memory import release_memory
 from rosace_core.rest import Api, ProblemError, create_module_app
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,12 @@ def reduce(body: ReduceRequest):
 
         job.progress(0.0, "waiting for the previous reduction")
         with _ONE_AT_A_TIME:
-            report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested)
+            try:
+                report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested)
+            finally:
+                # A reduction's band arrays and astropy's temporaries are garbage now:
+                # hand them back instead of idling at the job's high-water mark.
+                release_memory()
         spectra = []
         for o in report.outcomes:
             if body.observation_id and o.observation_id != body.observation_id:

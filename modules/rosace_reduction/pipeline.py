@@ -120,7 +120,21 @@ def _night(date_obs: str) -> str:
 
 _CACHE: "OrderedDict[tuple, object]" = OrderedDict()
 _CACHE_SIZE = 8
+#: Arrays kept by the cache at most (masters of a 170-row band are ~6 MB; each night's
+#: observation usually brings its own flats, so old masters are rarely asked for again).
+_CACHE_BYTES = 32 << 20
 _CACHE_LOCK = threading.Lock()
+
+
+def _nbytes(value) -> int:
+    """Bytes of the numpy arrays in a cached value (masters, (geometry, solution) pairs)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    if hasattr(value, "__dict__"):
+        return sum(v.nbytes for v in vars(value).values() if isinstance(v, np.ndarray))
+    return 0
 
 
 def _files_key(*groups) -> tuple:
@@ -137,7 +151,8 @@ def _files_key(*groups) -> tuple:
 
 
 def _cached(key: tuple, compute):
-    """Per-process cache of calibration products (masters, arc solutions), a few entries, least recent dropped."""
+    """Per-process cache of calibration products (masters, arc solutions): a few entries and at most
+    ``_CACHE_BYTES`` of arrays (the newest entry always stays), least recent dropped."""
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -145,7 +160,7 @@ def _cached(key: tuple, compute):
     value = compute()
     with _CACHE_LOCK:
         _CACHE[key] = value
-        while len(_CACHE) > _CACHE_SIZE:
+        while len(_CACHE) > _CACHE_SIZE or (len(_CACHE) > 1 and sum(_nbytes(v) for v in _CACHE.values()) > _CACHE_BYTES):
             _CACHE.popitem(last=False)
     return value
 

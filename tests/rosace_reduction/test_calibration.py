@@ -16,6 +16,26 @@ def test_combine_rejects_outliers():
     assert np.std(m) < 0.6
 
 
+def test_combine_by_pieces_equals_the_whole_stack_at_once(monkeypatch):
+    from astropy.stats import sigma_clip
+
+    import rosace_reduction.calibration as calibration
+
+    rng = np.random.default_rng(3)
+    frames = [rng.normal(100, 3, (37, 50)).astype(np.float32) for _ in range(9)]
+    frames[2][4, 7] = 8000.0  # cosmic rays, one pixel hit twice
+    frames[5][4, 7] = 6000.0
+    frames[6][30, 1:9] = 900.0
+    frames[1][12, 12] = np.nan
+    whole = sigma_clip(np.asarray(frames), sigma=3.0, axis=0, maxiters=2, cenfunc="median", stdfunc="mad_std").mean(axis=0).filled(np.nan)
+    # a few rows at a time: 37 rows in pieces of 4 (the last one shorter)
+    monkeypatch.setattr(calibration, "COMBINE_CHUNK_BYTES", 9 * 4 * 50 * 4)
+    m = combine(frames)
+    assert m.dtype == np.float32 and m.shape == (37, 50)
+    np.testing.assert_array_equal(m, whole.astype(np.float32))
+    assert m[4, 7] == pytest.approx(100, abs=5)
+
+
 def test_dark_scaled_by_exposure_and_temperature():
     setup = load_instrument("alpy600")
     rows = slice(0, 4)

@@ -127,3 +127,22 @@ def test_cached_arc_solution_follows_the_file(synthetic_night, tmp_path):
     fits.PrimaryHDU(blank, header=header).writeto(arc, overwrite=True)
     with pytest.raises(WavelengthError):
         reduce_observation(plan, options)
+
+
+def test_calibration_cache_is_bounded_by_the_size_of_its_arrays():
+    from rosace_reduction import pipeline
+    from rosace_reduction.calibration import Masters
+
+    pipeline.clear_cache()
+    try:
+        big = lambda: Masters(rows=slice(0, 1), bias=np.zeros((1000, 3000), np.float32), flat=np.ones((1000, 3000), np.float32))  # 24 MB
+        for i in range(3):
+            pipeline._cached(("masters", i), big)
+        assert list(pipeline._CACHE) == [("masters", 2)]  # two would pass the 32 MB bound: the newest stays
+        for i in range(10):
+            pipeline._cached(("arc", i), lambda: (None, np.zeros(100)))
+        assert len(pipeline._CACHE) == pipeline._CACHE_SIZE and ("arc", 9) in pipeline._CACHE
+        hit = pipeline._cached(("arc", 9), lambda: pytest.fail("computed again"))
+        assert hit[1].shape == (100,)
+    finally:
+        pipeline.clear_cache()
