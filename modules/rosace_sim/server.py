@@ -394,6 +394,11 @@ class FaultRequest(BaseModel):
 
 def create_app(observatory: Observatory | None = None, *, scenario=None, token: str | None = None) -> Flask:
     """Build the simulator's Flask app (Alpaca + management + /sim/v1); ``app.config['SIM']`` is the server."""
+    from rosace_core.astro import load_earth_orientation
+
+    # The mount and the renderer need UT1 and polar motion: read the IERS table
+    # now and free what reading it left (60-90 MB kept otherwise).
+    load_earth_orientation()
     obs = observatory or Observatory(scenario)
     server = AlpacaServer(obs, token=token)
     server.app.config["SIM"] = server

@@ -20,7 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.integrate import trapezoid
 from numpy.polynomial import Polynomial
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import ndtr
@@ -28,7 +27,7 @@ from scipy.special import ndtr
 from . import atmosphere
 from .detector import Region, read_out, region_of
 from .instrument import Instrument, load_instrument, response_curve
-from .stars import C_KMS, EW_WINDOW, HALPHA, Star
+from .stars import C_KMS, EW_WINDOW, HALPHA, Star, trapezoid
 
 TRUTH_SCHEMA = "rosace-sim-truth/1"
 V0_PHOTONS = 1000.0  # photons s^-1 cm^-2 A^-1 at 5500 A from a V = 0 star (Bessell 1998: 3.63e-9 erg)

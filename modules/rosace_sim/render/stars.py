@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 
 import numpy as np
-from scipy.integrate import trapezoid
+
+# numpy's own (2.0+) rather than scipy.integrate's: the same sums, without importing
+# scipy.integrate (~25 MB) into the simulator.
+trapezoid = np.trapezoid if hasattr(np, "trapezoid") else np.trapz
 
 C_KMS = 299792.458
 HALPHA = 6562.80  # air, A
