@@ -3,7 +3,8 @@
 Every observation, its current step and every frame written are committed as
 they happen, so a sequencer killed in the middle of an exposure finds on restart
 where it was, which frames are already on disk, and whether a night was running.
-The bias/dark library lives in the same database.
+The bias/dark library lives in the same database, and so do the hand-offs to
+the reduction that lacked a library entry (handed again once it exists).
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ library = Table(
     Column("binx", Integer, nullable=False),
     Column("biny", Integer, nullable=False),
     Column("created", String, nullable=False),
+)
+
+handoffs = Table(
+    "handoffs",
+    metadata,
+    Column("observation_id", String, primary_key=True),
+    Column("night", String, nullable=False, default=""),
+    Column("needs", Text, nullable=False, default="[]"),  # JSON: every library need of the observation
+    Column("unmet", Text, nullable=False, default="[]"),  # JSON: the needs the library could not serve at the last hand-off
+    Column("handed", String, nullable=False),  # time of the last hand-off
+    Column("count", Integer, nullable=False, default=1),  # hand-offs so far
 )
 
 
@@ -226,3 +238,35 @@ class Journal:
             q = q.where(library.c.kind == kind)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings().all()]
+
+    # ------------------------------------------------------------------ hand-offs to the reduction
+
+    def record_handoff(self, observation_id: str, night: str, needs: list[dict], unmet: list[dict]) -> None:
+        """Record that an observation was handed to the reduction, with the library needs it had and those unmet."""
+        values = {"night": night, "needs": json.dumps(needs), "unmet": json.dumps(unmet), "handed": _iso()}
+        with self._lock, self.engine.begin() as conn:
+            existing = conn.execute(select(handoffs.c.count).where(handoffs.c.observation_id == observation_id)).first()
+            if existing is None:
+                conn.execute(insert(handoffs).values(observation_id=observation_id, count=1, **values))
+            else:
+                conn.execute(update(handoffs).where(handoffs.c.observation_id == observation_id).values(count=existing[0] + 1, **values))
+
+    def handoff(self, observation_id: str) -> dict | None:
+        """Return one hand-off (needs and unmet decoded), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(handoffs).where(handoffs.c.observation_id == observation_id)).mappings().first()
+        return _decoded(row) if row else None
+
+    def unmet_handoffs(self, since: datetime | None = None) -> list[dict]:
+        """Return hand-offs still lacking a library entry (handed at or after ``since``), oldest first."""
+        q = select(handoffs).where(handoffs.c.unmet != "[]").order_by(handoffs.c.handed)
+        if since is not None:
+            q = q.where(handoffs.c.handed >= _iso(since))
+        with self.engine.connect() as conn:
+            return [_decoded(r) for r in conn.execute(q).mappings().all()]
+
+
+def _decoded(row) -> dict:
+    out = dict(row)
+    out["needs"], out["unmet"] = json.loads(out["needs"] or "[]"), json.loads(out["unmet"] or "[]")
+    return out

@@ -252,13 +252,31 @@ class Sequencer:
             self.night_info.setdefault("library_needs", [])
             self.night_info["library_needs"].extend(outcome.info["library_needs"])
         if outcome.outcome == "completed" and self.options.hand_to_reduction:
-            frames = list(outcome.frames)
-            for need in needs:
-                frames += library.matching(self.journal, need, tolerance=self.options.library_temperature_tolerance,
-                                           max_age_days=self.options.library_max_age_days)
+            frames, unmet = self._with_library(list(outcome.frames), needs)
             self._reduce(outcome.observation_id, frames)
+            if needs:
+                # Kept in the journal: once the library session has taken what was missing,
+                # the observation is handed again with it (even after a restart).
+                row = self.journal.observation(outcome.observation_id) or {}
+                self.journal.record_handoff(outcome.observation_id, row.get("night") or night_of(now()),
+                                            [_need_dict(n) for n in needs], [_need_dict(n) for n in unmet])
+                if unmet:
+                    log.info("%s handed to the reduction without %s (not in the library yet): handed again once taken",
+                             outcome.observation_id, ", ".join(_need_text(n) for n in unmet))
 
-    def _reduce(self, observation_id: str, frames: list[str]) -> None:
+    def _with_library(self, frames: list[str], needs: list[library.Need]) -> tuple[list[str], list[library.Need]]:
+        """Return the frames plus the library frames matching ``needs``, and the needs the library cannot serve."""
+        out, unmet = list(frames), []
+        for need in needs:
+            found = library.matching(self.journal, need, tolerance=self.options.library_temperature_tolerance,
+                                     max_age_days=self.options.library_max_age_days)
+            if not found:
+                unmet.append(need)
+            out += [p for p in found if p not in out]
+        return out, unmet
+
+    def _reduce(self, observation_id: str, frames: list[str]) -> bool:
+        """``POST /reduce`` the frames of one observation; return False when the reduction could not be reached."""
         try:
             from rosace_reduction.client import ReductionClient
 
@@ -266,8 +284,45 @@ class Sequencer:
             client.timeout = 5.0
             job = client.post("/reduce", {"frames": frames, "observation_id": observation_id})
             log.info("frames of %s handed to the reduction (job %s)", observation_id, (job or {}).get("id"))
+            return True
         except RosaceError as exc:
             log.warning("could not hand %s to the reduction: %s", observation_id, exc)
+            return False
+
+    def _hand_again(self) -> list[str]:
+        """Hand again to the reduction the observations whose missing library entries now exist.
+
+        An observation handed off while the library lacked one of its bias/darks was
+        reduced without it; once the library session has taken it, the observation's
+        frames go again with every matching library frame, under the same observation
+        id. Needs still unmet stay in the journal for the next session. Returns the
+        observation ids handed again.
+        """
+        if not self.options.hand_to_reduction:
+            return []
+        since = now() - timedelta(days=self.options.library_max_age_days)
+        again = []
+        for row in self.journal.unmet_handoffs(since):
+            oid = row["observation_id"]
+            needs = [library.Need.from_dict(d) for d in row["needs"]]
+            unmet = [library.Need.from_dict(d) for d in row["unmet"]]
+            own = [f for f in self.journal.frames(oid) if Path(f["path"]).exists()]
+            if not any(f["imagetyp"] == "LIGHT" for f in own):
+                log.warning("%s: its science frames are gone; not handed to the reduction again", oid)
+                self.journal.record_handoff(oid, row["night"], row["needs"], [])
+                continue
+            frames, still = self._with_library([f["path"] for f in own], needs)
+            taken = [n for n in unmet if n not in still]
+            if not taken:
+                continue  # nothing new in the library for this one
+            if not self._reduce(oid, frames):
+                continue  # the reduction is down: kept for the next session
+            self.journal.record_handoff(oid, row["night"], row["needs"], [_need_dict(n) for n in still])
+            log.info("%s handed to the reduction again with the new library frames (%s)", oid, ", ".join(_need_text(n) for n in taken))
+            again.append(oid)
+        if again:
+            self.night_info["handed_again"] = self.night_info.get("handed_again", 0) + len(again)
+        return again
 
     def _single(self, job: Job, planned: Planned) -> dict:
         guard = self.make_guard()
@@ -416,16 +471,24 @@ class Sequencer:
             waited += step
 
     def _library_session(self, control: Control) -> None:
+        """Take the bias/darks the library lacks, then hand again what was reduced without them.
+
+        The needs are this night's and those of earlier hand-offs still unmet in the
+        journal (a restart between the hand-off and the session loses nothing).
+        """
         needs = [library.Need.from_dict(d) for d in self.night_info.get("library_needs", [])]
+        since = now() - timedelta(days=self.options.library_max_age_days)
+        for row in self.journal.unmet_handoffs(since) if self.options.hand_to_reduction else []:
+            needs += [library.Need.from_dict(d) for d in row["unmet"]]
         todo = library.missing(self.journal, needs, tolerance=self.options.library_temperature_tolerance,
                                max_age_days=self.options.library_max_age_days)
-        if not todo:
-            return
-        self.message = f"taking {len(todo)} missing bias/dark library entries"
-        log.info("%s", self.message)
-        written = library.take_missing(todo, hw=self.hw, journal=self.journal, config=self.config, detector=self.detector,
-                                       options=self.options, control=control, raw_root=self.raw_root)
-        self.night_info["library_frames"] = self.night_info.get("library_frames", 0) + len(written)
+        if todo:
+            self.message = f"taking {len(todo)} missing bias/dark library entries"
+            log.info("%s", self.message)
+            written = library.take_missing(todo, hw=self.hw, journal=self.journal, config=self.config, detector=self.detector,
+                                           options=self.options, control=control, raw_root=self.raw_root)
+            self.night_info["library_frames"] = self.night_info.get("library_frames", 0) + len(written)
+        self._hand_again()
 
     # ------------------------------------------------------------------ crash recovery
 
@@ -489,6 +552,17 @@ class Sequencer:
         if not path or not Path(path).exists():
             raise NotFoundError("no frame yet")
         return frame_preview(Path(path), max_size)
+
+
+def _need_dict(need: library.Need) -> dict:
+    return {"kind": need.kind, "exptime": need.exptime, "temperature": need.temperature, "binning": list(need.binning)}
+
+
+def _need_text(need: library.Need) -> str:
+    b = f"{need.binning[0]}x{need.binning[1]}"
+    if need.kind == "BIAS":
+        return f"bias {b} at {need.temperature:g} C"
+    return f"{need.exptime:g} s dark {b} at {need.temperature:g} C"
 
 
 def frame_preview(path: Path, max_size: int = 400) -> dict:
