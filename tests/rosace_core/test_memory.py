@@ -59,3 +59,14 @@ def test_release_memory_frees_reference_cycles_now():
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_earth_orientation_is_read_once_and_serves_ut1():
+    from astropy.time import Time
+
+    from rosace_core.astro import load_earth_orientation
+
+    table = load_earth_orientation()
+    assert len(table) > 10000 and load_earth_orientation() is table
+    t = Time("2026-12-15T20:00:00", scale="utc")
+    assert abs((t.ut1.jd - t.jd) * 86400) < 0.9  # |UT1 - UTC| from the table
