@@ -285,7 +285,7 @@ class Sequencer:
             job = client.post("/reduce", {"frames": frames, "observation_id": observation_id})
             log.info("frames of %s handed to the reduction (job %s)", observation_id, (job or {}).get("id"))
             return True
-        except RosaceError as exc:
+        except (RosaceError, ImportError) as exc:
             log.warning("could not hand %s to the reduction: %s", observation_id, exc)
             return False
 
@@ -488,7 +488,10 @@ class Sequencer:
             written = library.take_missing(todo, hw=self.hw, journal=self.journal, config=self.config, detector=self.detector,
                                            options=self.options, control=control, raw_root=self.raw_root)
             self.night_info["library_frames"] = self.night_info.get("library_frames", 0) + len(written)
-        self._hand_again()
+        try:
+            self._hand_again()
+        except Exception:  # a hand-off must never stop the night's shutdown: kept in the journal for the next session
+            log.exception("handing observations to the reduction again failed")
 
     # ------------------------------------------------------------------ crash recovery
 
