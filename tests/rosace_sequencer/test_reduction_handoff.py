@@ -42,7 +42,7 @@ def sim():
 
 @pytest.fixture
 def reduction(tmp_path):
-    """A real reduction REST server; ``reduction.requests()`` lists its /reduce jobs, oldest first."""
+    """A real reduction REST server; ``reduction.jobs()`` lists its /reduce jobs in the order they came."""
     app = create_reduction_app(config_from_dict({"data": {"root": str(tmp_path / "reduction")}}), token=RED_TOKEN)
     runner = app.extensions["rosace_reduction"]["runner"]
     with BackgroundServer(app) as server:
