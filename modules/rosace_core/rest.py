@@ -410,7 +410,17 @@ class BackgroundServer:
         self.server = create_server(app, host=host, port=port, threads=threads, ident="rosace")
         self.port = self.server.effective_port
         self.url = f"http://{host}:{self.port}"
-        self.thread = threading.Thread(target=self.server.run, name=f"http-{app.name}", daemon=True)
+        self._stopping = False
+        self.thread = threading.Thread(target=self._run, name=f"http-{app.name}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):
+            # stop() closes the sockets under the loop's select(): "Bad file descriptor"
+            # there is the expected end of the loop, not an error.
+            if not self._stopping:
+                raise
 
     def start(self) -> "BackgroundServer":
         self.thread.start()
@@ -422,6 +432,7 @@ class BackgroundServer:
 
         # server.close() alone leaves waitress's trigger pipe in the socket map and
         # the loop running until the join times out; closing the whole map ends it.
+        self._stopping = True
         self.server.task_dispatcher.shutdown(timeout=2)
         wasyncore.close_all(self.server._map)
         self.thread.join(timeout=5)
