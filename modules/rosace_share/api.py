@@ -106,6 +106,9 @@ class SpectrumOut(BaseModel):
     created: str
     header: dict | None = None
     provenance: dict | None = None
+    observation_id: str | None = Field(None, description="ROSACE observation id (FITS ROSOBSID); absent for spectra from other software")
+    replaced: bool | None = Field(None, description="upload answer only: true (HTTP 200) when the upload replaced an earlier version of the same observation "
+                                                    "(same owner and observation_id), false (HTTP 201) when it added a spectrum")
 
 
 class SearchResult(BaseModel):
@@ -214,6 +217,7 @@ class ShareService:
         self.runner = JobRunner()
         self._plots: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._forward_lock = threading.Lock()
 
     def cached_plot(self, key: tuple, make) -> bytes:
         """Plots of an object are costly (every epoch is read); keep the last 64."""
@@ -229,30 +233,67 @@ class ShareService:
         return png
 
     def forward(self, rec) -> None:
-        """Send a campaign result to the upstream share server in the background."""
+        """Send a campaign result to the upstream share server in the background.
+
+        A record already sent (``upstream`` is ``"<upstream_url>#<id>"``) is a new
+        version of the same observation: it replaces the upstream copy (PUT). If
+        the upstream refuses, the refusal is logged and noted in ``upstream``;
+        the local replacement stays. Forwards run one at a time and read the
+        record when they run, so a replacement uploaded while the first copy is
+        still on its way is PUT, not posted twice.
+        """
         opts = self.options
         if not (opts.upstream_url and rec.campaign):
             return
         archive = self.archive
+        lock = self._forward_lock
 
         def push(job):
             from rosace_core.errors import ConflictError
             from rosace_share.client import ShareClient
 
-            client = ShareClient(opts.upstream_url, token=opts.upstream_token)
-            try:
-                remote = client.upload(archive.fits_bytes(rec), campaign=rec.campaign, filename=rec.filename or f"{rec.id}.fits")
-                archive.set_upstream(rec.id, f"{opts.upstream_url}#{remote['id']}")
-                return remote
-            except ConflictError as exc:
-                archive.set_upstream(rec.id, f"{opts.upstream_url} (already there: {exc})")
-            except RosaceError as exc:
-                archive.set_upstream(rec.id, f"error: {exc}")
-                raise
-            finally:
-                client.session.close()
+            with lock:
+                current = archive.get(rec.id)
+                client = ShareClient(opts.upstream_url, token=opts.upstream_token)
+                try:
+                    data = archive.fits_bytes(current)
+                    name = current.filename or f"{current.id}.fits"
+                    remote_id = upstream_id(current.upstream, opts.upstream_url)
+                    if remote_id is not None:
+                        try:
+                            remote = client.replace(remote_id, data, filename=name)
+                        except RosaceError as exc:
+                            log.warning("the upstream share server %s refused the new version of spectrum %s (its #%s): %s; the local replacement stays",
+                                        opts.upstream_url, current.id, remote_id, exc)
+                            archive.set_upstream(current.id, f"{opts.upstream_url}#{remote_id} (new version not sent: {exc})")
+                            return {"replaced": False, "error": str(exc)}
+                        archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
+                        return {**remote, "replaced": True}
+                    remote = client.upload(data, campaign=current.campaign, filename=name)
+                    archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
+                    return remote
+                except ConflictError as exc:
+                    there = next((r.split("=", 1)[1] for r in exc.reasons if r.startswith("existing_id=")), None)
+                    where = f"{opts.upstream_url}#{there}" if there and there.isdigit() else opts.upstream_url
+                    archive.set_upstream(current.id, f"{where} (already there: {exc})")
+                except RosaceError as exc:
+                    archive.set_upstream(current.id, f"error: {exc}")
+                    raise
+                finally:
+                    client.session.close()
 
         self.runner.submit("forward", push, {"spectrum": rec.id})
+
+
+_UPSTREAM = re.compile(r"^(?P<url>\S+)#(?P<id>\d{1,10})(?:\s|$)")
+
+
+def upstream_id(upstream: str | None, upstream_url: str) -> int | None:
+    """The upstream spectrum id of a record already forwarded to ``upstream_url`` (None when not there)."""
+    m = _UPSTREAM.match(upstream or "")
+    if m is None or m.group("url").rstrip("/") != upstream_url.rstrip("/"):
+        return None
+    return int(m.group("id"))
 
 
 def service() -> ShareService:
@@ -307,10 +348,10 @@ def spectrum_out(rec, full: bool = False) -> dict:
         instrument=rec.instrument, resolving_power=rec.resolving_power, measured_r=rec.measured_r, wl_min=rec.wl_min, wl_max=rec.wl_max,
         n_pixels=rec.n_pixels, snr=rec.snr, wl_rms=rec.wl_rms, normalised=rec.normalised, quality=rec.quality, flags=list(rec.flags or []),
         campaign=rec.campaign, owner=rec.owner, filename=rec.filename, size=rec.size, sha256=rec.sha256, bess_missing=list(rec.bess_missing or []),
-        aras_name=aras_name(rec.object, rec.date_obs), upstream=rec.upstream, created=rec.created.isoformat(),
+        aras_name=aras_name(rec.object, rec.date_obs), upstream=rec.upstream, created=rec.created.isoformat(), observation_id=rec.observation_id,
         header=rec.header if full else None, provenance=rec.provenance if full else None,
     )
-    return out.model_dump(mode="json", exclude_none=not full)
+    return out.model_dump(mode="json", exclude_none=not full, exclude={"replaced"})
 
 
 def _safe_filename(name: str) -> str:
@@ -338,7 +379,8 @@ def search_spectra(query: SearchQuery):
     return {"total": total, "limit": query.limit, "offset": query.offset, "items": [spectrum_out(r) for r in rows]}
 
 
-@api.route("/spectra", methods=("POST",), response=SpectrumOut, status=201, summary="Upload a reduced spectrum (multipart 'file' = BeSS FITS, optional 'campaign')")
+@api.route("/spectra", methods=("POST",), response=SpectrumOut, status=201,
+           summary="Upload a reduced spectrum (multipart 'file' = BeSS FITS, optional 'campaign'); 200 when it replaced an earlier version of the same observation")
 def upload_spectrum():
     data, filename, campaign = _upload_bytes()
     svc = service()
@@ -350,7 +392,8 @@ def upload_spectrum():
     except DuplicateSpectrum as exc:
         raise ProblemError(409, "Duplicate spectrum", str(exc), existing_id=exc.existing_id) from None
     svc.forward(rec)
-    return spectrum_out(rec), 201
+    # A new version of an observation already archived (same owner, same ROSOBSID) replaced it: same id, 200.
+    return {**spectrum_out(rec), "replaced": rec.replaced is not None}, 200 if rec.replaced is not None else 201
 
 
 @api.route("/spectra/<int:spectrum_id>", response=SpectrumOut, summary="One spectrum with its header and provenance")
@@ -754,6 +797,8 @@ def create_app(config=None, *, token=None):
         paths = doc["paths"]
         paths["/api/v1/share/spectra"]["post"]["requestBody"] = upload
         paths["/api/v1/share/spectra/{spectrum_id}"]["put"]["requestBody"] = upload
+        post = paths["/api/v1/share/spectra"]["post"]["responses"]
+        post["200"] = {**post["201"], "description": "a new version of an observation already archived (same owner and ROSOBSID) replaced it: same id, replaced=true"}
         for path, item in paths.items():
             for op in item.values():
                 for p in op.get("parameters", []):

@@ -36,6 +36,7 @@ from rosace_share.spectra import (
     csv_text,
     describe,
     object_key,
+    observation_id,
     open_spectrum,
     read_spectrum_file,
 )
@@ -195,21 +196,52 @@ class Archive:
         rec.object_key = object_key(meta.object)
 
     def add(self, data: bytes, *, owner: Principal | str, campaign: str | None = None, filename: str = "") -> SpectrumRecord:
-        """Validate and archive a FITS spectrum; raise DuplicateSpectrum, SpectrumInvalid or TooLarge."""
+        """Validate and archive a FITS spectrum; raise DuplicateSpectrum, SpectrumInvalid or TooLarge.
+
+        A new version of an observation already archived for the same owner
+        (same non-empty ROSOBSID: a re-reduction with the night's bias/darks or
+        a better instrument response) replaces it, as :meth:`replace` does: same
+        id, new file, metadata re-read, old file removed, a "spectrum.replace"
+        audit entry. The returned record's ``replaced`` is then the old file's
+        hash (None when a spectrum was added). The campaign is kept unless the
+        upload names one. Another owner's spectrum with the same ROSOBSID is a
+        different spectrum.
+        """
         sha, spec = self._check_upload(data)
         campaign = (campaign or "").strip() or None
+        who = getattr(owner, "name", owner)
+        obs_id = observation_id(spec.header)
         with self.Session.begin() as s:
             existing = s.scalar(select(SpectrumRecord.id).where(SpectrumRecord.sha256 == sha))
             if existing is not None:
                 raise DuplicateSpectrum(existing)
             if campaign is not None:
                 self._check_campaign(s, campaign)
-            rec = SpectrumRecord(sha256=sha, campaign=campaign, owner=getattr(owner, "name", owner), filename=Path(filename or "").name[:200], size=len(data), created=utcnow())
-            self._apply(rec, spec)
-            self._store(sha, data)
-            s.add(rec)
-            s.flush()
-            self.audit(s, owner, "spectrum.add", f"spectrum/{rec.id}", f"{rec.object} {rec.date_obs:%Y-%m-%d %H:%M} {rec.campaign or ''}".strip())
+            previous = None
+            if obs_id is not None:
+                # Newest first: rows uploaded twice before observation ids existed keep their older copy.
+                previous = s.scalar(select(SpectrumRecord).where(SpectrumRecord.owner == who, SpectrumRecord.observation_id == obs_id)
+                                    .order_by(SpectrumRecord.id.desc()).limit(1))
+            if previous is not None:
+                rec, old = previous, previous.sha256
+                rec.sha256, rec.size = sha, len(data)
+                rec.filename = Path(filename or rec.filename).name[:200]
+                if campaign is not None:
+                    rec.campaign = campaign
+                self._apply(rec, spec)
+                self._store(sha, data)
+                self.audit(s, owner, "spectrum.replace", f"spectrum/{rec.id}", f"{old[:12]} -> {sha[:12]} (new version of observation {obs_id})")
+            else:
+                old = None
+                rec = SpectrumRecord(sha256=sha, campaign=campaign, owner=who, filename=Path(filename or "").name[:200], size=len(data), created=utcnow())
+                self._apply(rec, spec)
+                self._store(sha, data)
+                s.add(rec)
+                s.flush()
+                self.audit(s, owner, "spectrum.add", f"spectrum/{rec.id}", f"{rec.object} {rec.date_obs:%Y-%m-%d %H:%M} {rec.campaign or ''}".strip())
+        if old is not None:
+            self._drop_file(old)
+        rec.replaced = old
         return rec
 
     def _check_campaign(self, s, slug: str) -> None:

@@ -26,17 +26,20 @@ def cmd_import(args) -> int:
     for name in args.paths:
         p = Path(name)
         paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in (".fits", ".fit", ".fts")) if p.is_dir() else [p]
-    added = dupes = bad = 0
+    added = replaced = dupes = bad = 0
     for path in paths:
         try:
-            archive.add(path.read_bytes(), owner=opts.observer or "observatory", campaign=args.campaign, filename=path.name)
-            added += 1
+            rec = archive.add(path.read_bytes(), owner=opts.observer or "observatory", campaign=args.campaign, filename=path.name)
+            if rec.replaced is not None:  # a new version of an observation already archived (same ROSOBSID)
+                replaced += 1
+            else:
+                added += 1
         except ConflictError:
             dupes += 1
         except (RosaceError, OSError) as exc:
             bad += 1
             print(f"{path}: {exc}", file=sys.stderr)
-    print(f"added {added}, already archived {dupes}, rejected {bad}")
+    print(f"added {added}, replaced by a new version {replaced}, already archived {dupes}, rejected {bad}")
     archive.close()
     return 0 if bad == 0 else 1
 

@@ -107,8 +107,15 @@ class SpectrumRecord(Base):
     header: Mapped[dict] = mapped_column(JSON, default=dict)
     provenance: Mapped[dict] = mapped_column(JSON, default=dict)
     bess_missing: Mapped[list] = mapped_column(JSON, default=list)
-    upstream: Mapped[str | None] = mapped_column(String(200), nullable=True)  # forwarded copy: "<url>#<id>" or "error: ..."
+    upstream: Mapped[str | None] = mapped_column(String(200), nullable=True)  # forwarded copy: "<url>#<id>[ (note)]", "<url> (note)" or "error: ..."
     created: Mapped[datetime] = mapped_column(DateTime)
+    # ROSOBSID of the FITS (NULL for spectra from other software): a re-reduction of
+    # the same observation by the same owner replaces the record (Archive.add).
+    observation_id: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
+
+    #: Not a column. Archive.add sets it to the sha256 of the file an upload replaced
+    #: (a new version of the same observation); None when the upload added a spectrum.
+    replaced = None
 
 
 class Report(Base):

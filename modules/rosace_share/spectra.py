@@ -82,6 +82,19 @@ class SpectrumMeta:
     header: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     bess_missing: list[str] = field(default_factory=list)
+    observation_id: str | None = None
+
+
+def observation_id(header) -> str | None:
+    """The ROSACE observation id (ROSOBSID) of a spectrum, or None (spectra from other software).
+
+    A re-reduction of the same observation carries the same id: the archive
+    replaces the earlier version instead of adding a second spectrum.
+    """
+    value = header.get("ROSOBSID")
+    if value is None or isinstance(value, bool):
+        return None
+    return str(value).strip()[:120] or None
 
 
 def content_hash(data: bytes) -> str:
@@ -261,6 +274,7 @@ def describe(spec: SpectrumData) -> SpectrumMeta:
         header=header_dict(h),
         provenance=_provenance(h),
         bess_missing=missing,
+        observation_id=observation_id(h),
     )
 
 

@@ -91,6 +91,44 @@ def test_owner_only_delete_and_replace(web, make_bess):
     assert web.get("/api/v1/share/audit", headers=bob).status_code == 403
 
 
+def _obs(make_bess, obs_id, seed, **kw):
+    return make_bess("gam Cas", datetime(2025, 9, 1, 22, 30), seed=seed, extra={"ROSOBSID": obs_id}, **kw)
+
+
+def test_a_re_reduced_observation_replaces_its_first_version(web, make_bess):
+    """The reduction uploads the same observation again (night's darks, better response): one spectrum, 200, new data."""
+    first = upload(web, _obs(make_bess, "20250901-gamcas-01", 1, snr=40), name="gamcas_20250901.fits")
+    assert first.status_code == 201 and first.json["replaced"] is False and first.json["observation_id"] == "20250901-gamcas-01"
+    new_data = _obs(make_bess, "20250901-gamcas-01", 2, snr=160)
+    second = upload(web, new_data, name="gamcas_20250901.fits")
+    assert second.status_code == 200, second.json
+    assert second.json["id"] == first.json["id"] and second.json["replaced"] is True and second.json["snr"] == 160
+    assert web.get("/api/v1/share/spectra").json["total"] == 1
+    assert web.get(f"/api/v1/share/spectra/{first.json['id']}/fits").data == new_data
+    full = web.get(f"/api/v1/share/spectra/{first.json['id']}").json
+    assert full["observation_id"] == "20250901-gamcas-01" and "replaced" not in full
+    log = web.get("/api/v1/share/audit", headers=AUTH).json
+    assert [(e["action"], e["target"]) for e in log[:2]] == [("spectrum.replace", f"spectrum/{first.json['id']}"), ("spectrum.add", f"spectrum/{first.json['id']}")]
+    # The very same file again is still a duplicate (a re-run), not a new version.
+    again = upload(web, new_data)
+    assert again.status_code == 409 and again.json["existing_id"] == first.json["id"]
+
+
+def test_same_observation_id_from_two_accounts_is_two_spectra(web, make_bess):
+    alice, bob = account(web, "alice"), account(web, "bob")
+    a = upload(web, _obs(make_bess, "obs-1", 1), headers=alice)
+    b = upload(web, _obs(make_bess, "obs-1", 2), headers=bob)
+    assert (a.status_code, b.status_code) == (201, 201) and a.json["id"] != b.json["id"]
+    assert web.get("/api/v1/share/spectra").json["total"] == 2
+
+
+def test_spectra_without_observation_id_are_each_added(web, make_bess):
+    first, second = upload(web, make_bess(seed=1)), upload(web, make_bess(seed=2))
+    assert (first.status_code, second.status_code) == (201, 201) and first.json["id"] != second.json["id"]
+    assert "observation_id" not in first.json and first.json["replaced"] is False
+    assert web.get("/api/v1/share/spectra").json["total"] == 2
+
+
 def test_path_traversal_in_downloads_is_404(web, make_bess):
     sid = upload(web, make_bess()).json["id"]
     for path in [
@@ -197,6 +235,7 @@ def test_openapi_documents_multipart_upload(web):
     doc = web.get("/api/v1/openapi.json").json
     post = doc["paths"]["/api/v1/share/spectra"]["post"]
     assert "multipart/form-data" in post["requestBody"]["content"]
+    assert {"200", "201"} <= set(post["responses"]) and "replaced" in doc["components"]["schemas"]["SpectrumOut"]["properties"]
     assert "/api/v1/share/campaigns/{slug}/files" in doc["paths"]
 
 

@@ -14,7 +14,7 @@ def test_import_account_export(tmp_path, make_bess, capsys):
         (folder / f"s{i}.fits").write_bytes(make_bess(seed=i))
     (folder / "broken.fits").write_bytes(b"nope")
     assert main(["--config", str(cfg), "share", "import", str(folder)]) == 1
-    assert "added 3, already archived 0, rejected 1" in capsys.readouterr().out
+    assert "added 3, replaced by a new version 0, already archived 0, rejected 1" in capsys.readouterr().out
     assert main(["--config", str(cfg), "share", "import", str(folder / "s0.fits")]) == 0
     assert "already archived 1" in capsys.readouterr().out
     assert main(["--config", str(cfg), "share", "account", "alice", "--role", "organiser"]) == 0

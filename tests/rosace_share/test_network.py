@@ -110,3 +110,60 @@ def test_two_observatories_exchange_a_campaign(tmp_path, pg_schema_url, make_bes
                 local.stop()
                 app.extensions["rosace_share"].archive.close()
     server_app.extensions["rosace_share"].archive.close()
+
+
+def test_a_new_version_replaces_the_forwarded_copy_upstream(tmp_path, db_url, make_bess):
+    """A re-reduced campaign result (same ROSOBSID) replaces its copy on the share server (PUT), never a second copy."""
+
+    def version(obs_id, seed, **kw):
+        return make_bess("gam Cas", datetime(2025, 9, 1, 22, 30), seed=seed, observer="obs-north", extra={"ROSOBSID": obs_id}, **kw)
+
+    server_app = create_app(_config(tmp_path, "server", mode="server", database_url=db_url), token="server-admin")
+    ShareClient = _Clients()  # noqa: N806 (tracked clients, see _Clients)
+    with BackgroundServer(server_app) as server:
+        admin = ShareClient(server.url, token="server-admin")
+        token = admin.create_account("obs-north")["token"]
+        admin.create_campaign("be-2025", "Be stars autumn 2025")
+        local_app = create_app(_config(tmp_path, "north", observer="obs-north", upstream_url=server.url, upstream_token=token), token="north-local")
+        local = BackgroundServer(local_app).start()
+        try:
+            reduction = ShareClient(local.url, token="north-local")
+
+            def forwarded(local_id):
+                return _wait(lambda: (u := reduction.spectrum(local_id)["upstream"]) and u.startswith(server.url + "#") and u)
+
+            # 1. Sent, then re-reduced with the night's darks: the upstream copy is replaced in place.
+            first = reduction.upload(version("obs-1", 1, snr=40), campaign="be-2025")
+            remote_id = int(forwarded(first["id"]).split("#")[1])
+            better = version("obs-1", 2, snr=120)
+            second = reduction.upload(better, campaign="be-2025")
+            assert second["id"] == first["id"] and second["replaced"] is True
+            _wait(lambda: admin.download(remote_id) == better)
+            assert admin.search(campaign="be-2025")["total"] == 1
+            assert reduction.spectrum(first["id"])["upstream"] == f"{server.url}#{remote_id}"
+            audit = [(e["actor"], e["action"], e["target"]) for e in admin.get("/audit")]
+            assert ("obs-north", "spectrum.replace", f"spectrum/{remote_id}") in audit
+
+            # 2. The upstream refuses the new version (its copy was deleted there): logged, the local replacement stays.
+            third = reduction.upload(version("obs-2", 3), campaign="be-2025")
+            gone = int(forwarded(third["id"]).split("#")[1])
+            ShareClient(server.url, token=token).delete_spectrum(gone)
+            newer = version("obs-2", 4, snr=90)
+            assert reduction.upload(newer, campaign="be-2025")["replaced"] is True
+            note = _wait(lambda: "not sent" in (u := reduction.spectrum(third["id"])["upstream"]) and u)
+            assert note.startswith(f"{server.url}#{gone} (new version not sent:")
+            assert reduction.download(third["id"]) == newer and ShareClient(local.url).search()["total"] == 2
+            assert admin.search(campaign="be-2025")["total"] == 1  # not posted a second time
+
+            # 3. Two versions uploaded back to back (the first still on its way): one copy upstream, the newest.
+            fast = reduction.upload(version("obs-3", 5), campaign="be-2025")
+            newest = version("obs-3", 6, snr=200)
+            reduction.upload(newest, campaign="be-2025")
+            rid = int(forwarded(fast["id"]).split("#")[1])
+            _wait(lambda: admin.download(rid) == newest)
+            assert admin.search(campaign="be-2025")["total"] == 2
+        finally:
+            ShareClient.close()
+            local.stop()
+            local_app.extensions["rosace_share"].archive.close()
+    server_app.extensions["rosace_share"].archive.close()
