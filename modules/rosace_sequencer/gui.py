@@ -68,6 +68,11 @@ class SequencerTab(ModuleTab):
         self.profile_view.setLabel("bottom", "column (dispersion)")
         self.profile_view.setLabel("left", "ADU")
         self.profile_curve = self.profile_view.plot([], [])
+        # Pixel and ADU axes: plain numbers, never "x0.001" or "x1e3" prefixes.
+        for view in (self.image_view, self.profile_view):
+            for side in ("bottom", "left"):
+                view.getPlotItem().getAxis(side).enableAutoSIPrefix(False)
+        self.image_view.setRange(xRange=(0, 3000), yRange=(0, 2000), padding=0)  # until the first frame
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
