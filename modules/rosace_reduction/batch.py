@@ -69,8 +69,13 @@ def _group_key(f: FrameInfo) -> str:
     return f.observation_id or f"{f.object}|{f.instrument}|{round(f.jd * 24)}"
 
 
-def _nearest_group(frames: list[FrameInfo], kind: str, instrument: str, jd: float, obs_key: str) -> list[FrameInfo]:
-    cands = [f for f in frames if f.kind == kind and f.instrument == instrument]
+def _read_out(f: FrameInfo) -> tuple:
+    """How a frame was read out: calibrations must match the science frame's binning, size and subframe."""
+    return (tuple(f.binning), tuple(f.shape), tuple(f.origin))
+
+
+def _nearest_group(frames: list[FrameInfo], kind: str, instrument: str, jd: float, obs_key: str, read_out: tuple | None = None) -> list[FrameInfo]:
+    cands = [f for f in frames if f.kind == kind and f.instrument == instrument and (read_out is None or _read_out(f) == read_out)]
     same = [f for f in cands if _group_key(f) == obs_key]
     if same:
         return same
@@ -93,7 +98,7 @@ def plan_folder(frames: list[FrameInfo]) -> list[tuple[Plan, bool, FrameInfo]]:
     for key, group in lights.items():
         group.sort(key=lambda f: f.jd)
         first = group[0]
-        pick = lambda kind: [str(f.path) for f in _nearest_group(frames, kind, first.instrument, first.jd, key)]
+        pick = lambda kind: [str(f.path) for f in _nearest_group(frames, kind, first.instrument, first.jd, key, _read_out(first))]
         plan = Plan(science=[str(f.path) for f in group], arc=pick("ARC"), flat=pick("FLAT"), bias=pick("BIAS"), dark=pick("DARK"), observation_id=first.observation_id or key)
         plans.append((plan, any(f.reference for f in group), first))
     plans.sort(key=lambda p: p[2].jd)

@@ -50,6 +50,10 @@ class FrameInfo:
     reference: bool
     shape: tuple[int, int]
     header: dict = field(default_factory=dict, repr=False)
+    #: On-chip binning (XBINNING, YBINNING); 1 x 1 when the header does not say.
+    binning: tuple[int, int] = (1, 1)
+    #: Subframe origin in binned pixels (XORGSUBF, YORGSUBF: ASCOM StartX/StartY), None when not written.
+    origin: tuple[int | None, int | None] = (None, None)
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "kind": self.kind, "instrument": self.instrument, "object": self.object,
@@ -94,6 +98,8 @@ def read_frame_info(path: Path | str) -> FrameInfo:
         jd = float(header["JD-OBS"]) if "JD-OBS" in header else Time(date_obs, scale="utc").jd
     except (ValueError, TypeError):
         raise FrameError(f"{path.name}: DATE-OBS {date_obs!r} is not an ISO date") from None
+    binning = (_positive_int(path, header, "XBINNING"), _positive_int(path, header, "YBINNING"))
+    origin = (_origin(path, header, "XORGSUBF"), _origin(path, header, "YORGSUBF"))
     return FrameInfo(
         path=path,
         kind=kind,
@@ -109,7 +115,37 @@ def read_frame_info(path: Path | str) -> FrameInfo:
         reference=str(header.get("ROSREF", "F")).strip().upper() in ("T", "TRUE", "1") or header.get("ROSREF") is True,
         shape=shape,
         header=dict(header.items()),
+        binning=binning,
+        origin=origin,
     )
+
+
+def _positive_int(path: Path, header, key: str) -> int:
+    """A binning factor (1 when absent); FrameError naming the keyword when it is not a whole number 1-64."""
+    value = header.get(key)
+    if value is None or value == "":
+        return 1
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FrameError(f"{path.name}: {key} {value!r} is not a whole number") from None
+    if number != int(number) or not 1 <= number <= 64:
+        raise FrameError(f"{path.name}: {key} {value!r} is not a binning factor (1-64)")
+    return int(number)
+
+
+def _origin(path: Path, header, key: str) -> int | None:
+    """A subframe origin in binned pixels (None when absent); FrameError when it is not a whole number >= 0."""
+    value = header.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FrameError(f"{path.name}: {key} {value!r} is not a whole number") from None
+    if number != int(number) or number < 0:
+        raise FrameError(f"{path.name}: {key} {value!r} is not a subframe origin (a whole number of pixels >= 0)")
+    return int(number)
 
 
 def load_image(path: Path | str, rows: slice | None = None) -> np.ndarray:

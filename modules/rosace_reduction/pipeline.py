@@ -26,7 +26,7 @@ from rosace_reduction.calibration import build_masters, calibrate, combine, remo
 from rosace_reduction.extraction import extract
 from rosace_reduction.frames import FrameInfo, load_image, read_frame_info
 from rosace_reduction.geometry import LineGeometry, band_rows, find_trace, measure_line_geometry, rectify, unrectify
-from rosace_reduction.instrument import InstrumentSetup, load_instrument
+from rosace_reduction.instrument import InstrumentSetup, Layout, layout_of, load_instrument
 from rosace_reduction.response import (
     Response,
     ResponseError,
@@ -171,28 +171,43 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _solve_arc(arcs: list[FrameInfo], masters, setup: InstrumentSetup, rows: slice, trace, half: int, fwhm_px: float, nominal: np.ndarray):
+def _solve_arc(arcs: list[FrameInfo], masters, setup: InstrumentSetup, rows: slice, trace, half: int, fwhm_px: float, nominal: np.ndarray,
+               *, aperture: int | None = None, search_shift: float | None = None):
     """Arc frames -> (line geometry, wavelength solution) along the star's trace."""
-    arc_band = combine([calibrate(load_image(a.path, rows), masters, setup, a.exptime, a.ccd_temp)[0] for a in arcs])
-    return _solve_arc_band(arc_band, setup, rows, trace, half, fwhm_px, nominal)
+    calibrated = [calibrate(load_image(a.path, rows), masters, setup, a.exptime, a.ccd_temp) for a in arcs]
+    arc_band = combine([c[0] for c in calibrated])
+    saturated = np.logical_or.reduce([c[2] for c in calibrated])
+    return _solve_arc_band(arc_band, setup, rows, trace, half, fwhm_px, nominal, aperture=aperture, search_shift=search_shift,
+                           saturated=saturated if saturated.any() else None)
 
 
-def _solve_arc_band(arc_band: np.ndarray, setup: InstrumentSetup, rows: slice, trace, half: int, fwhm_px: float, nominal: np.ndarray):
-    """Calibrated arc band (raw rows ``rows``) -> (line geometry, wavelength solution) along the trace."""
+def _solve_arc_band(arc_band: np.ndarray, setup: InstrumentSetup, rows: slice, trace, half: int, fwhm_px: float, nominal: np.ndarray,
+                    *, aperture: int | None = None, search_shift: float | None = None, saturated: np.ndarray | None = None):
+    """Calibrated arc band (raw rows ``rows``) -> (line geometry, wavelength solution) along the trace.
+
+    ``aperture`` (rows) and ``search_shift`` (columns) are in the image's
+    pixels; by default the recipe's values (unbinned pixels, right for a 1 x 1 frame).
+    ``saturated`` (the band's saturated pixels) keeps flat-topped lines, whose
+    centres are biased, out of the fit (binned pixels saturate sooner).
+    """
     recipe = setup.recipe
     row0 = rows.start
-    geometry = _arc_geometry(arc_band, row0, trace, setup, half, fwhm_px)
-    ap = recipe.aperture_half_width
+    ap = recipe.aperture_half_width if aperture is None else aperture
+    shift = recipe.search_shift if search_shift is None else search_shift
+    geometry = _arc_geometry(arc_band, row0, trace, setup, half, fwhm_px, aperture=ap)
     # Only the aperture rows of the arc are needed for its spectrum.
     arc_spec = rectify(arc_band, row0, trace, geometry, ap, cval=0.0).sum(0)
+    sat_cols = rectify(saturated.astype(np.float32), row0, trace, geometry, ap, cval=0.0).max(0) > 0 if saturated is not None else None
     lines = load_line_lists(setup.line_lists)
-    solution = identify(arc_spec, nominal, lines, fwhm=fwhm_px, order=recipe.wavelength_order, search_shift=recipe.search_shift, search_scale=recipe.search_scale)
+    solution = identify(arc_spec, nominal, lines, fwhm=fwhm_px, order=recipe.wavelength_order, search_shift=shift, search_scale=recipe.search_scale,
+                        saturated=sat_cols)
     return geometry, solution
 
 
-def _arc_geometry(arc_band: np.ndarray, row0: int, trace, setup: InstrumentSetup, half: int, fwhm_px: float) -> LineGeometry:
+def _arc_geometry(arc_band: np.ndarray, row0: int, trace, setup: InstrumentSetup, half: int, fwhm_px: float, *, aperture: int | None = None) -> LineGeometry:
     """Measure line tilt/smile on the arc band from its strongest isolated lines."""
-    straight = rectify(arc_band, row0, trace, LineGeometry(), setup.recipe.aperture_half_width, cval=0.0)
+    ap = setup.recipe.aperture_half_width if aperture is None else aperture
+    straight = rectify(arc_band, row0, trace, LineGeometry(), ap, cval=0.0)
     spec = straight.sum(0)
     # Peak positions are enough here: measure_line_geometry centroids each line itself.
     lines = find_arc_lines(spec, fwhm_px, fit=False)
@@ -222,6 +237,21 @@ def _model_outliers(data: np.ndarray, variance: np.ndarray, ext, raw_row0: int, 
         return np.isfinite(model) & (data - sky - model > reject * np.sqrt(expected_var))
 
 
+def _check_read_out(first: FrameInfo, sci, arcs, flats, biases, darks) -> None:
+    """Every frame of a reduction read out like the first science frame (same binning, size and subframe)."""
+    def read_out(f: FrameInfo) -> tuple:
+        return (tuple(f.binning), tuple(f.shape), tuple(f.origin))
+
+    want = read_out(first)
+    for kind, group in (("science", sci), ("arc", arcs), ("flat", flats), ("bias", biases), ("dark", darks)):
+        for f in group:
+            if read_out(f) != want:
+                raise ReductionError(
+                    f"{Path(f.path).name} ({kind}) was read out {f.binning[0]}x{f.binning[1]} binned, {f.shape[1]}x{f.shape[0]} px, "
+                    f"subframe origin {f.origin}; the science frame {Path(first.path).name} {first.binning[0]}x{first.binning[1]}, "
+                    f"{first.shape[1]}x{first.shape[0]} px, origin {first.origin}: calibrations must be taken with the same binning and subframe")
+
+
 def reduce_observation(plan: Plan, options: Options) -> dict:
     """Reduce one observation and write its products; return the quality record.
 
@@ -238,22 +268,39 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     arcs, flats, biases, darks = _infos(plan.arc), _infos(plan.flat), _infos(plan.bias), _infos(plan.dark)
     if not arcs:
         raise ReductionError(f"no arc frame for {first.object} ({first.observation_id}): cannot calibrate wavelengths")
+    _check_read_out(first, sci, arcs, flats, biases, darks)
     flags: list[str] = []
+
+    # The set-up's geometry and recipe are in unbinned detector pixels: brought
+    # to this image's pixels (binning, subframe) once, here.
+    ny, nx = first.shape
+    layout = layout_of(det, first.shape, first.binning, first.origin)
+    ap = layout.rows(recipe.aperture_half_width, minimum=2)
+    sky_offset = max(layout.rows(recipe.sky_offset), ap + 1)
+    sky_width = layout.rows(recipe.sky_width, minimum=3)
+    if not (layout.x_known and layout.y_known):
+        flags.append("subframe_origin_unknown")
 
     # Trace on the first science frame, roughly bias-subtracted: only the rows
     # the search can reach are read.
-    ny, nx = first.shape
-    guess = setup.geometry.trace_row
-    search = min(400, ny // 2 - 10)
-    win = slice(max(int(guess) - search - 40, 0), min(int(guess) + search + 40, ny))
+    if layout.y_known:
+        guess = layout.image_row(setup.geometry.trace_row)
+        search = min(layout.rows(400), ny // 2 - 10)
+        win = slice(max(int(guess) - search - 40, 0), min(int(guess) + search + 40, ny))
+        if win.stop - win.start < 20:
+            raise ReductionError(f"{Path(first.path).name}: the set-up's trace row {setup.geometry.trace_row:.0f} (unbinned) is "
+                                 f"outside this {ny}-row image ({layout.by}x binned, origin row {layout.y0}): wrong set-up or subframe")
+    else:
+        # A subframe that does not say where it was read: search all its rows.
+        guess, search, win = None, None, slice(0, ny)
     raw_win = load_image(first.path, win)
     bias_level = float(np.median(load_image(biases[0].path, slice(win.start, win.start + 50)))) if biases else det.bias_level
     raw_win -= np.float32(bias_level)
-    trace = find_trace(raw_win, order=recipe.trace_order, guess_row=guess - win.start, search=search)
+    trace = find_trace(raw_win, order=recipe.trace_order, guess_row=None if guess is None else guess - win.start, search=search)
     del raw_win
     trace.coeffs = np.asarray(trace.coeffs, dtype=float).copy()
     trace.coeffs[0] += win.start
-    half = recipe.sky_offset + recipe.sky_width + 1
+    half = sky_offset + sky_width + 1
     rows = band_rows(trace, half + 2, ny)
     row0 = rows.start
     masters = _cached(("masters", setup.name, _files_key(biases, darks, flats), rows.start, rows.stop),
@@ -265,7 +312,6 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     # the star is extracted (the sky fit rejects the ones in the sky windows),
     # sum.
     use_cr = recipe.cosmic_rays if options.cosmic_rays is None else options.cosmic_rays
-    ap = recipe.aperture_half_width
     cr_rows = band_rows(trace, ap + 3, ny, margin=4)
     cr_rows = slice(cr_rows.start - row0, cr_rows.stop - row0)
     data_sum = np.zeros((rows.stop - rows.start, nx), np.float32)
@@ -293,12 +339,21 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     # star's trace, identified. The result depends only on the arc frames,
     # the masters and the trace, so a batch of observations sharing an arc
     # (several exposures, a monitoring series) solves it once per process.
-    nominal = setup.nominal_wavelength(np.arange(nx))
-    disp_nom = abs(setup.dispersion.dispersion)
+    # Nominal wavelength of each image column (the set-up's solution is per unbinned
+    # column), dispersion and line width in image columns, the search in image columns
+    # (a subframe of unknown origin may lie anywhere along the dispersion).
+    nominal = setup.nominal_wavelength(layout.unbinned_column(np.arange(nx)))
+    disp_nom = abs(setup.dispersion.dispersion) * layout.bx
     fwhm_px = float(np.median(nominal) / setup.resolving_power / disp_nom)
+    search_shift = layout.columns(recipe.search_shift)
+    if not layout.x_known:
+        search_shift += layout.columns(layout.x0)
     trace_key = tuple(np.round(trace.rows(np.array([0, nx // 2, nx - 1])), 1))
-    arc_key = ("arc", setup.name, _files_key(arcs), _files_key(biases, darks, flats), rows.start, rows.stop, trace_key)
-    geometry, solution = _cached(arc_key, lambda: _solve_arc(arcs, masters, setup, rows, trace, half, fwhm_px, nominal))
+    arc_key = ("arc", setup.name, _files_key(arcs), _files_key(biases, darks, flats), rows.start, rows.stop, trace_key, ap, search_shift)
+    geometry, solution = _cached(arc_key, lambda: _solve_arc(arcs, masters, setup, rows, trace, half, fwhm_px, nominal, aperture=ap, search_shift=search_shift))
+
+    if solution.saturated_lines:
+        flags.append(f"arc_saturated_lines:{solution.saturated_lines}" + (":used" if solution.saturated_used else ""))
 
     # Science rectified and extracted.
     band = rectify(data_sum, row0, trace, geometry, half)
@@ -310,8 +365,8 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         mask |= rectify(cr_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
     method = options.extraction or recipe.extraction
     read_var = len(sci) * (det.read_noise / det.gain) ** 2
-    ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=recipe.sky_offset,
-                  sky_width=recipe.sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
+    ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=sky_offset,
+                  sky_width=sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
     if use_cr and ext.profile is not None:
         # L.A.Cosmic spares hits on the sharp stellar core (its objlim test), and
         # after rectification a hit is spread over 2-4 pixels that Horne's
@@ -323,8 +378,8 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
             cr_any[cr_rows] |= extra
             n_cr += int(extra.sum())
             mask |= rectify(cr_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
-            ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=recipe.sky_offset,
-                          sky_width=recipe.sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
+            ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, aperture=ap, sky_offset=sky_offset,
+                          sky_width=sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
     n_sat = int(ext.saturated.sum())
     if n_sat:
         flags.append(f"saturated_columns:{n_sat}")
@@ -503,7 +558,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
             "cosmic_ray_pixels": n_cr,
             "saturated_columns": n_sat,
             "extraction": method,
-            "window": {"aperture_half_width": ap, "sky_offset": recipe.sky_offset, "sky_width": recipe.sky_width},
+            # In image rows (the recipe's unbinned rows divided by the binning).
+            "window": {"aperture_half_width": ap, "sky_offset": sky_offset, "sky_width": sky_width},
+            "layout": layout.to_dict(),
             "rejected_pixels": ext.rejected,
         },
         "wavelength_solution": solution.to_dict(),

@@ -78,6 +78,8 @@ class WavelengthSolution:
     resolving_power: float
     fwhm_px: float
     lines: list[dict] = field(default_factory=list)
+    saturated_lines: int = 0  # arc lines found reaching saturated pixels (left out of the fit unless saturated_used)
+    saturated_used: bool = False  # too few other lines: the saturated ones were fitted anyway
 
     def __call__(self, x) -> np.ndarray:
         return P.polyval(np.asarray(x, dtype=float) - self.x0, self.coeffs)
@@ -96,6 +98,8 @@ class WavelengthSolution:
             "resolving_power": self.resolving_power,
             "fwhm_px": self.fwhm_px,
             "lines": self.lines,
+            "saturated_lines": self.saturated_lines,
+            "saturated_used": self.saturated_used,
         }
 
 
@@ -286,17 +290,29 @@ def identify(
     search_scale: float = 0.04,
     variance: np.ndarray | None = None,
     min_lines: int | None = None,
+    saturated: np.ndarray | None = None,
 ) -> WavelengthSolution:
     """Identify the arc lines and fit the wavelength solution.
 
     ``nominal`` is the set-up's nominal wavelength of every pixel (A, air);
     ``fwhm`` the expected line FWHM in pixels. Raises WavelengthError when too
-    few lines are identified for the requested ``order``.
+    few lines are identified for the requested ``order``. ``saturated`` (bool
+    per column) leaves out the lines that reach a saturated column (their flat
+    tops bias the centre), unless fewer than 3 lines would be left.
     """
     arc = np.nan_to_num(np.asarray(arc, dtype=np.float64))
     n = len(arc)
     x = np.arange(n, dtype=float)
     found = find_arc_lines(arc, fwhm, variance=variance)
+    n_saturated, saturated_used = 0, False
+    if saturated is not None and np.any(saturated):
+        cols = np.nonzero(np.asarray(saturated, bool))[0]
+        clean = [l for l in found if np.min(np.abs(cols - l.x)) > fwhm]
+        n_saturated = len(found) - len(clean)
+        if len(clean) >= 3:
+            found = clean
+        else:
+            saturated_used = True
     if len(found) < 3:
         raise WavelengthError(f"only {len(found)} arc lines found; is the lamp on and the exposure long enough?")
     obs_x = np.array([l.x for l in found])
@@ -408,4 +424,6 @@ def identify(
         resolving_power=float(np.median(r)),
         fwhm_px=float(np.median(fwhm_px)),
         lines=table,
+        saturated_lines=n_saturated,
+        saturated_used=saturated_used,
     )
