@@ -240,7 +240,8 @@ class ShareService:
         the upstream refuses, the refusal is logged and noted in ``upstream``;
         the local replacement stays. Forwards run one at a time and read the
         record when they run, so a replacement uploaded while the first copy is
-        still on its way is PUT, not posted twice.
+        still on its way is PUT, not posted twice. The job's result says what
+        was done: ``{"sent": "posted" | "replaced" | "refused" | "already there", "remote_id": ...}``.
         """
         opts = self.options
         if not (opts.upstream_url and rec.campaign):
@@ -266,16 +267,17 @@ class ShareService:
                             log.warning("the upstream share server %s refused the new version of spectrum %s (its #%s): %s; the local replacement stays",
                                         opts.upstream_url, current.id, remote_id, exc)
                             archive.set_upstream(current.id, f"{opts.upstream_url}#{remote_id} (new version not sent: {exc})")
-                            return {"replaced": False, "error": str(exc)}
+                            return {"sent": "refused", "remote_id": remote_id, "error": str(exc)}
                         archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
-                        return {**remote, "replaced": True}
+                        return {"sent": "replaced", "remote_id": remote["id"]}
                     remote = client.upload(data, campaign=current.campaign, filename=name)
                     archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
-                    return remote
+                    return {"sent": "replaced" if remote.get("replaced") else "posted", "remote_id": remote["id"]}
                 except ConflictError as exc:
                     there = next((r.split("=", 1)[1] for r in exc.reasons if r.startswith("existing_id=")), None)
                     where = f"{opts.upstream_url}#{there}" if there and there.isdigit() else opts.upstream_url
                     archive.set_upstream(current.id, f"{where} (already there: {exc})")
+                    return {"sent": "already there", "remote_id": int(there) if there and there.isdigit() else None}
                 except RosaceError as exc:
                     archive.set_upstream(current.id, f"error: {exc}")
                     raise

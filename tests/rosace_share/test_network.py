@@ -162,7 +162,13 @@ def test_a_new_version_replaces_the_forwarded_copy_upstream(tmp_path, db_url, ma
             rid = int(forwarded(fast["id"]).split("#")[1])
             _wait(lambda: admin.download(rid) == newest)
             assert admin.search(campaign="be-2025")["total"] == 2
+            jobs = local_app.extensions["rosace_share"].runner.list()
+            assert all(job.wait(30) for job in jobs) and {job.state for job in jobs} == {"succeeded"}
+            sent = sorted(job.result["sent"] for job in jobs)
+            assert sent == ["posted"] * 3 + ["refused"] + ["replaced"] * 2, sent  # PUT, never a second POST
         finally:
+            for job in local_app.extensions["rosace_share"].runner.list():
+                job.wait(30)  # no forward still running while the servers stop
             ShareClient.close()
             local.stop()
             local_app.extensions["rosace_share"].archive.close()
