@@ -114,9 +114,11 @@ def reduce(body: ReduceRequest):
                 release_memory()
         spectra = []
         for o in report.outcomes:
-            if body.observation_id and o.observation_id != body.observation_id:
+            # Observations reduced again with a reference star's response that arrived in this job are
+            # listed (and uploaded again) whatever observation the job was asked for.
+            if body.observation_id and o.observation_id != body.observation_id and not o.rereduced:
                 continue
-            item = {"observation_id": o.observation_id, "object": o.object, "status": o.status, "message": o.message}
+            item = {"observation_id": o.observation_id, "object": o.object, "status": o.status, "message": o.message, "rereduced": o.rereduced}
             if o.record:
                 item.update(id=o.record["id"], fits=o.record["products"]["fits"], quality=o.record["quality"], flags=o.record["flags"])
                 if share_url and o.status == "reduced":

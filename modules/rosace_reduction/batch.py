@@ -2,8 +2,12 @@
 calibrations, reduce everything on several processes, idempotently.
 
 Reference-star observations are reduced first (their instrument response is
-needed by the others); each science observation then uses the response of
-the nearest reference star of the same set-up. A file that is not a usable
+needed by the others) and their responses entered in the night's index
+(:mod:`rosace_reduction.responses`); each science observation then uses the
+nearest response (time, airmass) of the same set-up and night, whether its
+reference star was reduced in this batch or in an earlier one. Science
+observations of the night reduced earlier without a response are reduced
+again once one exists (idempotently: same inputs, nothing redone). A file that is not a usable
 frame is reported and skipped. Worker processes use the ``spawn`` start
 method so the batch behaves the same on Windows and Linux.
 """
@@ -24,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rosace_core.config import module_options
 from rosace_core.errors import RosaceError
+from rosace_reduction import responses
 from rosace_reduction.frames import FrameInfo, read_frame_info, scan_folder
-from rosace_reduction.pipeline import Options, Plan, reduce_observation
+from rosace_reduction.instrument import load_instrument
+from rosace_reduction.pipeline import Options, Plan, _night, reduce_observation
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,8 @@ class Outcome:
     status: str  # reduced | skipped | failed
     message: str = ""
     record: dict | None = None
+    #: Reduced again in this batch because a reference star's response now exists for its night.
+    rereduced: bool = False
 
 
 @dataclass
@@ -144,12 +152,32 @@ def _work(plan: Plan, options: Options) -> tuple[str, object]:
         return "failed", f"internal error: {exc.__class__.__name__}: {exc}"
 
 
-def _nearest_response(records: list[dict], first: FrameInfo) -> str | None:
-    cands = [r for r in records if r.get("instrument") == first.instrument and r.get("response", {}).get("file")]
-    if not cands:
-        return None
-    best = min(cands, key=lambda r: abs(r["jd_mid"] - first.jd))
-    return best["response"]["file"]
+def _setup_name(first: FrameInfo, options: Options) -> str:
+    """The set-up name the quality records carry (INSTRUME may be a path or differ in case)."""
+    try:
+        return load_instrument(first.instrument, tuple(options.instrument_search)).name
+    except RosaceError:
+        return first.instrument  # the reduction itself reports the unknown set-up
+
+
+def _nearest_response(options: Options, first: FrameInfo) -> str | None:
+    """The response file of the nearest reference star (time, airmass) of the same set-up and night."""
+    entry = responses.nearest(options.output_root, _night(first.date_obs), _setup_name(first, options), first.jd, first.airmass)
+    return entry["file"] if entry else None
+
+
+def _plan_from_record(rec: dict) -> tuple[Plan | None, str]:
+    """The plan that reduced a quality record (its raw frames and calibrations); (None, reason) when a file is gone."""
+    cal = rec.get("calibrations") or {}
+    plan = Plan(science=list(rec.get("raw_frames") or []), arc=list(cal.get("arc") or []), flat=list(cal.get("flat") or []),
+                bias=list(cal.get("bias") or []), dark=list(cal.get("dark") or []), observation_id=str(rec.get("observation_id", "")))
+    if not plan.science:
+        return None, "its record lists no raw frame"
+    for group in (plan.science, plan.arc, plan.flat, plan.bias, plan.dark):
+        for path in group:
+            if not Path(path).exists():
+                return None, f"{Path(path).name} is no longer on disk"
+    return plan, ""
 
 
 def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, workers: int = 1, progress: Progress | None = None, abort: Callable[[], bool] | None = None) -> BatchReport:
@@ -172,7 +200,6 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
     done = 0
     progress = progress or (lambda d, t, m: None)
     progress(0, total, f"{total} observations")
-    ref_records: list[dict] = []
     # One scan of the output folder, not one per observation (an archive holds thousands).
     index = {} if force else _record_index(options)
 
@@ -181,12 +208,12 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
         todo = []
         for plan, is_ref, first in items:
             if not is_ref:
-                plan.response = _nearest_response(ref_records, first)
+                plan.response = _nearest_response(options, first)
             rec = None if force else existing_record(options, plan, index)
             if rec is not None:
                 report.outcomes.append(Outcome(plan.observation_id, first.object, "skipped", "already reduced with the same inputs", rec))
                 if is_ref:
-                    ref_records.append(rec)
+                    responses.register(options.output_root, rec)
                 done += 1
                 progress(done, total, f"{first.object}: up to date")
             else:
@@ -218,7 +245,7 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
         if status == "reduced":
             report.outcomes.append(Outcome(plan.observation_id, first.object, "reduced", "", value))
             if is_ref:
-                ref_records.append(value)
+                responses.register(options.output_root, value)
             progress(done, total, f"{first.object}: reduced")
         else:
             report.outcomes.append(Outcome(plan.observation_id, first.object, "failed", str(value)))
@@ -226,7 +253,48 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
 
     run_phase([p for p in plans if p[1]])
     run_phase([p for p in plans if not p[1]])
+    if not (abort and abort()):
+        _reduce_again(plans, options, report, progress, abort)
     return report
+
+
+def _reduce_again(plans: list[tuple[Plan, bool, FrameInfo]], options: Options, report: BatchReport, progress: Progress,
+                  abort: Callable[[], bool] | None) -> None:
+    """Reduce again, with the night's nearest response, the science observations of the nights and set-ups of
+    this batch that an earlier batch reduced without one (a robotic night hands the reference star over after
+    them). Idempotent: an observation whose record already has the same inputs (same response) is left alone.
+    """
+    this_batch = {plan.observation_id for plan, _, _ in plans}
+    nights = sorted({(_night(first.date_obs), _setup_name(first, options)) for _, _, first in plans})
+    for night, setup in nights:
+        if not any(e["instrument"] == setup for e in responses.load_index(options.output_root, night)):
+            continue
+        for rec in responses.science_without_response(options.output_root, night, setup):
+            oid = str(rec["observation_id"])
+            if oid in this_batch:
+                continue
+            if abort and abort():
+                return
+            plan, why = _plan_from_record(rec)
+            obj = str(rec.get("object", ""))
+            if plan is None:
+                log.warning("%s (%s) not reduced again with the night's response: %s", oid, obj, why)
+                report.outcomes.append(Outcome(oid, obj, "skipped", f"not reduced again with the night's response: {why}", rereduced=True))
+                continue
+            entry = responses.nearest(options.output_root, night, setup, float(rec.get("jd_mid", 0.0)), rec.get("airmass"))
+            if entry is None:
+                continue
+            plan.response = entry["file"]
+            if rec.get("inputs_hash") == plan.inputs_hash():
+                continue  # already reduced with this response (it did not cover the spectrum): nothing new
+            status, value = _work(plan, options)
+            if status == "reduced":
+                msg = f"reduced again with the response of reference star {entry['star']} ({entry['observation_id']})"
+                log.info("%s (%s) %s", oid, obj, msg)
+                report.outcomes.append(Outcome(oid, obj, "reduced", msg, value, rereduced=True))
+            else:
+                report.outcomes.append(Outcome(oid, obj, "failed", f"reducing again with the night's response: {value}", rereduced=True))
+            progress(len(plans), len(plans), f"{obj}: reduced again with the night's response")
 
 
 class ReductionOptions(BaseModel):
