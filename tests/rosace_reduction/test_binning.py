@@ -143,3 +143,24 @@ def test_bad_binning_keyword_names_the_file_and_keyword(tmp_path):
         hdul[0].header["XBINNING"] = "two"
     with pytest.raises(FrameError, match=r"x.fits: XBINNING 'two'"):
         read_frame_info(path)
+
+
+def test_batch_picks_only_calibrations_read_out_like_the_science(tmp_path):
+    from rosace_reduction.batch import plan_folder, reduce_paths
+    from rosace_reduction.frames import scan_folder
+
+    night = tmp_path / "night"
+    plan2, _ = _observation("alpy600", night / "binned", 2)
+    plan1, _ = _observation("alpy600", night / "unbinned", 1)
+    # Only 1x1 bias frames in the folder, written for the binned observation.
+    for p in plan2.bias:
+        Path(p).unlink()
+    for p in plan1.bias:
+        with fits.open(p, mode="update") as h:
+            h[0].header["ROSOBSID"] = "bin2"
+    frames, bad = scan_folder(night)
+    plans = {p.observation_id: p for p, _, _ in plan_folder(frames)}
+    assert not bad and plans["bin2"].bias == [] and len(plans["bin2"].arc) == 1
+    assert len(plans["bin1"].bias) == 3
+    report = reduce_paths([night], Options(output_root=str(tmp_path / "out")))
+    assert report.counts == {"reduced": 2}, report.to_dict()
