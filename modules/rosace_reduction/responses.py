@@ -36,32 +36,30 @@ def index_path(output_root: str | Path, night: str) -> Path:
 
 
 def load_index(output_root: str | Path, night: str) -> list[dict]:
-    """The responses entered for ``night`` (an unreadable index is logged and read as empty)."""
+    """The responses entered for ``night``.
+
+    A night reduced before the index existed has none, and an index may be
+    damaged: the reference stars' quality records of the night stand in for it
+    then (the next :func:`register` writes it again).
+    """
     path = index_path(output_root, night)
     if not path.exists():
-        return []
+        return _from_records(Path(output_root) / night)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        log.warning("response index %s unreadable (%s): ignored", path, exc)
-        return []
+        log.warning("response index %s unreadable (%s): rebuilt from the night's quality records", path, exc)
+        return _from_records(Path(output_root) / night)
     entries = data.get("responses", []) if isinstance(data, dict) else []
     return [e for e in entries if isinstance(e, dict) and e.get("file") and e.get("instrument")]
 
 
-def register(output_root: str | Path, record: dict) -> dict | None:
-    """Enter a reduced reference star's response in its night's index; return the entry (None when it has none).
-
-    One entry per (instrument, observation id): a reference reduced again replaces its entry.
-    """
+def _entry(record: dict) -> dict | None:
     resp = record.get("response") or {}
     file = resp.get("file")
-    if not record.get("reference_star") or not file or not Path(file).exists():
+    if not record.get("reference_star") or not file or not Path(file).exists() or not record.get("night"):
         return None
-    night = str(record.get("night", ""))
-    if not night:
-        return None
-    entry = {
+    return {
         "instrument": str(record.get("instrument", "")),
         "observation_id": str(record.get("observation_id", "")),
         "star": str(resp.get("star", record.get("object", ""))),
@@ -71,15 +69,44 @@ def register(output_root: str | Path, record: dict) -> dict | None:
         "inputs_hash": str(record.get("inputs_hash", "")),
         "record": str((record.get("products") or {}).get("json", "")),
     }
+
+
+def _from_records(folder: Path) -> list[dict]:
+    """Index entries rebuilt from the reference stars' quality records under a night folder."""
+    if not folder.is_dir():
+        return []
+    entries = []
+    for path in folder.rglob("*.json"):
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        entry = _entry(rec) if isinstance(rec, dict) else None
+        if entry is not None:
+            entries.append(entry)
+    return sorted(entries, key=lambda e: e["jd_mid"])
+
+
+def register(output_root: str | Path, record: dict) -> dict | None:
+    """Enter a reduced reference star's response in its night's index; return the entry (None when it has none).
+
+    One entry per (instrument, observation id): a reference reduced again replaces its entry.
+    """
+    entry = _entry(record)
+    if entry is None:
+        return None
+    night = str(record["night"])
     with _LOCK:
+        path = index_path(output_root, night)
+        exists = path.exists()
+        # A night's first entry starts from the reference stars reduced before the index existed.
         current = load_index(output_root, night)
-        if entry in current:
+        if exists and entry in current:
             return entry  # already there: no write
         entries = [e for e in current
                    if not (e["instrument"] == entry["instrument"] and e.get("observation_id") == entry["observation_id"])]
         entries.append(entry)
         entries.sort(key=lambda e: e.get("jd_mid", 0.0))
-        path = index_path(output_root, night)
         output.write_json(path, {"night": night, "responses": entries})
     return entry
 

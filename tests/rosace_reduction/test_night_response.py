@@ -142,3 +142,16 @@ def test_rest_science_then_reference_reuploads_the_science(night, share_server):
         assert share_server.received == ["sci-1", "ref-1", "sci-1"]
         [rec] = client.results(observation_id="sci-1")
         assert rec["response"]["applied"] and rec["response"]["star"] == "hr7001"
+
+
+def test_a_night_reduced_before_the_index_existed_still_serves_its_response(night):
+    tmp, ref, sci = night
+    options = Options(output_root=str(tmp / "out"))
+    reduce_paths([Path(p) for p in ref], options)
+    (tmp / "out" / "20261120" / "responses.json").unlink()
+    rec = _only(reduce_paths([Path(p) for p in sci], options), "sci-1").record
+    assert rec["response"]["applied"] and rec["response"]["star"] == "hr7001"
+    # A damaged index is rebuilt from the night's reference records.
+    index = tmp / "out" / "20261120" / "responses.json"
+    index.write_text("{not json", encoding="utf-8")
+    assert [e["observation_id"] for e in responses.load_index(tmp / "out", "20261120")] == ["ref-1"]
