@@ -68,9 +68,12 @@ class SchedulerQueue:
             retry = answer.get("retry_at")
             return Nothing(answer.get("reason") or "nothing observable", datetime.fromisoformat(retry.replace("Z", "+00:00")) if retry else None)
         of = ObservingFile.model_validate(obs["file"])
-        rules = obs.get("rules") or {}
-        reference = bool(obs.get("reference") or rules.get("reference"))
-        return Planned(str(obs.get("observation_id") or new_observation_id(of.id)), of, "scheduler", reference, obs)
+        # ``reference`` in the scheduler's answer is the reference star it *suggests* for
+        # this science file (docs/scheduler.md), not a mark that this observation is one:
+        # that comes from the file itself (observation._is_reference). Reading it as a mark
+        # wrote ROSREF = T on every science frame of a file with `reference_star: auto`, and
+        # the reduction then treated Be stars as flux standards.
+        return Planned(str(obs.get("observation_id") or new_observation_id(of.id)), of, "scheduler", False, obs)
 
     def report(self, outcome: dict) -> None:
         self.client.post("/outcomes", outcome)

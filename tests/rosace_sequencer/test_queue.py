@@ -1,0 +1,35 @@
+"""The sequencer's view of the scheduler's queue, over real HTTP to a real scheduler module."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+
+from rosace_core.clock import Clock, get_clock, set_clock
+from rosace_core.config import config_from_dict
+from rosace_core.rest import BackgroundServer
+from rosace_scheduler.api import create_app
+from rosace_scheduler.client import SchedulerClient
+from rosace_scheduler.scheduler import Scheduler
+from rosace_sequencer.queue import SchedulerQueue
+
+
+def test_a_suggested_reference_star_does_not_make_a_science_file_a_reference(tmp_path, examples_dir):
+    """`next` names a reference star for a file with `reference_star: auto`; the science
+    observation itself must not be marked as a reference (ROSREF = F on its frames)."""
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    shutil.copy(examples_dir / "be_zetatau_halpha_alpy.yaml", folder)
+    config = config_from_dict({"data": {"root": str(tmp_path / "data")}, "scheduler": {"watch_interval": 0}})
+    previous = get_clock()
+    set_clock(Clock.simulated(datetime(2026, 11, 20, 21, 0, tzinfo=timezone.utc), rate=1.0))
+    sched = Scheduler(config, queue_folder=folder)
+    try:
+        with BackgroundServer(create_app(config, token="t", scheduler_instance=sched, watch=False)) as srv:
+            planned = SchedulerQueue(SchedulerClient(srv.url, token="t")).next(pointing={"ra": 80.0, "dec": 20.0})
+    finally:
+        sched.close()
+        set_clock(previous)
+    assert planned.file.id == "be-zetatau-alpy"
+    assert planned.info.get("reference"), "the scheduler suggests a reference star for this file"
+    assert planned.reference is False
