@@ -39,7 +39,7 @@ DEFAULT_FILES = (
     "be_28tau_alpy.yaml",
     "be_betcmi_alpy.yaml",
     "nova_too_window.yaml",
-    "reference_hd35468_alpy.json",
+    "reference_hr1544_alpy.json",
     "binary_betaLyr_lhires.yaml",
     "reference_alflyr_lhires.yaml",
 )

@@ -170,7 +170,7 @@ def test_a_night_of_several_targets_then_the_missing_darks(sim, tmp_path):
     app = create_app(config_from_dict(config_dict(sim.url, tmp_path)), token=TOKEN)
     seq = app.extensions["rosace_sequencer"]
     files = [small_file(bias_dark="library", science={"count": 1, "exposure": 30}),
-             small_file("reference_hd35468_alpy.json", bias_dark="library", science={"count": 1, "exposure": 30})]
+             small_file("reference_hr1544_alpy.json", bias_dark="library", science={"count": 1, "exposure": 30})]
     with BackgroundServer(app) as server:
         client = SequencerClient(server.url, token=TOKEN)
         job = client.start_night(files)
@@ -179,10 +179,10 @@ def test_a_night_of_several_targets_then_the_missing_darks(sim, tmp_path):
         night = done["result"]
         assert night["completed"] == 2 and night["observations"] == 2
         history = client.history()
-        assert sorted(h["target"] for h in history if h["state"] == "completed") == ["HD 35468", "gam Cas"]
-        # library: one bias and one dark per distinct exposure time (30 s and the 10 s arcs), taken once the night ended
+        assert sorted(h["target"] for h in history if h["state"] == "completed") == ["gam Cas", "pi2 Ori"]
+        # library: one bias and one dark per distinct exposure time (30 s and the 2 s arcs), taken once the night ended
         lib = seq.journal.library_frames()
-        assert sorted((r["kind"], r["exptime"]) for r in lib) == [("BIAS", 0.001), ("DARK", 10.0), ("DARK", 30.0)]
+        assert sorted((r["kind"], r["exptime"]) for r in lib) == [("BIAS", 0.001), ("DARK", 2.0), ("DARK", 30.0)]
         for row in lib:
             assert fits.getheader(row["path"])["IMAGETYP"] in ("BIAS", "DARK")
         assert sim.observatory.telescope.get_atpark()
