@@ -55,10 +55,6 @@ class Package:
     header: bytes
     items: list[tuple[str, bytes]]
 
-    @property
-    def size(self) -> int:
-        return len(to_bytes(self))
-
 
 def keep(name: str, size: int = 0) -> bool:
     """True if the item ``name`` (``icudt73l/coll/fr.res``) of ``size`` bytes stays."""

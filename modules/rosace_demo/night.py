@@ -28,6 +28,7 @@ from rosace_core.http import RestClient, ServiceUnavailable
 from rosace_core.resources import resource_path
 from rosace_demo.drills import Drill
 from rosace_demo.processes import ProcessGroup, free_port
+from rosace_sim import devices_config
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,7 @@ class DemoNight:
                 shutil.copy(resource_path("observing_files", name), queue / name)
         sim = self.url("sim")
         site = self.scenario_data.get("site", {})
-        devices: dict[str, Any] = {"shelter": self.shelter_type}
-        for dev, number in (("dome", 0), ("telescope", 0), ("spectro_camera", 0), ("guide_camera", 1), ("switch", 0), ("safety_monitor", 0), ("observing_conditions", 0)):
-            devices[dev] = {"url": sim, "device_number": number}
+        devices: dict[str, Any] = {"shelter": self.shelter_type, **devices_config(sim)}
         options = {m: dict(getattr(user, m) or {}) if user else {} for m in MODULE_IDS}
         options["dome"].setdefault("poll_period", 1.0)
         options["scheduler"]["queue_folder"] = queue.as_posix()

@@ -26,7 +26,7 @@ from rosace_reduction.calibration import build_masters, calibrate, combine, remo
 from rosace_reduction.extraction import extract
 from rosace_reduction.frames import FrameInfo, load_image, read_frame_info
 from rosace_reduction.geometry import LineGeometry, band_rows, find_trace, measure_line_geometry, rectify, unrectify
-from rosace_reduction.instrument import InstrumentSetup, Layout, layout_of, load_instrument
+from rosace_reduction.instrument import InstrumentSetup, layout_of, load_instrument
 from rosace_reduction.response import (
     Response,
     ResponseError,

@@ -302,7 +302,6 @@ def identify(
     """
     arc = np.nan_to_num(np.asarray(arc, dtype=np.float64))
     n = len(arc)
-    x = np.arange(n, dtype=float)
     found = find_arc_lines(arc, fwhm, variance=variance)
     n_saturated, saturated_used = 0, False
     if saturated is not None and np.any(saturated):

@@ -87,9 +87,7 @@ def measure_on_slit(image: np.ndarray, *, slit: tuple[float, float], slit_width_
         return None
     gx, gy = float((w * xx).sum() / total), float((w * yy).sum() / total)
     snr = total / (raw_noise * math.sqrt(max(1, int((blob & usable).sum()))))
-    fit = np.ones_like(usable)
-    fit &= usable
-    fit &= (xx - gx) ** 2 + (yy - gy) ** 2 <= (box * 0.8) ** 2
+    fit = usable & ((xx - gx) ** 2 + (yy - gy) ** 2 <= (box * 0.8) ** 2)
     data, fx, fy = cut[fit].astype(np.float64), xx[fit].astype(np.float64), yy[fit].astype(np.float64)
     if data.size < 8:
         return Star(x=gx, y=gy, flux=total, snr=snr, npix=npix)

@@ -30,13 +30,12 @@ from rosace_sequencer.client import SequencerClient
 from rosace_sequencer.guiding import GuideLoop, GuideSettings, measure_on_slit
 from rosace_sequencer.hardware import Control, Hardware
 from rosace_sim.render.guider import render_guide_image
+from rosace_sim import devices_config
 from rosace_sim.testing import SimObservatory
 
 from rosace_sim.testing import wait_for
 
 TOKEN = "guide-test-token"
-DEVICES = [("dome", 0), ("telescope", 0), ("spectro_camera", 0), ("guide_camera", 1), ("switch", 0), ("safety_monitor", 0),
-           ("observing_conditions", 0)]
 #: A mount that needs guiding: 2.5 arcsec periodic error, 0.6 arcsec a minute of drift across the slit.
 TRACKING = {"periodic_error": 2.5, "worm_period": 480.0, "drift_ra": 0.6, "drift_dec": 0.3}
 
@@ -54,7 +53,7 @@ def guided_scenario(rate: float = 100.0, **stars) -> dict:
 def config_dict(sim_url: str, root: Path, **options) -> dict:
     opts = {"use_scheduler": False, "hand_to_reduction": False, "backoff": 1.0, "retries": 2, "library_count": 1}
     opts.update(options)
-    return {"devices": {k: {"url": sim_url, "device_number": n, "retries": 1} for k, n in DEVICES},
+    return {"devices": devices_config(sim_url, retries=1),
             "data": {"root": str(root)}, "sequencer": opts}
 
 

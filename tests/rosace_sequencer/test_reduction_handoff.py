@@ -8,7 +8,6 @@ library frames already existed is handed once.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -24,11 +23,10 @@ from rosace_reduction.api import create_app as create_reduction_app
 from rosace_sequencer import library
 from rosace_sequencer.hardware import Control
 from rosace_sequencer.service import Sequencer
+from rosace_sim import devices_config
 from rosace_sim.testing import SimObservatory
 
 RED_TOKEN = "red-test-token"
-DEVICES = [("dome", 0), ("telescope", 0), ("spectro_camera", 0), ("guide_camera", 1), ("switch", 0), ("safety_monitor", 0),
-           ("observing_conditions", 0)]
 
 
 @pytest.fixture
@@ -54,7 +52,7 @@ def reduction(tmp_path):
 
 def sequencer(sim_url: str, root: Path, reduction_url: str) -> Sequencer:
     opts = {"use_scheduler": False, "hand_to_reduction": True, "backoff": 1.0, "retries": 2, "library_count": 1}
-    cfg = {"devices": {k: {"url": sim_url, "device_number": n, "retries": 1} for k, n in DEVICES},
+    cfg = {"devices": devices_config(sim_url, retries=1),
            "data": {"root": str(root)}, "sequencer": opts, "modules": {"reduction": {"url": reduction_url, "token": RED_TOKEN}}}
     return Sequencer(config_from_dict(cfg))
 

@@ -27,11 +27,10 @@ from rosace_core.rest import BackgroundServer
 from rosace_sequencer.api import create_app
 from rosace_sequencer.client import SequencerClient
 from rosace_sequencer.frames import TMP_SUFFIX
+from rosace_sim import devices_config
 from rosace_sim.testing import SimObservatory
 
 TOKEN = "seq-test-token"
-DEVICES = [("dome", 0), ("telescope", 0), ("spectro_camera", 0), ("guide_camera", 1), ("switch", 0), ("safety_monitor", 0),
-           ("observing_conditions", 0)]
 
 
 def scenario(rate: float = 100.0) -> dict:
@@ -44,7 +43,7 @@ def scenario(rate: float = 100.0) -> dict:
 def config_dict(sim_url: str, root: Path, **options) -> dict:
     opts = {"use_scheduler": False, "hand_to_reduction": False, "backoff": 1.0, "retries": 2, "library_count": 1}
     opts.update(options)
-    return {"devices": {k: {"url": sim_url, "device_number": n, "retries": 1} for k, n in DEVICES},
+    return {"devices": devices_config(sim_url, retries=1),
             "data": {"root": str(root)}, "sequencer": opts}
 
 

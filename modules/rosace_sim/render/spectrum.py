@@ -267,7 +267,6 @@ class Renderer:
         if len(u) == 0:
             return
         table, half = self._line_table()
-        width = table.shape[1]
         k = np.arange(-half, half + 2)
         nrows, ncols = region.shape
         y = np.arange(region.y0, region.y1, dtype=np.float64)
