@@ -602,6 +602,9 @@ class Shelter:
         now = self.now()
         with self._lock:
             self._stuck = target
+            # Shown at once, as a successful move is: the next poll would say "error" anyway
+            # (a stuck shelter), and until then the status would contradict its own alarm.
+            self._set_state(now, "error")
         try:
             state = self.devices.dome.shutter.value
         except DeviceError as exc:
