@@ -32,11 +32,14 @@ def local_token(create: bool = True) -> str | None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
-    path.write_text(token + "\n", encoding="utf-8")
+    # Created owner-only from the first byte (os.open's mode), not chmod-ed after writing:
+    # no moment where another user could read it. Windows ignores the mode; the user folder is private.
     try:
-        path.chmod(0o600)
-    except OSError:  # pragma: no cover - Windows ACLs differ; the user folder is private anyway
-        pass
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it meanwhile: use theirs
+        return local_token(create=False) or token
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token + "\n")
     return token
 
 

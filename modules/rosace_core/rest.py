@@ -124,7 +124,17 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        return problem(exc.code or 500, exc.name, exc.description or "")
+        resp = problem(exc.code or 500, exc.name, exc.description or "")
+        # A 405 names the methods the route takes (RFC 9110: Allow is required there).
+        for name, value in exc.get_headers():
+            if name.lower() in ("allow", "retry-after"):
+                resp.headers[name] = value
+        return resp
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError):
+        # json.loads recurses once per nesting level: a body nested 100,000 deep ends here.
+        return problem(400, "Bad request", "the request body is nested too deeply")
 
     @app.errorhandler(Exception)
     def _bug(exc: Exception):
@@ -370,7 +380,8 @@ def create_module_app(apis: Api | list[Api], *, config=None, token: str | None =
 # --------------------------------------------------------------------------- serving
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is this machine only (localhost, 127.0.0.0/8, ::1)."""
     if host in ("localhost", ""):
         return host == "localhost"
     try:
@@ -381,7 +392,7 @@ def _is_loopback(host: str) -> bool:
 
 def check_bind(host: str, config=None, module: str | None = None) -> None:
     """Refuse to listen beyond this machine unless a token was configured on purpose."""
-    if not _is_loopback(host) and not explicit_token(config, module):
+    if not is_loopback(host) and not explicit_token(config, module):
         raise ConfigError("server", [("server.host", f"refusing to listen on {host!r} without a token: set [server] token in the configuration or ROSACE_TOKEN")])
 
 

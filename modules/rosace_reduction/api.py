@@ -93,6 +93,7 @@ def reduce(body: ReduceRequest):
 
     state = _state()
     paths = [Path(p) for p in body.frames] + ([Path(body.folder)] if body.folder else [])
+    _confine(paths, state["roots"])
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ProblemError(422, "Validation failed", "no such file or folder", [{"field": "frames", "message": f"not found: {m}", "in": "body"} for m in missing])
@@ -179,6 +180,25 @@ def spectrum_data(result_id: str):
     return {"wavelength": spec.spectral_axis.value.tolist(), "flux": spec.flux.value.tolist(), "uncertainty": unc, "unit": str(spec.flux.unit)}
 
 
+def _confine(paths: list[Path], roots: list[Path]) -> None:
+    """Refuse paths outside the configured data folders (the same answer whether they exist or not)."""
+    outside = []
+    for p in paths:
+        try:
+            resolved = p.expanduser().resolve()
+            inside = any(resolved.is_relative_to(root) for root in roots)
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte...
+            inside = False
+        if not inside:
+            outside.append(str(p)[:200])
+    if outside:
+        raise ProblemError(
+            403, "Forbidden", "only frames under the reduction's data folders can be reduced: "
+            + ", ".join(str(r) for r in roots) + " ([data] root, [reduction] data_roots)",
+            [{"field": "frames", "message": f"outside the data folders: {m}", "in": "body"} for m in outside],
+        )
+
+
 def create_app(config=None, *, token=None):
     """Build the reduction module's Flask app."""
     from rosace_core.auth import resolve_token
@@ -199,6 +219,8 @@ def create_app(config=None, *, token=None):
         "share_url": share_url,
         "share_token": share_token,
         "workers": int(red.get("workers", 1)),
+        # REST clients reduce only what lies under these (a server path outside them is refused).
+        "roots": [Path(r).expanduser().resolve() for r in [cfg.data.root, *red.get("data_roots", [])]],
     }
     return app
 

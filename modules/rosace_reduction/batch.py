@@ -314,6 +314,7 @@ class ReductionOptions(BaseModel):
     share_token: str | None = None
     workers: int = Field(1, ge=1, le=64, description="worker processes for REST jobs")
     instruments_dir: Path | None = Field(None, description="a folder of the user's own instrument set-ups")
+    data_roots: list[Path] = Field(default_factory=list, description="folders besides the data root whose frames REST clients may reduce")
 
 
 def options_from_config(config) -> Options:

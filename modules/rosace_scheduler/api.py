@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rosace_core.observing_file import ObservingFileError
 from rosace_core.rest import Api, ProblemError, create_module_app
 
 from rosace_scheduler.scheduler import Scheduler
+
+#: Years the scheduler answers for (earth orientation and ephemerides beyond them are meaningless).
+FIRST_YEAR, LAST_YEAR = 1950, 2150
+
+
+def _in_years(value: date | None) -> date | None:
+    # 0001-01-01 or 9999-12-31 overflowed inside astropy (HTTP 500) before this check.
+    if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be between {FIRST_YEAR} and {LAST_YEAR} (the span the sky tables cover)")
+    return value
+
+
+SkyTime = Annotated[datetime | None, AfterValidator(_in_years)]
+SkyDate = Annotated[date | None, AfterValidator(_in_years)]
 
 api = Api("scheduler", "Scheduler", "What to observe next, from Observing Files and the night's constraints")
 
@@ -41,7 +55,7 @@ class Conditions(BaseModel):
 class NextBody(BaseModel):
     """What the sequencer knows when it asks for the next observation."""
 
-    time: datetime | None = Field(None, description="default: the observatory clock's now")
+    time: SkyTime = Field(None, description="default: the observatory clock's now")
     pointing: Pointing | None = None
     conditions: Conditions | None = None
 
@@ -61,12 +75,12 @@ class OutcomeBody(BaseModel):
 class PlanQuery(BaseModel):
     """Which night (date of the evening, local), and whether to add altitude curves."""
 
-    night: date | None = None
+    night: SkyDate = None
     curves: bool = False
 
 
 class TimeQuery(BaseModel):
-    time: datetime | None = None
+    time: SkyTime = None
 
 
 class HistoryQuery(BaseModel):
@@ -78,7 +92,7 @@ class ReferenceQuery(BaseModel):
     """Reference star wanted: set-up, instant and airmass to match."""
 
     spectrograph: str | None = None
-    time: datetime | None = None
+    time: SkyTime = None
     airmass: float | None = Field(None, ge=1, le=10)
     ra: float | None = Field(None, ge=0, lt=360)
     dec: float | None = Field(None, ge=-90, le=90)

@@ -85,7 +85,10 @@ def run(body: RunRequest):
     if body.file_id is not None:
         from rosace_scheduler.client import SchedulerClient
 
-        data = seq._client("scheduler", SchedulerClient).get(f"/files/{body.file_id}")
+        from urllib.parse import quote
+
+        # The id goes into a URL path: escaped whole, so '../' or '?x' cannot reach another route.
+        data = seq._client("scheduler", SchedulerClient).get(f"/files/{quote(body.file_id, safe='')}")
         content = data.get("file") or data.get("content") or data
         of = _parse_file(content, body.file_id)
     else:

@@ -67,10 +67,27 @@ class Principal:
 
     name: str
     role: str = "observer"
+    #: The account's id; None for this installation's own token. Ownership is matched on it,
+    #: never on the name (an account may be named like the installation).
+    account_id: int | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+def _owned_by(account_id: int | None, name: str):
+    """SQL condition: the spectrum belongs to this account, or (no account: the installation's
+    own token, local tools) to this owner name among the rows of no account."""
+    if account_id is not None:
+        return SpectrumRecord.owner_account == account_id
+    return SpectrumRecord.owner_account.is_(None) & (SpectrumRecord.owner == name)
+
+
+def _is_owner(rec, who: "Principal") -> bool:
+    if who.account_id is not None:
+        return rec.owner_account == who.account_id
+    return rec.owner_account is None and rec.owner == who.name
 
 
 def utcnow() -> datetime:
@@ -155,7 +172,7 @@ class Archive:
         """The account owning ``token``, or None."""
         with self.Session() as s:
             acc = s.scalar(select(Account).where(Account.token_hash == token_digest(token)))
-            return Principal(acc.name, acc.role) if acc else None
+            return Principal(acc.name, acc.role, acc.id) if acc else None
 
     def accounts(self) -> list[dict]:
         """Every account (never the tokens)."""
@@ -210,6 +227,7 @@ class Archive:
         sha, spec = self._check_upload(data)
         campaign = (campaign or "").strip() or None
         who = getattr(owner, "name", owner)
+        who_id = getattr(owner, "account_id", None)
         obs_id = observation_id(spec.header)
         with self.Session.begin() as s:
             existing = s.scalar(select(SpectrumRecord.id).where(SpectrumRecord.sha256 == sha))
@@ -220,7 +238,7 @@ class Archive:
             previous = None
             if obs_id is not None:
                 # Newest first: rows uploaded twice before observation ids existed keep their older copy.
-                previous = s.scalar(select(SpectrumRecord).where(SpectrumRecord.owner == who, SpectrumRecord.observation_id == obs_id)
+                previous = s.scalar(select(SpectrumRecord).where(_owned_by(who_id, who), SpectrumRecord.observation_id == obs_id)
                                     .order_by(SpectrumRecord.id.desc()).limit(1))
             if previous is not None:
                 rec, old = previous, previous.sha256
@@ -233,7 +251,7 @@ class Archive:
                 self.audit(s, owner, "spectrum.replace", f"spectrum/{rec.id}", f"{old[:12]} -> {sha[:12]} (new version of observation {obs_id})")
             else:
                 old = None
-                rec = SpectrumRecord(sha256=sha, campaign=campaign, owner=who, filename=Path(filename or "").name[:200], size=len(data), created=utcnow())
+                rec = SpectrumRecord(sha256=sha, campaign=campaign, owner=who, owner_account=who_id, filename=Path(filename or "").name[:200], size=len(data), created=utcnow())
                 self._apply(rec, spec)
                 self._store(sha, data)
                 s.add(rec)
@@ -254,7 +272,7 @@ class Archive:
         rec = s.get(SpectrumRecord, spectrum_id)
         if rec is None:
             raise NotFoundError(f"no spectrum {spectrum_id}")
-        if rec.owner != who.name and not who.is_admin:
+        if not _is_owner(rec, who) and not who.is_admin:
             raise PermissionDenied(f"spectrum {spectrum_id} belongs to {rec.owner!r}; only its owner may change it")
         return rec
 

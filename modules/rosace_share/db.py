@@ -101,7 +101,9 @@ class SpectrumRecord(Base):
     quality: Mapped[str] = mapped_column(String(16), default="good", index=True)  # good | fair | poor
     flags: Mapped[list] = mapped_column(JSON, default=list)
     campaign: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
-    owner: Mapped[str] = mapped_column(String(80), default="")
+    owner: Mapped[str] = mapped_column(String(80), default="")  # the owner's name, for display
+    # Who may change it: the owning account's id, NULL for the installation itself.
+    owner_account: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     filename: Mapped[str] = mapped_column(String(200), default="")
     size: Mapped[int] = mapped_column(Integer, default=0)
     header: Mapped[dict] = mapped_column(JSON, default=dict)

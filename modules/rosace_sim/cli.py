@@ -42,7 +42,12 @@ def cmd_serve(args) -> int:
 
         token = resolve_token(None, "sim")
     observatory = Observatory(scenario)
-    app = create_app(observatory, token=token)
+    from rosace_core.rest import is_loopback
+
+    # Beyond this machine the Alpaca control routes need the token too (HTTP Basic password):
+    # anyone on the network could otherwise unpark the mount or open the roof.
+    guard = not is_loopback(args.host) and not args.open_alpaca
+    app = create_app(observatory, token=token, alpaca_token=token if guard else None)
     port = args.port or DEFAULT_PORTS["sim"]
     discovery = None
     if args.discovery_port != -1:
@@ -66,6 +71,8 @@ def add_arguments(p) -> None:
     q.add_argument("--scenario", default=None, help="scenario YAML file or shipped name (clear, demo_night); default: clear")
     q.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a configured token)")
     q.add_argument("--port", type=int, default=None, help="HTTP port (default 11111)")
+    q.add_argument("--open-alpaca", action="store_true",
+                   help="beyond loopback, leave the Alpaca device routes without credentials (for clients that cannot send HTTP Basic)")
     q.add_argument("--discovery-port", type=int, default=None, help="UDP discovery port (default 32227; -1 disables discovery)")
     q.set_defaults(func=cmd_serve)
 

@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import math
+import re
 import struct
 import threading
 import time
@@ -31,7 +32,8 @@ from rosace_core import __version__
 from rosace_core.clock import get_clock
 from rosace_core.rest import problem
 
-from rosace_sim.devices.base import AscomError, SimDevice
+from rosace_sim.devices.base import AscomError, NotImplementedAscom, SimDevice
+from rosace_sim.interfaces import is_member
 from rosace_sim.faults import Fault
 from rosace_sim.observatory import Observatory
 from rosace_sim.scenario import DEVICE_TYPES, FAULT_KINDS, WeatherValues
@@ -58,18 +60,23 @@ def _parse_bool(name: str, text: str) -> bool:
     raise BadRequest(f"parameter {name}={text!r} is not a boolean (True or False)")
 
 
+# Python's int()/float() also take '1_2', fullwidth or other Unicode digits and words such
+# as 'nan': Alpaca values are plain ASCII numbers, so the text is matched first.
+_INT = re.compile(r"[+-]?[0-9]+")
+_UINT = re.compile(r"[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _parse_int(name: str, text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise BadRequest(f"parameter {name}={text!r} is not an integer") from None
+    if not _INT.fullmatch(text.strip()):
+        raise BadRequest(f"parameter {name}={text!r} is not an integer")
+    return int(text.strip())
 
 
 def _parse_float(name: str, text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise BadRequest(f"parameter {name}={text!r} is not a number") from None
+    if not _FLOAT.fullmatch(text.strip()):
+        raise BadRequest(f"parameter {name}={text!r} is not a number")
+    value = float(text.strip())
     if not math.isfinite(value):
         raise BadRequest(f"parameter {name}={text!r} is not a finite number")
     return value
@@ -101,10 +108,9 @@ def _uint32(params: dict, name: str) -> int | None:
     text = params.get(name.lower())
     if text is None or text == "":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name}={text!r} is not an unsigned 32-bit integer") from None
+    if not _UINT.fullmatch(text):
+        raise BadRequest(f"{name}={text!r} is not an unsigned 32-bit integer")
+    value = int(text)
     if not 0 <= value <= UINT32_MAX:
         raise BadRequest(f"{name}={text!r} is out of range 0-{UINT32_MAX}")
     return value
@@ -113,9 +119,12 @@ def _uint32(params: dict, name: str) -> int | None:
 class AlpacaServer:
     """The Flask app of one simulated observatory."""
 
-    def __init__(self, observatory: Observatory, token: str | None = None, location: str = ""):
+    def __init__(self, observatory: Observatory, token: str | None = None, location: str = "", *, alpaca_token: str | None = None):
         self.obs = observatory
         self.token = token
+        #: When set, Alpaca PUTs (device control) need it: HTTP Basic (any user, the token as password,
+        #: what Alpaca clients such as alpyca or ASCOM Remote send) or 'Authorization: Bearer'.
+        self.alpaca_token = alpaca_token
         self.location = location or observatory.scenario.site.name
         self._stid = itertools.count(1)
         self._stid_lock = threading.Lock()
@@ -169,6 +178,10 @@ class AlpacaServer:
 
         @app.route("/api/v1/<device_type>/<device_number>/<member>", methods=["GET", "PUT"])
         def alpaca(device_type: str, device_number: str, member: str):
+            if request.method == "PUT" and self.alpaca_token and not self._alpaca_authorized():
+                resp = self._text(401, "device control on this server needs credentials (HTTP Basic, the token as password)")
+                resp.headers["WWW-Authenticate"] = 'Basic realm="rosace-sim"'
+                return resp
             try:
                 return self._alpaca(device_type, device_number, member)
             except BadRequest as exc:
@@ -193,7 +206,7 @@ class AlpacaServer:
 
         @app.get("/setup/v1/<device_type>/<device_number>/setup")
         def device_setup(device_type: str, device_number: str):
-            dev = self.obs.device(device_type, int(device_number)) if device_number.isdigit() else None
+            dev = self.obs.device(device_type, int(device_number)) if _UINT.fullmatch(device_number) else None
             if dev is None:
                 return Response("<html><body>No such device.</body></html>", status=403, mimetype="text/html")
             return Response(f"<html><body><h1>{dev.display_name}</h1><p>Configured by the scenario file; nothing to set here.</p></body></html>", mimetype="text/html")
@@ -216,7 +229,7 @@ class AlpacaServer:
     def _alpaca(self, device_type: str, device_number: str, member: str) -> Response:
         if device_type not in DEVICE_TYPES or device_type != device_type.lower():
             raise BadRequest(f"unknown or unsupported device type {device_type!r}")
-        if not device_number.isdigit() or int(device_number) > UINT32_MAX:
+        if not _UINT.fullmatch(device_number) or int(device_number) > UINT32_MAX:
             raise BadRequest(f"device number {device_number!r} is not an unsigned integer")
         device = self.obs.device(device_type, int(device_number))
         if device is None:
@@ -232,6 +245,12 @@ class AlpacaServer:
                 resp = self._text(405, f"{member} does not accept {request.method}")
                 resp.headers["Allow"] = "PUT" if verb == "get" else "GET"
                 return resp
+            if is_member(device_type, verb, member):
+                # Part of the interface, not offered by this simulator: ASCOM NotImplemented.
+                params = self._params()
+                ctid = _uint32(params, "ClientTransactionID")
+                _uint32(params, "ClientID")
+                return jsonify(self._envelope(None, ctid, NotImplementedAscom(f"{device_type}.{member} is not implemented by this simulator")))
             raise BadRequest(f"{device_type} has no member {member!r}")
         params = self._params()
         ctid = _uint32(params, "ClientTransactionID")
@@ -285,6 +304,15 @@ class AlpacaServer:
 
     # ------------------------------------------------------------------ /sim/v1
 
+    def _alpaca_authorized(self) -> bool:
+        assert self.alpaca_token
+        expected = self.alpaca_token.encode()
+        auth = request.authorization
+        if auth is not None and auth.type == "basic" and auth.password:
+            return hmac.compare_digest(auth.password.encode(), expected)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
     def _check_token(self) -> Response | None:
         if request.method in ("GET", "HEAD", "OPTIONS") or not self.token:
             return None
@@ -320,6 +348,10 @@ class AlpacaServer:
         @app.errorhandler(_Problem)
         def _problem(exc: _Problem):
             return exc.response
+
+        @app.errorhandler(RecursionError)
+        def _too_deep(exc: RecursionError):
+            return problem(400, "Bad request", "the request body is nested too deeply")
 
         @app.get("/sim/v1/state")
         def sim_state():
@@ -392,15 +424,19 @@ class FaultRequest(BaseModel):
     duration: float | None = Field(None, gt=0, description="simulated seconds; null: until cleared")
 
 
-def create_app(observatory: Observatory | None = None, *, scenario=None, token: str | None = None) -> Flask:
-    """Build the simulator's Flask app (Alpaca + management + /sim/v1); ``app.config['SIM']`` is the server."""
+def create_app(observatory: Observatory | None = None, *, scenario=None, token: str | None = None, alpaca_token: str | None = None) -> Flask:
+    """Build the simulator's Flask app (Alpaca + management + /sim/v1); ``app.config['SIM']`` is the server.
+
+    ``alpaca_token`` guards the Alpaca device control (PUT) routes too; ``rosace sim serve``
+    sets it whenever the server listens beyond this machine.
+    """
     from rosace_core.astro import load_earth_orientation
 
     # The mount and the renderer need UT1 and polar motion: read the IERS table
     # now and free what reading it left (60-90 MB kept otherwise).
     load_earth_orientation()
     obs = observatory or Observatory(scenario)
-    server = AlpacaServer(obs, token=token)
+    server = AlpacaServer(obs, token=token, alpaca_token=alpaca_token)
     server.app.config["SIM"] = server
     server.app.config["OBSERVATORY"] = obs
     return server.app

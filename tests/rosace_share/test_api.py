@@ -91,6 +91,19 @@ def test_owner_only_delete_and_replace(web, make_bess):
     assert web.get("/api/v1/share/audit", headers=bob).status_code == 403
 
 
+def test_an_account_named_like_the_installation_owns_nothing_of_it(web, make_bess):
+    """Ownership is the account's id: a name equal to the installation's owner gives no rights."""
+    sid = upload(web, _obs(make_bess, "inst-1", 1)).json["id"]  # the installation's own token
+    owner = web.get(f"/api/v1/share/spectra/{sid}").json["owner"]
+    impostor = account(web, owner)
+    assert web.delete(f"/api/v1/share/spectra/{sid}", headers=impostor).status_code == 403
+    assert upload(web, make_bess(seed=3), headers=impostor, path=f"/api/v1/share/spectra/{sid}", method="put").status_code == 403
+    # Its upload of the same observation id is its own spectrum, not a new version of the installation's.
+    theirs = upload(web, _obs(make_bess, "inst-1", 2), headers=impostor)
+    assert theirs.status_code == 201 and theirs.json["id"] != sid
+    assert web.get(f"/api/v1/share/spectra/{sid}").status_code == 200
+
+
 def _obs(make_bess, obs_id, seed, **kw):
     return make_bess("gam Cas", datetime(2025, 9, 1, 22, 30), seed=seed, extra={"ROSOBSID": obs_id}, **kw)
 

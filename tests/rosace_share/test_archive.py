@@ -13,7 +13,7 @@ from rosace_share.archive import DuplicateSpectrum, PermissionDenied, Principal,
 from rosace_share.spectra import SpectrumInvalid
 
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 def test_migrations_create_schema_at_head(archive):
@@ -87,14 +87,20 @@ def test_hostile_search_strings_are_harmless(archive, make_bess):
 
 
 def test_only_owner_replaces_or_deletes(archive, make_bess):
-    rec = archive.add(make_bess(seed=1), owner="alice")
+    alice = archive.principal_for_token(archive.create_account("alice")[1])
+    bob = archive.principal_for_token(archive.create_account("bob")[1])
+    rec = archive.add(make_bess(seed=1), owner=alice)
+    assert rec.owner == "alice" and rec.owner_account == alice.account_id
     with pytest.raises(PermissionDenied):
-        archive.delete(rec.id, Principal("bob"))
+        archive.delete(rec.id, bob)
     with pytest.raises(PermissionDenied):
-        archive.replace(rec.id, make_bess(seed=2), Principal("bob"))
-    new = archive.replace(rec.id, make_bess(seed=2, snr=60), Principal("alice"))
+        archive.replace(rec.id, make_bess(seed=2), bob)
+    # Same name, another identity (the installation's token has no account): no rights either.
+    with pytest.raises(PermissionDenied):
+        archive.delete(rec.id, Principal("alice"))
+    new = archive.replace(rec.id, make_bess(seed=2, snr=60), alice)
     assert new.snr == 60
-    archive.delete(rec.id, Principal("alice"))
+    archive.delete(rec.id, alice)
     with pytest.raises(NotFoundError):
         archive.get(rec.id)
     actions = [e["action"] for e in archive.audit_log()]
@@ -109,7 +115,7 @@ def test_admin_may_delete_any(archive, make_bess):
 
 def test_accounts_tokens_are_hashed(archive):
     acc, token = archive.create_account("alice", "organiser")
-    assert archive.principal_for_token(token) == Principal("alice", "organiser")
+    assert archive.principal_for_token(token) == Principal("alice", "organiser", acc.id)
     assert archive.principal_for_token(token + "x") is None
     assert token not in str(archive.accounts())
 
