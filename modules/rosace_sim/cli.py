@@ -8,6 +8,16 @@ import sys
 log = logging.getLogger("rosace_sim")
 
 
+def alpaca_guard(host: str, token: str | None, *, open_alpaca: bool = False) -> str | None:
+    """The token guarding Alpaca device control, or None (loopback only, or opened on purpose).
+
+    Beyond this machine anyone on the network could otherwise unpark the mount or open the roof.
+    """
+    from rosace_core.rest import is_loopback
+
+    return None if is_loopback(host) or open_alpaca else token
+
+
 def cmd_serve(args) -> int:
     """Serve the simulator until interrupted."""
     import os
@@ -42,12 +52,7 @@ def cmd_serve(args) -> int:
 
         token = resolve_token(None, "sim")
     observatory = Observatory(scenario)
-    from rosace_core.rest import is_loopback
-
-    # Beyond this machine the Alpaca control routes need the token too (HTTP Basic password):
-    # anyone on the network could otherwise unpark the mount or open the roof.
-    guard = not is_loopback(args.host) and not args.open_alpaca
-    app = create_app(observatory, token=token, alpaca_token=token if guard else None)
+    app = create_app(observatory, token=token, alpaca_token=alpaca_guard(args.host, token, open_alpaca=args.open_alpaca))
     port = args.port or DEFAULT_PORTS["sim"]
     discovery = None
     if args.discovery_port != -1:

@@ -75,8 +75,9 @@ class SimObservatory:
     """
 
     def __init__(self, scenario: dict | str | Path | None = None, port: int = 0, *, token: str | None = None,
-                 keep_clock: bool = False, discovery_port: int | None = None):
+                 keep_clock: bool = False, discovery_port: int | None = None, alpaca_token: str | None = None):
         self.scenario_source = scenario
+        self.alpaca_token = alpaca_token
         self.port = port
         self.token = token or secrets.token_urlsafe(16)
         self.keep_clock = keep_clock
@@ -102,7 +103,7 @@ class SimObservatory:
             self._saved_clock = (core_clock._current, os.environ.get(core_clock.ENV_VAR))
             set_clock(Clock.simulated(scenario.clock.start, scenario.clock.rate))
         self.observatory = Observatory(scenario)
-        app = create_app(self.observatory, token=self.token)
+        app = create_app(self.observatory, token=self.token, alpaca_token=self.alpaca_token)
         self.server = BackgroundServer(app, port=self.port, threads=8).start()
         self.url = self.server.url
         self.port = self.server.port
