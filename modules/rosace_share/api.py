@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hmac
 import io
+from types import SimpleNamespace
 import logging
 import re
 import threading
 from collections import OrderedDict
 from typing import Literal
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_file
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, send_file, url_for
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -674,6 +675,12 @@ def _num(value, fmt: str = "{:.0f}"):
     return "" if value is None else fmt.format(value)
 
 
+@gallery.app_template_filter("count")
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    """'1 spectrum', '2 spectra'."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
 @gallery.route("/")
 def gallery_index():
     svc = service()
@@ -731,8 +738,16 @@ def gallery_spectrum(spectrum_id: int):
 
 @gallery.route("/campaigns/<slug>")
 def gallery_campaign(slug: str):
-    camp = _campaign(slug)
     rows, total = service().archive.search(campaign=slug, limit=1000)
+    try:
+        camp = _campaign(slug)
+    except NotFoundError:
+        # Spectra name a campaign this server has no record of (an observatory sending to
+        # a network campaign): its page lists them rather than a 404 from their own link.
+        if not total:
+            raise
+        camp = SimpleNamespace(slug=slug, title=slug, description="A campaign of the network; its files are published on the share server.", organiser="", created=None)
+        return render_template("share/campaign.html", title=service().options.gallery_title, c=camp, files=[], spectra=rows, total=total)
     return render_template("share/campaign.html", title=service().options.gallery_title, c=camp, files=service().archive.campaign_files(slug), spectra=rows, total=total)
 
 
@@ -767,6 +782,11 @@ def create_app(config=None, *, token=None):
     app.config["MAX_CONTENT_LENGTH"] = archive.max_upload_bytes + 256 * 1024
     app.before_request(_authenticate)
     app.register_blueprint(gallery)
+
+    @app.get("/")
+    def root():
+        # The server's address alone (what a user types) opens the gallery.
+        return redirect(url_for("gallery.gallery_index"))
 
     @app.errorhandler(413)
     def _too_large(exc):

@@ -18,6 +18,7 @@ from rosace_share.analysis import DynamicSpectrum, line_view, normalised_flux
 from rosace_share.spectra import SpectrumData
 
 JD_MJD = 2400000.5
+DPI = 160
 
 
 def _png(fig: Figure) -> bytes:
@@ -32,8 +33,19 @@ def _png(fig: Figure) -> bytes:
 def _figure(width: float = 8.0, height: float = 3.6) -> tuple[Figure, object]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=90, layout="constrained")
+    # 160 dpi: a 8-inch figure is 1280 px, sharp on a high-density screen once the page
+    # scales it to its column (90 dpi looked blurry there).
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _plain_mjd_axis(axis) -> None:
+    """MJD as plain numbers (matplotlib's default offset made '+6.07e4' axes)."""
+    from matplotlib.ticker import ScalarFormatter
+
+    fmt = ScalarFormatter(useOffset=False)
+    fmt.set_scientific(False)
+    axis.set_major_formatter(fmt)
 
 
 def spectrum_png(spec: SpectrumData, title: str = "") -> bytes:
@@ -101,8 +113,12 @@ def line_png(epochs: list[tuple[float, SpectrumData]], rest: float, name: str, v
 def dynamic_png(dyn: DynamicSpectrum, name: str) -> bytes:
     """Dynamic spectrum: velocity across, time (MJD) upwards, flux as colour."""
     fig, ax = _figure(8.0, 4.5)
-    if dyn.image.shape[0] == 0:
-        ax.text(0.5, 0.5, f"no epoch covers {name}", transform=ax.transAxes, ha="center")
+    if dyn.image.shape[0] < 2:
+        # One epoch has no time axis: a one-row "dynamic spectrum" only stretched it.
+        what = f"no epoch covers {name}" if dyn.image.shape[0] == 0 else f"one epoch covers {name} so far: a dynamic spectrum needs two or more"
+        ax.text(0.5, 0.5, what, transform=ax.transAxes, ha="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
     else:
         mjd = dyn.jd - JD_MJD
         # Row edges half-way between epochs: uneven sampling stays honest in time.
@@ -116,6 +132,7 @@ def dynamic_png(dyn: DynamicSpectrum, name: str) -> bytes:
         mesh = ax.pcolormesh(vedges, edges, np.ma.masked_invalid(dyn.image), cmap="inferno", shading="flat")
         fig.colorbar(mesh, ax=ax, label="flux / continuum", pad=0.01)
         ax.axvline(0, color="w", lw=0.5, ls="--")
+        _plain_mjd_axis(ax.yaxis)
     ax.set_xlabel(f"velocity relative to {name} (km/s)")
     ax.set_ylabel("MJD")
     ax.set_title(f"dynamic spectrum, {name}", fontsize=10)
@@ -129,7 +146,14 @@ def ew_png(jds: list[float], ews: list[float | None], name: str) -> bytes:
     if pts:
         x, y = zip(*pts)
         ax.plot(x, y, "o-", ms=4, lw=0.8, color="tab:red")
+        if len(pts) == 1 or max(x) - min(x) < 1:
+            # One night: a day either side, not matplotlib's +-1e-5 d around a single point.
+            ax.set_xlim(min(x) - 1, max(x) + 1)
+        span = max(y) - min(y)
+        pad = max(0.1 * span, 0.05 * max(abs(v) for v in y), 0.5)
+        ax.set_ylim(min(y) - pad, max(y) + pad)
         ax.invert_yaxis()
+        _plain_mjd_axis(ax.xaxis)
     else:
         ax.text(0.5, 0.5, f"no spectrum covers {name}", transform=ax.transAxes, ha="center")
     ax.set_xlabel("MJD")

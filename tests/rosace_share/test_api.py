@@ -244,6 +244,62 @@ def test_gallery_pages(web, be_series):
     assert "cdn" not in (index + page).lower() and "https://" not in (index + page)
 
 
+def test_gallery_root_single_epoch_and_network_campaign(app, web, be_series):
+    """Regressions of the gallery audit: '/' 404, '1 spectra', campaign link 404, absurd one-epoch plots."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    assert web.get("/").status_code in (301, 302, 303, 308) and web.get("/").headers["Location"].endswith("/gallery/")
+    data = be_series[0][0]
+    # An observatory's archive (campaigns not checked) sending to a campaign of the network.
+    archive = app.extensions["rosace_share"].archive
+    archive.require_known_campaign = False
+    archive.add(data, owner="observatory", campaign="net-camp")
+    page = web.get("/gallery/objects/GAMCAS").data.decode()
+    assert "1 spectrum from" in page and "1 spectra" not in page
+    sid = web.get("/api/v1/share/spectra").json["items"][0]["id"]
+    assert "/gallery/campaigns/net-camp" in web.get(f"/gallery/spectra/{sid}").data.decode()
+    camp = web.get("/gallery/campaigns/net-camp")
+    assert camp.status_code == 200 and "Results: 1 spectrum" in camp.data.decode()
+    assert web.get("/gallery/campaigns/nothing-here").status_code == 404
+    for kind in ("dynamic", "ew", "overlay"):
+        png = web.get(f"/gallery/objects/GAMCAS/{kind}.png?line=H-alpha").data
+        img = Image.open(io.BytesIO(png))
+        assert img.size[0] >= 1200, (kind, img.size)  # sharp: 160 dpi
+    # One epoch: the dynamic spectrum says it needs two (mostly blank), not a stretched single row.
+    dyn = np.asarray(Image.open(io.BytesIO(web.get("/gallery/objects/GAMCAS/dynamic.png?line=H-alpha").data)).convert("L"))
+    assert (dyn > 240).mean() > 0.9
+
+
+def test_single_epoch_ew_axis_is_readable():
+    """One EW point: a day either side on a plain MJD axis, not +-1e-5 d with an offset."""
+    from matplotlib.figure import Figure  # noqa: F401 - matplotlib present
+
+    from rosace_share import plots
+
+    captured = {}
+    original = plots._png
+
+    def keep(fig):
+        ax = fig.axes[0]
+        captured["xlim"], captured["ylim"] = ax.get_xlim(), ax.get_ylim()
+        fig.canvas.draw()
+        captured["offset"] = ax.xaxis.get_major_formatter().get_offset()
+        return original(fig)
+
+    plots._png = keep
+    try:
+        plots.ew_png([2460700.5], [-12.0], "H-alpha")
+    finally:
+        plots._png = original
+    lo, hi = captured["xlim"]
+    assert hi - lo >= 2 and lo < 60700 < hi
+    assert captured["offset"] == ""
+    assert abs(captured["ylim"][0] - captured["ylim"][1]) >= 1
+
+
 def test_openapi_documents_multipart_upload(web):
     doc = web.get("/api/v1/openapi.json").json
     post = doc["paths"]["/api/v1/share/spectra"]["post"]
