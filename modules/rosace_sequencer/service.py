@@ -579,13 +579,22 @@ def frame_preview(path: Path, max_size: int = 400) -> dict:
     f = max(1, int(np.ceil(max(rows, cols) / max_size)))
     small = data[: rows - rows % f or rows, : cols - cols % f or cols]
     small = small.reshape(small.shape[0] // f, f, small.shape[1] // f, f).mean(axis=(1, 3)) if f > 1 else small
-    # the profile: the brightest rows (the trace) summed, background (median row) removed
+    # The profile: the brightest rows (the trace) averaged, less a background. A lamp fills the
+    # whole slit, so the column median there is the lamp itself (subtracting it sent arc profiles
+    # to -20000 ADU): calibration frames lose the frame's dark level only; a star loses the sky
+    # beside its trace.
     from scipy.ndimage import uniform_filter1d
 
     row_level = uniform_filter1d(np.median(data, axis=1), 9)
     trace = int(np.argmax(row_level))
     lo, hi = max(0, trace - 5), min(rows, trace + 6)
-    profile = data[lo:hi].mean(axis=0) - np.median(data, axis=0)
+    kind = str(header.get("IMAGETYP", "")).lower()
+    if any(word in kind for word in ("arc", "lamp", "comp", "flat")):
+        background = np.float32(np.percentile(data, 1.0))
+    else:
+        sky = np.r_[max(0, trace - 40):max(0, trace - 15), min(rows, trace + 16):min(rows, trace + 41)]
+        background = np.median(data[sky], axis=0) if sky.size else np.float32(np.percentile(data, 1.0))
+    profile = data[lo:hi].mean(axis=0) - background
     return {"path": str(path), "name": path.name, "imagetyp": header.get("IMAGETYP"), "object": header.get("OBJECT"),
             "exptime": header.get("EXPTIME"), "date_obs": header.get("DATE-OBS"), "shape": [rows, cols], "binning": f,
             "image": np.round(small, 1).tolist(), "profile": np.round(profile, 2).tolist(), "trace_row": trace}
