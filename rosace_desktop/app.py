@@ -63,6 +63,7 @@ def run_desktop(args) -> int:
 
     app = qt_application()
     _install_excepthook()
+    _quit_on_termination(app)
     # A configuration named on the command line describes the whole set-up (a demo
     # run, another observatory): choices saved from the dialog do not override it.
     window = create_window(config, mode=mode, urls=urls, token=args.token, only=only, use_saved=args.config is None)
@@ -82,6 +83,29 @@ def run_desktop(args) -> int:
 
     release_qt(window)
     return int(status)
+
+
+def _quit_on_termination(app) -> None:
+    """SIGTERM / SIGINT (Ctrl+Break on Windows) end the event loop, so the window's shutdown
+    stops the servers it started (the default action killed the desktop and orphaned them)."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def quit_app(signum, _frame):
+        log.info("signal %s: closing the desktop", signum)
+        app.quit()
+
+    for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
+        if hasattr(signal, name):
+            try:
+                signal.signal(getattr(signal, name), quit_app)
+            except (ValueError, OSError):  # not the main thread, or not settable here
+                pass
+    # Python runs signal handlers only between bytecodes: a timer lets it out of Qt's loop.
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
 
 
 def _install_excepthook() -> None:

@@ -139,10 +139,17 @@ class ModuleTab(QWidget):
             log.exception("update_view failed")
             self.status_line.setText(f"display error: {exc}")
 
+    #: a tab without periodic refresh retries a failed fetch after this many milliseconds
+    retry_ms = 3000
+
     def _fetch_failed(self, exc: Exception) -> None:
         self._busy = False
         self.online = False
         self.status_line.setText(f"unreachable: {exc} (retrying)")
+        if not self.timer.isActive():
+            # Tabs that refresh on request only (share) said "retrying" and never did, so they
+            # stayed empty once the server came up: retry until one fetch succeeds.
+            QTimer.singleShot(self.retry_ms, self.refresh)
 
     def run_async(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None, *, what: str = "action") -> None:
         """Run an action off the GUI thread; report its error in the status line, then refresh."""

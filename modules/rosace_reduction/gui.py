@@ -79,15 +79,22 @@ class ReductionTab(ModuleTab):
         elif jobs:
             j = jobs[-1]
             self.jobs_label.setText(f"last job {j['id']}: {j['state']} {j.get('error') or ''}")
-        ids = [r["id"] for r in data["results"]]
+        # Stable order (observation time, then id): a new result is inserted at its place and
+        # the rest stay where they are, with the selection (the list was rebuilt under the mouse).
+        results = sorted(data["results"], key=lambda r: (r.get("date_obs") or "", r["id"]))
+        ids = [r["id"] for r in results]
         if ids != self._ids:
-            self._ids = ids
-            self.results_list.clear()
-            for r in data["results"]:
+            known = {self.results_list.item(i).data(Qt.ItemDataRole.UserRole)["id"]: i for i in range(self.results_list.count())}
+            for row in sorted((known[i] for i in known if i not in ids), reverse=True):
+                self.results_list.takeItem(row)
+            for pos, r in enumerate(results):
+                if r["id"] in known:
+                    continue
                 q = r["quality"]
                 item = QListWidgetItem(f"{r['object']}  {r['date_obs'][:16]}  {r['instrument']}  S/N {q['snr']:.0f}")
                 item.setData(Qt.ItemDataRole.UserRole, r)
-                self.results_list.addItem(item)
+                self.results_list.insertItem(pos, item)
+            self._ids = ids
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Night folder of raw frames")

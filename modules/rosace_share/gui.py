@@ -83,7 +83,8 @@ class ShareTab(ModuleTab):
             for c, key in enumerate(COLUMNS):
                 value = item.get(key)
                 self.table.setItem(r, c, QTableWidgetItem("" if value is None else str(value)))
-        self.status_line.setText(f"{data['total']} spectra")
+        total = data["total"]
+        self.status_line.setText(f"{total} spectrum" if total == 1 else f"{total} spectra")
 
     def selected(self) -> dict | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -112,6 +113,11 @@ class ShareTab(ModuleTab):
             self.spectrum_plot.addItem(pg.FillBetweenItem(lo, hi, brush=(80, 120, 200, 90)))
         self.spectrum_plot.plot(wl, flux, pen=pg.mkPen("w", width=1))
         self.spectrum_plot.setTitle(f"{row['object']} {row['date_obs'][:16]}")
+        # The error band's items pulled the automatic range to 0 Å: the spectrum's own span.
+        finite = np.isfinite(wl) & np.isfinite(flux)
+        if finite.any():
+            self.spectrum_plot.setXRange(float(wl[finite].min()), float(wl[finite].max()), padding=0.01)
+            self.spectrum_plot.setYRange(float(np.nanmin(flux[finite])), float(np.nanmax(flux[finite])), padding=0.05)
         image = np.array([[np.nan if v is None else v for v in r] for r in lines["image"]], dtype=float)
         if image.size:
             v = lines["velocity"]

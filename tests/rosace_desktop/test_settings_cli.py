@@ -69,3 +69,36 @@ def test_selftest_from_source_passes(tmp_path):
     assert proc.returncode == 0 and report["ok"], proc.stdout[-3000:]
     assert len(list(tmp_path.glob("tab-*.png"))) >= 5
     assert sys.executable
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is a POSIX signal")
+def test_sigterm_closes_the_desktop_and_its_local_servers(tmp_path):
+    """``kill <desktop>`` used to leave the five servers it started running, orphaned."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    config = tmp_path / "rosace.toml"
+    config.write_text(f'[data]\nroot = "{(tmp_path / "data").as_posix()}"\n', encoding="utf-8")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen(rosace_command("--config", str(config), "desktop", "--local", "--only", "reduction,share", "--report-ready"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = ""
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not line.startswith("{"):
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, proc.stderr.read()[-2000:]
+        children = psutil.Process(proc.pid).children(recursive=True)
+        servers = [c for c in children if "serve" in " ".join(c.cmdline())]
+        assert len(servers) == 2, [c.cmdline() for c in children]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        gone, alive = psutil.wait_procs(servers, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
