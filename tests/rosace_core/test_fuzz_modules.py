@@ -1,7 +1,8 @@
 """Schema-driven fuzzing of every module's REST API and of the simulator's Alpaca API: no 5xx.
 
 Each module's OpenAPI document drives schemathesis (``ROSACE_FUZZ_EXAMPLES`` examples per
-operation, 100 by default); the modules run against a real simulated observatory, over
+operation: 40 in the everyday CI run, ``ROSACE_FUZZ_EXAMPLES=100`` for the full budget whose
+result docs/benchmarks.md records); the modules run against a real simulated observatory, over
 real HTTP (waitress), with the module's token. Every answer must be below 500. The
 simulator is fuzzed from the official Alpaca device API file with the same budget.
 """
@@ -21,10 +22,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("ROSACE_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("ROSACE_FUZZ_EXAMPLES", "40"))
 #: The simulator's ~270 Alpaca operations share a handful of parameter shapes; hypothesis needs
 #: ~3 s per 100 examples of each, so CI runs fewer there (docs/benchmarks.md has a full 100 run).
-SIM_EXAMPLES = int(os.environ.get("ROSACE_FUZZ_SIM_EXAMPLES", "20"))
+SIM_EXAMPLES = int(os.environ.get("ROSACE_FUZZ_SIM_EXAMPLES", "12"))
 TOKEN = "fuzz-token"
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_SPEC = Path(os.environ.get("ROSACE_ALPACA_SPEC") or (REPO.parent / "shared" / "alpaca-spec")) / "AlpacaDeviceAPI_v1.yaml"
@@ -108,6 +109,7 @@ def _fuzz(schema, base_url: str, headers: dict, skip=lambda op: False, examples:
     return count, codes, failures
 
 
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("module", ["dome", "scheduler", "sequencer", "reduction", "share"])
 def test_module_api_gives_no_server_error(module, sim, tmp_path):
     from rosace_core.rest import BackgroundServer
@@ -127,6 +129,7 @@ def test_module_api_gives_no_server_error(module, sim, tmp_path):
     assert sum(n for c, n in codes.items() if c < 300) > 0, codes
 
 
+@pytest.mark.timeout(3600)
 @pytest.mark.skipif(not DEVICE_SPEC.exists(), reason=f"official Alpaca OpenAPI file not found: {DEVICE_SPEC}")
 def test_simulator_alpaca_api_gives_no_server_error(sim):
     """Any device type, number, member and values from the official spec: never a 5xx."""
