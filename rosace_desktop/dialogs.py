@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPushButton,
     QVBoxLayout,
 )
 
@@ -35,21 +36,36 @@ class ConnectionDialog(QDialog):
         intro.setWordWrap(True)
         layout.addWidget(intro)
         grid = QGridLayout()
-        for col, text in enumerate(("Module", "Mode", "URL", "Token")):
+        for col, text in enumerate(("Module", "Mode", "URL", "Token", "", "Test result")):
             grid.addWidget(QLabel(f"<b>{text}</b>"), 0, col)
+        self.results: dict[str, QLabel] = {}
         for row, (name, ep) in enumerate(endpoints.items(), start=1):
             mode = QComboBox()
             mode.addItems(MODES)
             mode.setCurrentText(ep.mode)
             url = QLineEdit(ep.url)
+            # Wide enough for "https://observatory-pc.local:8705" without cutting it.
+            url.setMinimumWidth(url.fontMetrics().horizontalAdvance("https://observatory-pc.example:18705") + 16)
             token = QLineEdit(ep.token or "")
             token.setEchoMode(QLineEdit.EchoMode.Password)
             token.setPlaceholderText("(this installation's)")
+            token.setMinimumWidth(token.fontMetrics().horizontalAdvance("(this installation's)") + 16)
+            test = QPushButton("Test")
+            test.setObjectName(f"test_{name}")
+            test.setToolTip("ask the server at this URL for its health, with this token")
+            test.clicked.connect(lambda _=False, n=name: self.test(n))
+            result = QLabel("")
+            result.setObjectName(f"result_{name}")
+            result.setMinimumWidth(result.fontMetrics().horizontalAdvance("unreachable: connection refused") + 8)
             grid.addWidget(QLabel(name), row, 0)
             grid.addWidget(mode, row, 1)
             grid.addWidget(url, row, 2)
             grid.addWidget(token, row, 3)
+            grid.addWidget(test, row, 4)
+            grid.addWidget(result, row, 5)
             self.rows[name] = (mode, url, token)
+            self.results[name] = result
+        grid.setColumnStretch(2, 1)
         layout.addLayout(grid)
         self.error = QLabel()
         self.error.setStyleSheet("color:#8a1020")
@@ -58,6 +74,21 @@ class ConnectionDialog(QDialog):
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def test(self, name: str) -> None:
+        """Check one row's server off the GUI thread: health, then whether the token is accepted."""
+        from rosace_desktop.tab import run_in_background
+
+        mode, url, token = self.rows[name]
+        base, key, label = url.text().strip().rstrip("/"), token.text().strip() or None, self.results[name]
+        label.setText("testing...")
+        label.setStyleSheet("color:#555")
+
+        def done(text: str) -> None:
+            label.setText(text)
+            label.setStyleSheet("color:#1a7f37" if text.startswith("OK") else "color:#8a1020")
+
+        run_in_background(lambda: probe_server(base, name, key), done, lambda exc: done(f"failed: {exc}"))
 
     def endpoints(self) -> dict[str, Endpoint]:
         """The endpoints as edited."""
@@ -72,6 +103,36 @@ class ConnectionDialog(QDialog):
             self.error.setText(f"URL must start with http:// or https:// ({', '.join(bad)})")
             return
         self.accept()
+
+
+def probe_server(url: str, module: str, token: str | None, timeout: float = 5.0) -> str:
+    """One line on the server at ``url``: reachable, the right module, token accepted (worker thread)."""
+    import requests
+
+    from rosace_core.auth import resolve_token
+
+    if not url.startswith(("http://", "https://")):
+        return "URL must start with http:// or https://"
+    try:
+        health = requests.get(f"{url}/api/v1/health", timeout=timeout)
+    except requests.RequestException as exc:
+        reason = "connection refused" if isinstance(exc, requests.ConnectionError) else exc.__class__.__name__
+        return f"unreachable: {reason}"
+    if health.status_code != 200:
+        return f"answers HTTP {health.status_code}: not a ROSACE server?"
+    try:
+        served = health.json().get("modules") or []
+    except ValueError:
+        return "answers, but not a ROSACE server"
+    if module not in served:
+        return f"a ROSACE server, but of {', '.join(served) or 'no module'}"
+    # A request that changes nothing but needs the token: an unknown job to abort (404 when the
+    # token is accepted, 401 when not). Modules without jobs answer 404/405 either way.
+    key = token or resolve_token(None, module)
+    probe = requests.post(f"{url}/api/v1/{module}/jobs/none/abort", headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+    if probe.status_code == 401:
+        return "reachable, but the token is refused"
+    return f"OK: {module} {health.json().get('version', '')}".strip()
 
 
 def edit_connections(window) -> None:

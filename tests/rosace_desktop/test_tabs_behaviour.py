@@ -79,3 +79,33 @@ def test_share_spectrum_plot_spans_the_spectrum(qtbot):
     tab.plot(({"object": "gam Cas", "date_obs": "2026-11-20T21:00"}, data, lines))
     (x0, x1), _ = tab.spectrum_plot.getViewBox().viewRange()
     assert 6390 < x0 < 6405 and 6695 < x1 < 6710
+
+
+def test_connection_dialog_tests_each_server_and_shows_whole_urls(qtbot, tmp_path):
+    from rosace_core.config import config_from_dict
+    from rosace_core.rest import BackgroundServer
+    from rosace_desktop.dialogs import ConnectionDialog
+    from rosace_desktop.launch import free_port
+    from rosace_desktop.settings import Endpoint
+    from rosace_reduction.api import create_app
+
+    with BackgroundServer(create_app(config_from_dict({"data": {"root": str(tmp_path)}}), token="right")) as server:
+        endpoints = {
+            "reduction": Endpoint("reduction", "remote", server.url, "right"),
+            "share": Endpoint("share", "remote", f"http://127.0.0.1:{free_port()}", None),
+            "dome": Endpoint("dome", "remote", server.url, "x"),
+        }
+        dialog = ConnectionDialog(endpoints)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        url_edit = dialog.rows["reduction"][1]
+        assert url_edit.width() >= url_edit.fontMetrics().horizontalAdvance(server.url)
+        for name in endpoints:
+            dialog.test(name)
+        qtbot.waitUntil(lambda: all(r.text() not in ("", "testing...") for r in dialog.results.values()), timeout=20000)
+        assert dialog.results["reduction"].text().startswith("OK: reduction")
+        assert dialog.results["share"].text().startswith("unreachable")
+        assert "ROSACE server, but of reduction" in dialog.results["dome"].text()
+        dialog.rows["reduction"][2].setText("wrong")
+        dialog.test("reduction")
+        qtbot.waitUntil(lambda: "token is refused" in dialog.results["reduction"].text(), timeout=20000)
