@@ -85,7 +85,7 @@ class SchedulerTab(ModuleTab):
         self.last_data: dict | None = None
 
     def fetch(self):
-        return {"plan": self.client.plan(curves=True), "queue": self.client.queue()}
+        return {"plan": self.client.plan(curves=True), "queue": self.client.queue(), "history": self.client.history(limit=200)}
 
     def update_view(self, data) -> None:
         self.last_data = data
@@ -94,14 +94,24 @@ class SchedulerTab(ModuleTab):
             f"night {plan['night']}  sunset {plan.get('sunset') or '-'}  sunrise {plan.get('sunrise') or '-'}  "
             f"{len(plan['observations'])} planned, value {plan['value']:.2f} priority x h  ({plan['spectrograph']} mounted)"
         )
-        self._draw_plan(plan)
+        self._draw_plan(plan, data.get("history"))
         self._fill_queue(queue)
         self._fill_rejected(queue.get("rejected", []))
 
-    def _draw_plan(self, plan: dict) -> None:
+    def _draw_plan(self, plan: dict, history: list[dict] | None = None) -> None:
         self.timeline.clear()
         self.altitude.clear()
         obs = plan["observations"]
+        # The whole night, not only what is left of it: from the night's start (an hour before
+        # sunset) to its end, whatever the plan holds (an empty plan broke the axis).
+        night_start = _unix(plan.get("night_start")) or _unix(plan.get("sunset")) or _unix(plan.get("start"))
+        night_end = _unix(plan.get("end")) or _unix(plan.get("sunrise"))
+        now = _unix(plan.get("generated"))
+        self._draw_history(history or [], night_start, now)
+        if now is not None:
+            for plot in (self.timeline, self.altitude):
+                plot.addItem(pg.InfiniteLine(now, angle=90, pen=pg.mkPen("#e53935", width=2), label="now",
+                                             labelOpts={"position": 0.95, "color": "#e53935"}))
         for k, o in enumerate(obs):
             s, e = _unix(o["start"]), _unix(o["end"])
             colour = pg.intColor(k, hues=max(len(obs), 1))
@@ -124,6 +134,27 @@ class SchedulerTab(ModuleTab):
                     if len(seg) >= 2:
                         self.altitude.plot([p[0] for p in seg], [p[1] for p in seg], pen=pg.mkPen(colour, width=5))
         self.timeline.setYRange(0, 2.5)
+        if night_start is not None and night_end is not None and night_end > night_start:
+            self.timeline.setXRange(night_start, night_end, padding=0.01)
+        if not obs and night_end is not None:
+            empty = pg.TextItem("nothing planned for the rest of the night", anchor=(0.5, 0.5), color="#888")
+            empty.setPos(((now or night_start or night_end) + night_end) / 2, 1.2)
+            self.timeline.addItem(empty)
+
+    def _draw_history(self, history: list[dict], night_start: float | None, now: float | None) -> None:
+        """Tonight's past observations: grey when completed, red when failed, amber when interrupted."""
+        colours = {"completed": (120, 120, 120, 200), "failed": (198, 40, 40, 220), "interrupted": (255, 179, 0, 220), "pending": (90, 90, 160, 200)}
+        for h in history:
+            s = _unix(h.get("started")) or _unix(h.get("dispatched"))
+            e = _unix(h.get("ended")) or now
+            if s is None or e is None or e <= s or (night_start is not None and e < night_start):
+                continue
+            outcome = h.get("outcome") or "pending"
+            self.timeline.addItem(pg.BarGraphItem(x0=[s], y0=[0], width=[e - s], height=[1], brush=colours.get(outcome, colours["pending"]),
+                                                  pen=pg.mkPen("#fff", width=0.5)))
+            label = pg.TextItem(f"{h.get('target') or h.get('file_id')} ({outcome})", anchor=(0, 1), angle=90, color="#bbb")
+            label.setPos(s, 1.05)
+            self.timeline.addItem(label)
 
     def _fill_queue(self, queue: dict) -> None:
         files = queue.get("files", [])

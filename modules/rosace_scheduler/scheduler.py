@@ -595,7 +595,7 @@ class Scheduler:
             left = [{"file_id": table.ids[i], "state": labels[i], "reason": why} for i, why in zip(rows, reasons)]
             doc = {
                 "night": night.isoformat(), "site": self.site.name, "spectrograph": self.spectrograph,
-                "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "start": iso(t0), "end": iso(sky.end),
+                "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "night_start": iso(sky.start), "start": iso(t0), "end": iso(sky.end),
                 "grid_step": sky.step, "generated": iso(clock_now().timestamp()),
                 "observations": obs, "unscheduled": left,
                 "value": round(sum(o["priority"] * o["duration"] for o in obs) / 3600.0, 3),

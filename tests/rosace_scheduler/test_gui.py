@@ -28,3 +28,34 @@ def test_tab_shows_queue_plan_and_rejections(qtbot, config, queue_folder):
         assert "Rejected files (1)" == widget.tabs.tabText(1)
         assert widget.night_label.text().startswith("night ")
         widget.timer.stop()
+
+
+def test_plan_view_shows_the_whole_night_now_and_past_blocks(qtbot, config, queue_folder):
+    """The timeline spans the night (not only what is left), marks now, and draws tonight's past
+    observations (failed in red); with nothing planned the axis still spans the night."""
+    import pyqtgraph as pg
+
+    from rosace_core.clock import get_clock
+    from rosace_scheduler.gui import SchedulerTab, _unix
+
+    sched = Scheduler(config, database=":memory:", queue_folder=queue_folder)
+    app = create_app(config, token="t", scheduler_instance=sched, watch=False)
+    with BackgroundServer(app) as srv:
+        client = SchedulerClient(srv.url, token="t")
+        widget = SchedulerTab(client)
+        widget.timer.stop()
+        qtbot.addWidget(widget)
+        qtbot.waitUntil(lambda: widget.last_data is not None, timeout=20000)
+        plan = widget.last_data["plan"]
+        t_now = get_clock().now().timestamp()
+        failed = {"observation_id": "o-1", "file_id": "x", "target": "gam Cas", "outcome": "failed",
+                  "started": plan["night_start"], "ended": plan["sunset"]}
+        widget._draw_plan({**plan, "observations": []}, [failed])
+        (x0, x1), _ = widget.timeline.getViewBox().viewRange()
+        night_start, night_end = _unix(plan["night_start"]), _unix(plan["end"])
+        assert x0 <= night_start + 600 and x1 >= night_end - 600
+        lines = [i for i in widget.timeline.items if isinstance(i, pg.InfiniteLine)]
+        assert len(lines) == 1 and abs(lines[0].value() - t_now) < 3600
+        bars = [i for i in widget.timeline.items if isinstance(i, pg.BarGraphItem)]
+        assert len(bars) == 1 and bars[0].opts["brush"] == (198, 40, 40, 220)
+        assert any(isinstance(i, pg.TextItem) and "nothing planned" in i.toPlainText() for i in widget.timeline.items)
