@@ -127,6 +127,11 @@ def steps():
     return {"steps": reg.names(), "errors": reg.errors}
 
 
+@api.route("/telemetry", summary="Live view: slit-jaw image with slit and star, guide offsets, camera temperatures, mount position")
+def telemetry():
+    return _seq().telemetry_doc()
+
+
 @api.route("/last_frame", query=PreviewQuery, summary="Quick look: the last frame binned down and its profile along the dispersion")
 def last_frame(query: PreviewQuery):
     return _seq().last_frame_preview(query.max_size)

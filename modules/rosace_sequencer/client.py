@@ -47,6 +47,10 @@ class SequencerClient(RestClient):
             params["night"] = night
         return self.get("/history", params=params)
 
+    def telemetry(self) -> dict:
+        """Return the live view: slit-jaw image with slit and star, guide offsets, temperatures, mount position."""
+        return self.get("/telemetry")
+
     def last_frame(self, max_size: int = 400) -> dict:
         """Return the last frame binned down, with its profile along the dispersion."""
         return self.get("/last_frame", params={"max_size": max_size})

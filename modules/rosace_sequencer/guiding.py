@@ -267,6 +267,7 @@ class GuideLoop:
                 else:
                     near = (star.x, star.y)
                     self._found(star, target)
+                self._publish(image, star)
                 # Pace the loop on the observatory clock, and in wall time too: an accelerated
                 # clock must not turn the guide loop into a busy loop.
                 self.control.wait(min(s.interval, max(0.0, self._time_left() - s.exposure)))
@@ -285,6 +286,16 @@ class GuideLoop:
             self._end_pulses()
             if self.stats.state == "guiding":
                 self.stats.state = "aborted" if self.control.parent.aborted else "star lost" if self.stats.lost_now else "completed"
+
+    def _publish(self, image, star) -> None:
+        """Hand the frame and the latest offset to the sequencer's telemetry (desktop view), if any."""
+        tele = getattr(self.hw, "telemetry", None)
+        if tele is None:
+            return
+        s = self.settings
+        tele.jaw_frame(image, slit=s.slit, slit_width_px=s.slit_width_px, star=None if star is None else (star.x, star.y))
+        east, north = self.stats.offsets[-1] if star is not None and self.stats.offsets else (None, None)
+        tele.guide_offset(east, north)
 
     def _lost(self) -> None:
         self.stats.lost += 1

@@ -33,6 +33,7 @@ from rosace_sequencer.observation import Outcome, run_observation
 from rosace_sequencer.options import sequencer_options
 from rosace_sequencer.queue import FileQueue, Nothing, Planned, SchedulerQueue, new_observation_id, report_safely
 from rosace_sequencer.roof import DomeLeaseGuard, SafetyMonitorGuard
+from rosace_sequencer.telemetry import Telemetry, read_devices
 from rosace_sequencer.steps import load_registry
 
 log = logging.getLogger("rosace_sequencer")
@@ -109,7 +110,19 @@ class Sequencer:
     def hw(self) -> Hardware:
         if self._hw is None:
             self._hw = Hardware(self.config)
+            # The guide loop publishes its slit-jaw frames and offsets here (GET /telemetry).
+            self._hw.telemetry = self.telemetry
         return self._hw
+
+    @property
+    def telemetry(self) -> Telemetry:
+        if getattr(self, "_telemetry", None) is None:
+            self._telemetry = Telemetry()
+        return self._telemetry
+
+    def telemetry_doc(self) -> dict:
+        """The live telemetry (``GET /telemetry``): slit-jaw view, guide offsets, temperatures, mount."""
+        return {**self.telemetry.snapshot(), "devices": read_devices(self.hw), "time": now().isoformat()}
 
     def _client(self, module: str, cls):
         from rosace_core.auth import resolve_token

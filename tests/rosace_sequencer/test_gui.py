@@ -33,3 +33,37 @@ def test_tab_shows_status_log_and_last_frame(qtbot, tmp_path):
         assert len(y) == 300 and y[-1] > y[0] + 3500  # the profile follows the trace along the dispersion
         assert widget.buttons["night"].isEnabled() and not widget.buttons["abort"].isEnabled()
         assert "o_05_LIGHT_001.fits" in widget.frame_label.text()
+
+
+def test_tab_shows_slit_jaw_guide_graph_temperatures_and_mount(qtbot, tmp_path):
+    """Against the simulated observatory: device reads are real; the slit-jaw frame and offsets
+    are handed to the telemetry as the guide loop does."""
+    from rosace_sim import devices_config
+    from rosace_sim.testing import SimObservatory
+
+    with SimObservatory({"clock": {"start": "2025-01-15T20:00:00Z", "rate": 20}}) as sim:
+        cfg = config_from_dict({"data": {"root": str(tmp_path)}, "devices": devices_config(sim.url, retries=1)})
+        app = create_app(cfg, token="tok")
+        seq = app.extensions["rosace_sequencer"]
+        jaw = np.full((120, 160), 300.0)
+        yy, xx = np.mgrid[:120, :160]
+        jaw += 5000 * np.exp(-((xx - 82.0) ** 2 + (yy - 60.0) ** 2) / 8.0)
+        seq.telemetry.jaw_frame(jaw, slit=(80.0, 60.0), slit_width_px=4.0, star=(82.0, 60.0))
+        for e, n in ((0.8, -0.3), (None, None), (0.4, 0.1)):
+            seq.telemetry.guide_offset(e, n)
+        with BackgroundServer(app) as server:
+            from rosace_sequencer.gui import create_widget
+
+            widget = create_widget(SequencerClient(server.url, token="tok"))
+            qtbot.addWidget(widget)
+            qtbot.waitUntil(lambda: widget.jaw_item.image is not None, timeout=20000)
+            assert widget.jaw_item.image.shape == (120, 160)
+            xs, _ = widget.slit_lines[0].getData()
+            assert list(xs) == [78.0, 78.0]
+            assert list(widget.star_marker.getData()[0]) == [82.0]
+            _, east = widget.guide_curves["east"].getData()
+            assert east[0] == 0.8 and np.isnan(east[1])
+            text = widget.devices_label.text()
+            assert "spectrograph camera:" in text and "°C" in text and "mount: RA" in text and "Dec" in text
+            widget.timer.stop()
+        seq.close()

@@ -142,7 +142,14 @@ def _throughput(sim, path: Path) -> tuple[float, fits.Header]:
 def test_guiding_keeps_the_light_in_the_slit_and_unguided_loses_it(sim, tmp_path):
     with Sequencer(sim, tmp_path / "guided") as client:
         guided = run(client, long_file())
+        tele = client.telemetry()
     assert guided["outcome"] == "completed", guided["message"]
+    # The desktop's live view: every guide frame's offset, the last slit-jaw frame with its star.
+    measured = [g for g in tele["guide"] if not g["lost"]]
+    assert len(measured) >= 5 and all(abs(g["east"]) < 5 and abs(g["north"]) < 5 for g in measured)
+    jaw = tele["jaw"]
+    assert jaw["star"] is not None and abs(jaw["star"][0] - jaw["slit"][0]) < 3 * jaw["slit_width_px"]
+    assert tele["devices"]["mount"]["tracking"] is True and tele["devices"]["camera"]["temperature"] is not None
     (frame,) = light_frames(guided)
     mean_guided, h = _throughput(sim, frame)
     with Sequencer(sim, tmp_path / "unguided", guide_during_exposure=False) as client:
