@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from rosace_core.alpaca import ShutterState
 from rosace_core.clock import get_clock
 from rosace_core.errors import Aborted, ConflictError, DeviceError, DeviceNotConnected, DeviceTimeout
 from rosace_core.jobs import Job, JobRunner
+from rosace_core.state import atomic_write_json
 from rosace_dome.journal import Journal
 from rosace_dome.leases import Lease, LeaseBook
 from rosace_dome.safety import SafetyInputs, Verdict, evaluate, sun_altitude
@@ -712,28 +712,40 @@ class Shelter:
     # ------------------------------------------------------------------ persistence
 
     def _save_state(self) -> None:
+        """Write the state file atomically; an alarm while it cannot be written.
+
+        Built and written under the lock: two saves never interleave, so the file
+        always holds the newest state (a lease granted is a lease on disk).
+        """
         if self.state_file is None:
             return
-        data = {
-            "version": 1,
-            "saved": self.now().isoformat(),
-            "state": self.state,
-            "locked": self.locked,
-            "lock_reason": self.lock_reason,
-            "lock_since": self.lock_since.isoformat() if self.lock_since else None,
-            "last_unsafe": self.last_unsafe.isoformat() if self.last_unsafe else None,
-            "reopen_at": self.reopen_at.isoformat() if self.reopen_at else None,
-            "close_wanted": self._close_wanted or (("interrupted close: " + str(self._action.params.get("reason"))) if self._action is not None and self._action.kind == "close" and not self._action.done else None),
-            "leases": [lease.to_dict() for lease in self.leases.active()],
-            **self.journal.dump(),
-        }
-        try:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, self.state_file)  # atomic: a power cut leaves the old file or the new one
-        except OSError as exc:
-            log.error("cannot save the dome state to %s: %s", self.state_file, exc)
+        with self._lock:
+            now = self.now()
+            data = {
+                "version": 1,
+                "saved": now.isoformat(),
+                "state": self.state,
+                "locked": self.locked,
+                "lock_reason": self.lock_reason,
+                "lock_since": self.lock_since.isoformat() if self.lock_since else None,
+                "last_unsafe": self.last_unsafe.isoformat() if self.last_unsafe else None,
+                "reopen_at": self.reopen_at.isoformat() if self.reopen_at else None,
+                "close_wanted": self._close_wanted or (("interrupted close: " + str(self._action.params.get("reason"))) if self._action is not None and self._action.kind == "close" and not self._action.done else None),
+                "leases": [lease.to_dict() for lease in self.leases.active()],
+                **self.journal.dump(),
+            }
+            try:
+                atomic_write_json(self.state_file, data)  # a power cut leaves the old file or the new one
+            except OSError as exc:
+                log.error("cannot save the dome state to %s: %s", self.state_file, exc)
+                self.journal.raise_alarm(now, "state_save", f"cannot save the dome state to {self.state_file}: {exc}")
+                return
+            if "state_save" in self.journal.active_codes():
+                self.journal.clear_alarm(now, "state_save", "the state file is written again")
+                try:
+                    atomic_write_json(self.state_file, {**data, **self.journal.dump()})
+                except OSError:  # failed again in between: the next save raises the alarm again
+                    pass
 
     def _load_state(self) -> None:
         if self.state_file is None or not self.state_file.exists():
