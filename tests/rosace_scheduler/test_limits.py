@@ -94,19 +94,20 @@ def test_the_queue_folder_rejects_a_huge_file_without_reading_it_and_listings_st
 # --------------------------------------------------------------------------- the dome's closing limit
 
 
-def _sun(when: datetime, site) -> float:
-    from rosace_dome.safety import sun_altitude
-
-    return sun_altitude(when, site.latitude, site.longitude, site.elevation)
-
-
 def _dawn_start(sched: Scheduler, file_id: str, end_sun: float) -> datetime:
     """A start such that the file's observation ends with the sun at about ``end_sun`` (morning of 2026-11-21)."""
+    from astropy import units as u
+    from astropy.coordinates import AltAz, EarthLocation, get_body
+    from astropy.time import Time
+
     duration = timedelta(seconds=sched.files[file_id].request.duration + sched.options.first_slew)
-    t = datetime(2026, 11, 21, 4, 0, tzinfo=timezone.utc)
-    while _sun(t + duration, sched.site) < end_sun:
-        t += timedelta(minutes=1)
-    return t
+    site = sched.site
+    loc = EarthLocation(lat=site.latitude * u.deg, lon=site.longitude * u.deg, height=site.elevation * u.m)
+    ends = [datetime(2026, 11, 21, 4, 0, tzinfo=timezone.utc) + duration + timedelta(minutes=m) for m in range(240)]
+    t = Time(ends)
+    alt = get_body("sun", t, loc).transform_to(AltAz(obstime=t, location=loc)).alt.deg
+    first = int(next(i for i, a in enumerate(alt) if a >= end_sun))
+    return ends[first] - duration
 
 
 def _dispatched(sched: Scheduler, t: datetime) -> str | None:
@@ -131,7 +132,6 @@ def test_the_dome_limit_from_the_config_wins_over_a_laxer_file(tmp_path):
     sched.close()
 
 
-@pytest.mark.slow
 def test_the_scheduler_learns_the_dome_limit_from_its_rest_status(tmp_path):
     from rosace_dome.api import create_app as create_dome_app
     from rosace_sim import devices_config
