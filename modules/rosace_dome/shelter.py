@@ -107,6 +107,9 @@ class Shelter:
         self.journal = Journal(alarm_command=self.settings.alarm_command, alarm_url=self.settings.alarm_url)
         self.leases = LeaseBook(self.settings.lease_max_duration)
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()  # one state-file write at a time, newest snapshot last
+        self._save_seq = 0
+        self._saved_seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._preempt = threading.Event()
@@ -714,13 +717,18 @@ class Shelter:
     def _save_state(self) -> None:
         """Write the state file atomically; an alarm while it cannot be written.
 
-        Built and written under the lock: two saves never interleave, so the file
-        always holds the newest state (a lease granted is a lease on disk).
+        The snapshot is taken under the controller's lock and numbered; the file is
+        written under the save lock, and a snapshot older than the one already on
+        disk is dropped: concurrent saves never interleave, the file always ends
+        with the newest state (a lease granted is a lease on disk), and the safety
+        loop never waits behind a queue of disk writes.
         """
         if self.state_file is None:
             return
         with self._lock:
             now = self.now()
+            self._save_seq += 1
+            seq = self._save_seq
             data = {
                 "version": 1,
                 "saved": now.isoformat(),
@@ -734,18 +742,19 @@ class Shelter:
                 "leases": [lease.to_dict() for lease in self.leases.active()],
                 **self.journal.dump(),
             }
+        with self._save_lock:
+            if seq < self._saved_seq:
+                return  # a newer state is already on disk
             try:
                 atomic_write_json(self.state_file, data)  # a power cut leaves the old file or the new one
+                self._saved_seq = seq
             except OSError as exc:
                 log.error("cannot save the dome state to %s: %s", self.state_file, exc)
                 self.journal.raise_alarm(now, "state_save", f"cannot save the dome state to {self.state_file}: {exc}")
                 return
-            if "state_save" in self.journal.active_codes():
-                self.journal.clear_alarm(now, "state_save", "the state file is written again")
-                try:
-                    atomic_write_json(self.state_file, {**data, **self.journal.dump()})
-                except OSError:  # failed again in between: the next save raises the alarm again
-                    pass
+        if "state_save" in self.journal.active_codes():
+            self.journal.clear_alarm(now, "state_save", "the state file is written again")
+            self._save_state()  # with the cleared alarm
 
     def _load_state(self) -> None:
         if self.state_file is None or not self.state_file.exists():

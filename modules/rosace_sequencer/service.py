@@ -411,11 +411,7 @@ class Sequencer:
                 if not self.storage_ok():
                     # Nothing taken now could be stored: give the roof back and wait for room.
                     self._status_idle("disk full or not writable: waiting")
-                    try:
-                        self.hw.park(timeout=self.options.slew_timeout)
-                    except RosaceError as park_exc:
-                        log.warning("park failed: %s", park_exc)
-                    guard.release()
+                    self._park_and_release(guard)
                     self._wait(self.options.storage_retry, f"storage: {self.alarms.get('storage', {}).get('message', '')}; waiting")
                     continue
                 if self._pending:
@@ -490,11 +486,7 @@ class Sequencer:
                 log.error("the night failed: %s", exc)
         finally:
             self._status_idle("end of night: parking and releasing the roof")
-            try:
-                self.hw.park(timeout=self.options.slew_timeout)
-            except RosaceError as exc:
-                log.warning("park failed: %s", exc)
-            guard.release()
+            self._park_and_release(guard)
             if not self.control.aborted:
                 self._library_session(Control())
             if self._stop_night.is_set() and state == "finished":
@@ -505,6 +497,14 @@ class Sequencer:
         if state == "failed":
             raise RosaceError(f"the night failed: {message}")
         return dict(self.night_info)
+
+    def _park_and_release(self, guard) -> None:
+        """Park the mount (a failure is logged) and give the roof lease back."""
+        try:
+            self.hw.park(timeout=self.options.slew_timeout)
+        except RosaceError as exc:
+            log.warning("park failed: %s", exc)
+        guard.release()
 
     def _status_idle(self, message: str) -> None:
         with self._lock:
