@@ -24,6 +24,7 @@ import platformdirs
 
 from rosace_core.auth import explicit_token, resolve_token
 from rosace_core.config import DEFAULT_PORTS
+from rosace_core.state import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,8 @@ def load_saved() -> dict[str, dict]:
 def save(endpoints: dict[str, Endpoint]) -> Path:
     """Save the per-module choices of the connection dialog."""
     path = settings_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"modules": {m: {k: v for k, v in asdict(e).items() if k != "module"} for m, e in endpoints.items()}}
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    return path
+    return atomic_write_json(path, data, indent=2)
 
 
 def parse_module_urls(items: list[str] | None) -> dict[str, str]:

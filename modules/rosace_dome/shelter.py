@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from rosace_core.alpaca import ShutterState
 from rosace_core.clock import get_clock
 from rosace_core.errors import Aborted, ConflictError, DeviceError, DeviceNotConnected, DeviceTimeout
 from rosace_core.jobs import Job, JobRunner
+from rosace_core.state import atomic_write_json
 from rosace_dome.journal import Journal
 from rosace_dome.leases import Lease, LeaseBook
 from rosace_dome.safety import SafetyInputs, Verdict, evaluate, sun_altitude
@@ -107,6 +107,9 @@ class Shelter:
         self.journal = Journal(alarm_command=self.settings.alarm_command, alarm_url=self.settings.alarm_url)
         self.leases = LeaseBook(self.settings.lease_max_duration)
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()  # one state-file write at a time, newest snapshot last
+        self._save_seq = 0
+        self._saved_seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._preempt = threading.Event()
@@ -712,28 +715,46 @@ class Shelter:
     # ------------------------------------------------------------------ persistence
 
     def _save_state(self) -> None:
+        """Write the state file atomically; an alarm while it cannot be written.
+
+        The snapshot is taken under the controller's lock and numbered; the file is
+        written under the save lock, and a snapshot older than the one already on
+        disk is dropped: concurrent saves never interleave, the file always ends
+        with the newest state (a lease granted is a lease on disk), and the safety
+        loop never waits behind a queue of disk writes.
+        """
         if self.state_file is None:
             return
-        data = {
-            "version": 1,
-            "saved": self.now().isoformat(),
-            "state": self.state,
-            "locked": self.locked,
-            "lock_reason": self.lock_reason,
-            "lock_since": self.lock_since.isoformat() if self.lock_since else None,
-            "last_unsafe": self.last_unsafe.isoformat() if self.last_unsafe else None,
-            "reopen_at": self.reopen_at.isoformat() if self.reopen_at else None,
-            "close_wanted": self._close_wanted or (("interrupted close: " + str(self._action.params.get("reason"))) if self._action is not None and self._action.kind == "close" and not self._action.done else None),
-            "leases": [lease.to_dict() for lease in self.leases.active()],
-            **self.journal.dump(),
-        }
-        try:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, self.state_file)  # atomic: a power cut leaves the old file or the new one
-        except OSError as exc:
-            log.error("cannot save the dome state to %s: %s", self.state_file, exc)
+        with self._lock:
+            now = self.now()
+            self._save_seq += 1
+            seq = self._save_seq
+            data = {
+                "version": 1,
+                "saved": now.isoformat(),
+                "state": self.state,
+                "locked": self.locked,
+                "lock_reason": self.lock_reason,
+                "lock_since": self.lock_since.isoformat() if self.lock_since else None,
+                "last_unsafe": self.last_unsafe.isoformat() if self.last_unsafe else None,
+                "reopen_at": self.reopen_at.isoformat() if self.reopen_at else None,
+                "close_wanted": self._close_wanted or (("interrupted close: " + str(self._action.params.get("reason"))) if self._action is not None and self._action.kind == "close" and not self._action.done else None),
+                "leases": [lease.to_dict() for lease in self.leases.active()],
+                **self.journal.dump(),
+            }
+        with self._save_lock:
+            if seq < self._saved_seq:
+                return  # a newer state is already on disk
+            try:
+                atomic_write_json(self.state_file, data)  # a power cut leaves the old file or the new one
+                self._saved_seq = seq
+            except OSError as exc:
+                log.error("cannot save the dome state to %s: %s", self.state_file, exc)
+                self.journal.raise_alarm(now, "state_save", f"cannot save the dome state to {self.state_file}: {exc}")
+                return
+        if "state_save" in self.journal.active_codes():
+            self.journal.clear_alarm(now, "state_save", "the state file is written again")
+            self._save_state()  # with the cleared alarm
 
     def _load_state(self) -> None:
         if self.state_file is None or not self.state_file.exists():

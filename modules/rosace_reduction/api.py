@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 api = Api("reduction", "Reduction", "Raw frames to calibrated 1D spectra")
 
 
+class PartialObservation(BaseModel):
+    """What the sequencer says of an interrupted observation."""
+
+    reason: str = Field("", max_length=500, description="why it stopped (unsafe, dawn, disk full...)")
+    science_frames: int | None = Field(None, ge=0, description="science frames taken")
+    planned_frames: int | None = Field(None, ge=1, description="science frames the Observing File asked for")
+
+
 class ReduceRequest(BaseModel):
     """Frames (paths on the reduction server) or a folder to reduce."""
 
@@ -32,11 +40,14 @@ class ReduceRequest(BaseModel):
     folder: str | None = Field(None, description="a folder of raw frames (a night)")
     observation_id: str | None = Field(None, description="reduce only this observation of the frames/folder")
     force: bool = False
+    partial: PartialObservation | None = Field(None, description="the observation was interrupted (weather, dawn, disk): reduce the frames it has and flag the spectrum PARTIAL; needs observation_id")
 
     @model_validator(mode="after")
     def _something(self):
         if not self.frames and not self.folder:
             raise ValueError("give 'frames' or 'folder'")
+        if self.partial is not None and not self.observation_id:
+            raise ValueError("'partial' needs the 'observation_id' it describes")
         return self
 
 
@@ -108,7 +119,8 @@ def reduce(body: ReduceRequest):
         job.progress(0.0, "waiting for the previous reduction")
         with _ONE_AT_A_TIME:
             try:
-                report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested)
+                report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested,
+                                      partial={body.observation_id: body.partial.model_dump()} if body.partial else None)
             finally:
                 # A reduction's band arrays and astropy's temporaries are garbage now:
                 # hand them back instead of idling at the job's high-water mark.
@@ -119,7 +131,8 @@ def reduce(body: ReduceRequest):
             # listed (and uploaded again) whatever observation the job was asked for.
             if body.observation_id and o.observation_id != body.observation_id and not o.rereduced:
                 continue
-            item = {"observation_id": o.observation_id, "object": o.object, "status": o.status, "message": o.message, "rereduced": o.rereduced}
+            item = {"observation_id": o.observation_id, "object": o.object, "status": o.status, "message": o.message, "rereduced": o.rereduced,
+                    "partial": bool(o.record and o.record.get("partial"))}
             if o.record:
                 item.update(id=o.record["id"], fits=o.record["products"]["fits"], quality=o.record["quality"], flags=o.record["flags"])
                 if share_url and o.status == "reduced":

@@ -170,7 +170,8 @@ def _plan_from_record(rec: dict) -> tuple[Plan | None, str]:
     """The plan that reduced a quality record (its raw frames and calibrations); (None, reason) when a file is gone."""
     cal = rec.get("calibrations") or {}
     plan = Plan(science=list(rec.get("raw_frames") or []), arc=list(cal.get("arc") or []), flat=list(cal.get("flat") or []),
-                bias=list(cal.get("bias") or []), dark=list(cal.get("dark") or []), observation_id=str(rec.get("observation_id", "")))
+                bias=list(cal.get("bias") or []), dark=list(cal.get("dark") or []), observation_id=str(rec.get("observation_id", "")),
+                partial=rec.get("partial"))
     if not plan.science:
         return None, "its record lists no raw frame"
     for group in (plan.science, plan.arc, plan.flat, plan.bias, plan.dark):
@@ -180,8 +181,14 @@ def _plan_from_record(rec: dict) -> tuple[Plan | None, str]:
     return plan, ""
 
 
-def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, workers: int = 1, progress: Progress | None = None, abort: Callable[[], bool] | None = None) -> BatchReport:
-    """Reduce the observations found in ``paths`` (files or folders)."""
+def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, workers: int = 1, progress: Progress | None = None,
+                 abort: Callable[[], bool] | None = None, partial: dict[str, dict] | None = None) -> BatchReport:
+    """Reduce the observations found in ``paths`` (files or folders).
+
+    ``partial`` maps the observation ids of interrupted observations to what the
+    sequencer said about them (reason, planned frames): they are reduced from the
+    frames they have and flagged PARTIAL in their quality record and FITS header.
+    """
     frames: list[FrameInfo] = []
     report = BatchReport()
     for p in paths:
@@ -196,6 +203,8 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
             except RosaceError as exc:
                 report.bad_files.append((str(p), str(exc)))
     plans = plan_folder(frames)
+    for plan, _, _ in plans:
+        plan.partial = (partial or {}).get(plan.observation_id)
     total = len(plans)
     done = 0
     progress = progress or (lambda d, t, m: None)

@@ -4,33 +4,19 @@ quick-look PNG and the provenance/quality JSON record.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
 from rosace_core import __version__
+from rosace_core.state import atomic_write, atomic_write_json
 
 
 def safe_name(text: str) -> str:
     """File-system-safe version of an object name."""
     return re.sub(r"[^A-Za-z0-9_+-]+", "_", text.strip()).strip("_") or "unknown"
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_bess_fits(path: Path, wl0: float, step: float, flux: np.ndarray, keywords: dict, uncertainty: np.ndarray | None = None) -> None:
@@ -55,7 +41,7 @@ def write_bess_fits(path: Path, wl0: float, step: float, flux: np.ndarray, keywo
         for k in ("CRPIX1", "CRVAL1", "CDELT1", "CTYPE1", "CUNIT1"):
             err.header[k] = hdr[k]
         hdus.append(err)
-    _atomic_write(path, lambda p: fits.HDUList(hdus).writeto(p, overwrite=True))
+    atomic_write(path, lambda p: fits.HDUList(hdus).writeto(p, overwrite=True), suffix=path.suffix)
 
 
 def read_spectrum(path: Path | str):
@@ -75,7 +61,7 @@ def read_spectrum(path: Path | str):
 
 def write_json(path: Path, record: dict) -> None:
     """Write the provenance/quality record atomically."""
-    _atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=2, default=float), encoding="utf-8"))
+    atomic_write_json(path, record, indent=2, default=float)
 
 
 def quicklook_png(path: Path, wl: np.ndarray, flux: np.ndarray, title: str, ylabel: str, *, arc: dict | None = None) -> None:
@@ -105,7 +91,7 @@ def quicklook_png(path: Path, wl: np.ndarray, flux: np.ndarray, title: str, ylab
         ax2.set_xlabel("wavelength (A)")
     else:
         ax.set_xlabel("wavelength (A)")
-    _atomic_write(path, lambda p: fig.savefig(p, format="png"))
+    atomic_write(path, lambda p: fig.savefig(p, format="png"), suffix=path.suffix)
 
 
 def pipeline_version() -> str:

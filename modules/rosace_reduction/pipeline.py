@@ -77,6 +77,9 @@ class Plan:
     dark: list[str] = field(default_factory=list)
     response: str | None = None  # .npz written by the reduction of the night's reference star
     observation_id: str = ""
+    # An interrupted observation (weather, dawn, disk): what the sequencer said about it
+    # ({"reason", "science_frames", "planned_frames"}); its spectrum is flagged PARTIAL.
+    partial: dict | None = None
 
     def inputs_hash(self) -> str:
         h = hashlib.sha256()
@@ -269,7 +272,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     if not arcs:
         raise ReductionError(f"no arc frame for {first.object} ({first.observation_id}): cannot calibrate wavelengths")
     _check_read_out(first, sci, arcs, flats, biases, darks)
-    flags: list[str] = []
+    flags: list[str] = ["partial"] if plan.partial else []
 
     # The set-up's geometry and recipe are in unbinned detector pixels: brought
     # to this image's pixels (binning, subframe) once, here.
@@ -525,6 +528,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "ROSPIPE": output.pipeline_version(),
         "ROSSNR": (round(snr, 1), "median S/N per pixel"),
         "ROSWRMS": (round(solution.rms_angstrom, 4), "wavelength solution RMS, A"),
+        "PARTIAL": (True, f"interrupted: {len(sci)} of {plan.partial.get('planned_frames') or '?'} science frames") if plan.partial else None,
     }
     fits_path = out_dir / f"{base}.fits"
     output.write_bess_fits(fits_path, wl0, dwl, flux, keywords, np.sqrt(fvar))
@@ -567,6 +571,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "response": response_record,
         "barycentric_kms": vbary,
         "flags": flags,
+        "partial": dict(plan.partial, science_frames=len(sci)) if plan.partial else None,
         "custom_steps": steps_run,
         "seconds": round(time.perf_counter() - t0, 3),
     }

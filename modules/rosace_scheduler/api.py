@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 
 from flask import current_app
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from rosace_core.observing_file import ObservingFileError
-from rosace_core.rest import Api, ProblemError, create_module_app
+from rosace_core.rest import Api, ProblemError, create_module_app, problem
 
+from rosace_scheduler.limits import FileTooLarge, QueueFull, check_file_size
 from rosace_scheduler.scheduler import Scheduler
 
 #: Years the scheduler answers for (earth orientation and ephemerides beyond them are meaningless).
@@ -120,6 +122,12 @@ def _errors(exc: ObservingFileError) -> list[dict]:
 def submit_file(body: FileBody):
     try:
         of = scheduler().submit(body.content, _fmt(body), body.filename)
+    except FileTooLarge as exc:
+        raise ProblemError(413, "Observing File too large", str(exc.problems[0].message), _errors(exc), valid=False,
+                           limit=scheduler().options.max_file_bytes) from None
+    except QueueFull as exc:
+        raise ProblemError(422, "Queue full", str(exc.problems[0].message), _errors(exc), valid=False,
+                           limit=scheduler().options.max_queue_files) from None
     except ObservingFileError as exc:
         raise ProblemError(422, "Invalid Observing File", f"{len(exc.problems)} problem(s) in {body.filename or 'the file'}", _errors(exc), valid=False) from None
     return {"id": of.id, "valid": True}
@@ -128,6 +136,7 @@ def submit_file(body: FileBody):
 @api.route("/validate", methods=("POST",), body=FileBody, summary="Validate an Observing File without queueing it")
 def validate_file(body: FileBody):
     try:
+        check_file_size(len(body.content.encode("utf-8")), body.filename or "<submitted>", scheduler().options)
         of = scheduler().parse(body.content, _fmt(body), body.filename)
     except ObservingFileError as exc:
         return {"valid": False, "errors": _errors(exc)}
@@ -202,6 +211,16 @@ def create_app(config=None, *, token=None, scheduler_instance: Scheduler | None 
     app = create_module_app(api, config=config, token=token)
     sched = scheduler_instance or Scheduler(config)
     app.extensions["rosace_scheduler"] = sched
+    limit = sched.options.max_file_bytes
+    # A body is refused from its Content-Length before it is read (a JSON string may
+    # escape every character of the file: room for twice its size).
+    app.config["MAX_CONTENT_LENGTH"] = 2 * limit + 65536
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        return problem(413, "Observing File too large", f"the request is larger than {app.config['MAX_CONTENT_LENGTH']:,} bytes; "
+                       f"an Observing File may be at most {limit:,} bytes ([scheduler] max_file_bytes)", limit=limit)
+
     if watch:
         sched.start_watching()
     return app

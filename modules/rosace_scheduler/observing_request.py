@@ -81,8 +81,12 @@ def observation_duration(of: ObservingFile, options: SchedulerOptions) -> float:
     return float(math.ceil(total))
 
 
-def request_from_file(of: ObservingFile, site, options: SchedulerOptions) -> ObservingRequest:
-    """Compile an Observing File into an :class:`ObservingRequest` for ``site``."""
+def request_from_file(of: ObservingFile, site, options: SchedulerOptions, closing_sun: float | None = None) -> ObservingRequest:
+    """Compile an Observing File into an :class:`ObservingRequest` for ``site``.
+
+    ``closing_sun``: the sun altitude at which the dome closes; the stricter of it
+    and the file's own sun limit is planned with.
+    """
     c = of.constraints
     target = of.target
     sidereal = getattr(target, "type", "sidereal") == "sidereal"
@@ -105,7 +109,7 @@ def request_from_file(of: ObservingFile, site, options: SchedulerOptions) -> Obs
         max_airmass=c.max_airmass,
         moon_min_separation=c.moon_min_separation,
         moon_max_illumination=c.moon_max_illumination,
-        sun_max_altitude=c.sun_max_altitude,
+        sun_max_altitude=c.sun_max_altitude if closing_sun is None else min(c.sun_max_altitude, closing_sun),
         windows=[(w.start.timestamp(), w.end.timestamp()) for w in c.windows],
         phase=(c.phase.t0, c.phase.period, [tuple(p) for p in c.phase.phases]) if c.phase else None,
         cadence=(c.cadence.period, c.cadence.tolerance) if c.cadence else None,

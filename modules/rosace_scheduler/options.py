@@ -31,6 +31,11 @@ class SchedulerOptions(BaseModel):
     dispatch_grace: float = Field(1800.0, ge=0, description="a dispatched observation with no outcome returns to the queue this long after its planned end, seconds")
     altitude_margin: float = Field(0.02, ge=0, description="safety margin on altitude limits, degrees")
     reference_min_altitude: float = Field(30.0, ge=0, le=89, description="lowest altitude of an automatic reference star, degrees")
+    closing_sun_altitude: float | None = Field(None, ge=-90, le=90, description="sun altitude at which the dome closes the roof, degrees: nothing is planned to run past it (the stricter of this and a file's own sun limit wins); null: the [dome] table's sun_max_altitude, else learnt from the dome module's status")
+    learn_dome_limit: bool = Field(True, description="ask the dome module's REST status for its closing sun altitude when neither closing_sun_altitude nor [dome] sun_max_altitude says it")
+    dome_status_interval: float = Field(300.0, gt=0, description="wall seconds between two questions to the dome module about its limits")
+    max_file_bytes: int = Field(262144, ge=1024, description="largest Observing File accepted (REST and queue folder), bytes; larger: 413")
+    max_queue_files: int = Field(500, ge=1, description="most Observing Files in the queue; one more is refused (422) until one is removed")
     rule_files: list[Path] = Field(default_factory=list, description="Python files of user rules (constraints, scoring rules), all used; relative to the configuration file")
     rules: dict[str, dict] = Field(default_factory=dict, description="[scheduler.rules.NAME] options of each user rule (also turns on a rule installed through the rosace.scheduler_rules entry points)")
 

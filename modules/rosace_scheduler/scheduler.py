@@ -23,6 +23,8 @@ from rosace_core.errors import ConflictError, NotFoundError
 from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, parse_observing_file
 
 from rosace_scheduler.constraints import constraint_masks
+from rosace_scheduler.dome_limit import DomeLimit
+from rosace_scheduler.limits import check_file_size, check_queue_room
 from rosace_scheduler.observing_request import ObservingRequest, request_from_file
 from rosace_scheduler.options import scheduler_options
 from rosace_scheduler.planner import NightTable, RequestState
@@ -37,6 +39,11 @@ OUTCOMES = ("completed", "failed", "interrupted")
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
 LOOKAHEAD_NIGHTS = 3
 DAY = 86400.0
+
+
+def _short(text: str | None, limit: int = 200) -> str | None:
+    """A title cut for listings (the whole file stays available under /files/<id>)."""
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def to_unix(value) -> float:
@@ -120,6 +127,8 @@ class Scheduler:
         self._cache: dict[date, _Cached] = {}
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.dome_limit = DomeLimit(self.config, self.options)
+        self._closing_sun: float | None = self.dome_limit.value() if self.dome_limit.fixed else None
         self._load()
         self.scan_folder()
 
@@ -132,7 +141,7 @@ class Scheduler:
             except Exception as exc:  # a row written by a future version: skip it, loudly
                 log.warning("stored file %s no longer valid: %s", row["id"], exc)
                 continue
-            self.files[of.id] = QueuedFile(of, request_from_file(of, self.site, self.options), row["source"], row["filename"], row["path"], row["content_hash"], row["added"])
+            self.files[of.id] = QueuedFile(of, request_from_file(of, self.site, self.options, self._closing_sun), row["source"], row["filename"], row["path"], row["content_hash"], row["added"])
             if row["path"]:
                 self._path_owner[row["path"]] = of.id
         for obs in self.store.observations():
@@ -157,9 +166,15 @@ class Scheduler:
         return parse_observing_file(content, filename or "<submitted>", fmt)
 
     def submit(self, content: str, fmt: str | None = None, filename: str | None = None, *, source: str = "rest", path: str | None = None) -> ObservingFile:
-        """Validate a file and add it to the queue (replacing a file with the same id)."""
+        """Validate a file and add it to the queue (replacing a file with the same id).
+
+        Raises ObservingFileError (FileTooLarge, QueueFull for the limits) naming the problem.
+        """
+        check_file_size(len(content.encode("utf-8")), filename or "<submitted>", self.options)
         of = self.parse(content, fmt, filename)
         with self.lock:
+            if of.id not in self.files:
+                check_queue_room(len(self.files), of.id, filename or "<submitted>", self.options)
             owner = self.files.get(of.id)
             if source == "folder" and owner is not None and owner.path not in (None, path) and owner.source == "folder":
                 raise ObservingFileError(filename or str(path), [Problem("id", f"id '{of.id}' is already used by {owner.path}")])
@@ -172,7 +187,7 @@ class Scheduler:
         if old is not None and old.content_hash == h and old.path == path:
             return
         self.store.save_file(of.id, of.to_dict(), h, source, filename, path)
-        self.files[of.id] = QueuedFile(of, request_from_file(of, self.site, self.options), source, filename, path, h, old.added if old else clock_now().timestamp())
+        self.files[of.id] = QueuedFile(of, request_from_file(of, self.site, self.options, self._closing_sun), source, filename, path, h, old.added if old else clock_now().timestamp())
         if path:
             self._path_owner[path] = of.id
         self._version += 1
@@ -226,12 +241,15 @@ class Scheduler:
                 continue
             self._signatures[key] = sig
             try:
+                check_file_size(st.st_size, p.name, self.options)  # before reading it
                 text = p.read_text(encoding="utf-8")
                 of = self.submit(text, "json" if p.suffix.lower() == ".json" else None, p.name, source="folder", path=key)
                 self.rejected.pop(key, None)
                 changes["added"].append(of.id)
             except ObservingFileError as exc:
-                self.rejected[key] = {"filename": p.name, "path": key, "errors": [e.to_dict() for e in exc.problems], "time": iso(clock_now().timestamp())}
+                # the first problems are enough to fix a file; thousands would weigh on every queue listing
+                self.rejected[key] = {"filename": p.name, "path": key, "errors": [e.to_dict() for e in exc.problems[:20]],
+                                      "problems": len(exc.problems), "time": iso(clock_now().timestamp())}
                 changes["rejected"].append(p.name)
                 log.warning("rejected %s:\n%s", p.name, exc.report())
             except (OSError, UnicodeDecodeError) as exc:
@@ -285,8 +303,21 @@ class Scheduler:
                     self._skies.pop(old)
             return sky
 
+    def _follow_dome_limit(self) -> None:
+        """Plan with the dome's closing sun altitude once learnt (or changed): every request is rebuilt."""
+        closing = self.dome_limit.value()
+        if closing == self._closing_sun:
+            return
+        with self.lock:
+            self._closing_sun = closing
+            for qf in self.files.values():
+                qf.request = request_from_file(qf.of, self.site, self.options, closing)
+            self._cache.clear()
+            self._version += 1
+
     def table(self, night: date) -> _Cached:
         """Return the night table of the current queue (rows reused across queue changes)."""
+        self._follow_dome_limit()
         with self.lock:
             cached = self._cache.get(night)
             if cached is not None and cached.version == self._version:
@@ -719,7 +750,7 @@ class Scheduler:
                 s, reason = labels[i], reasons[i]
                 h = self._history.get(fid)
                 items.append({
-                    "id": fid, "title": qf.of.title, "target": qf.request.target, "priority": qf.request.priority,
+                    "id": fid, "title": _short(qf.of.title), "target": qf.request.target, "priority": qf.request.priority,
                     "spectrograph": qf.request.spectrograph, "source": qf.source, "filename": qf.filename,
                     "duration": qf.request.duration, "state": s, "reason": reason,
                     "visits": len(h.completed) if h else 0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,11 +20,71 @@ from typing import Any
 
 import numpy as np
 
+from rosace_core.errors import RosaceError
 from rosace_core.resources import resource_path
+from rosace_core.state import atomic_write
 
 IMAGETYPES = ("LIGHT", "ARC", "FLAT", "BIAS", "DARK")
 TMP_SUFFIX = ".fits.part"
 _NAME = re.compile(r"^(?P<obs>.+)_(?P<step>\d{2})_(?P<type>LIGHT|ARC|FLAT|BIAS|DARK)_(?P<n>\d{3})\.fits$")
+
+
+class StorageError(RosaceError):
+    """Raw frames cannot be stored: too little free space, or a frame could not be written."""
+
+
+def folder_size(folder: Path) -> int:
+    """Return the bytes used by the files under ``folder`` (0 if it does not exist)."""
+    total = 0
+    stack = [Path(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(Path(entry.path))
+                        elif entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:  # a file removed while we walk: not ours to count
+                        pass
+        except OSError:
+            pass
+    return total
+
+
+def free_gb(folder: Path, quota_gb: float | None = None) -> float:
+    """Return the space (GB) still available for frames under ``folder``.
+
+    The disk's free space, or less when ``quota_gb`` caps what the folder may use
+    (an observatory PC whose disk is shared with other work).
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 1e9
+    if quota_gb is not None:
+        free = min(free, quota_gb - folder_size(folder) / 1e9)
+    return free
+
+
+def check_free_space(folder: Path, min_free_gb: float, quota_gb: float | None = None) -> float:
+    """Return the free space (GB) for frames under ``folder``; StorageError below ``min_free_gb``."""
+    free = free_gb(folder, quota_gb)
+    if free < min_free_gb:
+        where = f"of the {quota_gb:g} GB allowed to {folder}" if quota_gb is not None else f"in {folder}"
+        raise StorageError(f"disk full: only {max(free, 0.0):.2f} GB free {where}; frames need {min_free_gb:g} GB free")
+    return free
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write and remove a small file in it; StorageError if that fails."""
+    try:
+        probe = atomic_write(Path(folder) / ".rosace-write-probe", b"ok", fsync=False)
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"frames cannot be written in {folder}: {exc}") from exc
 
 
 def night_of(instant: datetime) -> str:
@@ -222,20 +283,19 @@ def write_frame(path: Path, image: np.ndarray, header) -> Path:
 
     An existing file of the same name is never overwritten (FileExistsError):
     frame names are unique by construction, so a clash means a duplicate.
+    Raises StorageError when the frame cannot be written (disk full, a folder
+    that cannot be created or written).
     """
     from astropy.io import fits
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         raise FileExistsError(f"{path} already exists")
-    tmp = path.with_name(path.name[: -len(".fits")] + TMP_SUFFIX)
     hdu = fits.PrimaryHDU(data=to_fits_data(image), header=header)
-    with open(tmp, "wb") as fh:
-        hdu.writeto(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: hdu.writeto(tmp, overwrite=True), suffix=TMP_SUFFIX)
+    except OSError as exc:
+        raise StorageError(f"frame {path.name} could not be written: {exc}") from exc
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from rosace_core.clock import now
 from rosace_core.errors import DeviceError
 
-from rosace_sequencer.frames import FrameInfo, build_header, frame_folder, frame_name, night_of, write_frame
+from rosace_sequencer.frames import FrameInfo, StorageError, build_header, check_free_space, frame_folder, frame_name, night_of, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def take_missing(needs: list[Need], *, hw, journal, config, detector, options, c
                     n += 1
                     path = folder / frame_name(obs_id, 1 if need.kind == "BIAS" else 2, need.kind, n)
                 counters[need.kind] = n
+                check_free_space(raw_root, options.min_free_gb, options.disk_quota_gb)  # never expose what cannot be stored
                 ccd = hw.camera.ccd_temperature
                 exp = hw.expose(hw.camera, need.exptime, light=False, control=control, readout_timeout=options.readout_timeout, readout_min_wall=options.readout_min_wall)
                 info = FrameInfo(imagetyp=need.kind, exptime=need.exptime, date_obs=exp.start, obj="library", lamp="none",
@@ -106,4 +107,6 @@ def take_missing(needs: list[Need], *, hw, journal, config, detector, options, c
                      need.exptime, need.temperature, i, len(needs))
     except DeviceError as exc:
         log.warning("library session stopped by a device error: %s", exc)
+    except StorageError as exc:
+        log.warning("library session stopped: %s", exc)
     return written

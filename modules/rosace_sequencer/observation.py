@@ -2,7 +2,10 @@
 
 Outcomes follow the scheduler contract: ``completed``, ``failed`` (a device
 kept failing after retries, the star was not found...: the night goes on) or
-``interrupted`` (unsafe, aborted, crash: handed back to the scheduler).
+``interrupted`` (unsafe, aborted, dawn, disk full, crash: handed back to the
+scheduler). An interrupted observation says in ``info["storage"]`` that the
+frames could not be stored (the night then waits for the disk), and in
+``info["partial"]`` that science frames were taken before it stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from rosace_core.clock import now
 from rosace_core.errors import Aborted, RosaceError
 
-from rosace_sequencer.frames import frame_folder, night_of
+from rosace_sequencer.frames import StorageError, frame_folder, night_of
 from rosace_sequencer.hardware import Unsafe
 from rosace_sequencer.queue import Planned
 from rosace_sequencer.steps import ObservationContext
@@ -60,7 +63,8 @@ def run_observation(planned: Planned, *, config, options, hw, journal, registry,
                               night=night, folder=folder, source=planned.source)
     ctx = ObservationContext(file=of, observation_id=planned.observation_id, file_hash=file_hash, folder=folder, night=night,
                              config=config, options=options, hw=hw, control=control, guard=guard, journal=journal,
-                             detector=detector, reference=planned.reference or _is_reference(of), status=status)
+                             detector=detector, reference=planned.reference or _is_reference(of), status=status,
+                             raw_root=raw_root)
     outcome, message = "completed", ""
     try:
         steps = registry.sequence_for(of)
@@ -82,6 +86,9 @@ def run_observation(planned: Planned, *, config, options, hw, journal, registry,
             # steps without frames advance the progress by their estimate once done
             if ctx._done_seconds == before:
                 ctx.advance(_estimate(step, ctx))
+    except StorageError as exc:
+        outcome, message = "interrupted", f"storage: {exc}"
+        ctx.info["storage"] = str(exc)
     except Unsafe as exc:
         outcome, message = "interrupted", f"unsafe: {exc}"
     except Aborted as exc:
@@ -94,6 +101,10 @@ def run_observation(planned: Planned, *, config, options, hw, journal, registry,
     finally:
         try:
             ctx.close()
+        except StorageError as exc:
+            ctx.info.setdefault("storage", str(exc))
+            if outcome == "completed":
+                outcome, message = "interrupted", f"storage: {exc}"
         except RosaceError as exc:
             if outcome == "completed":
                 outcome, message = "failed", str(exc)
@@ -102,12 +113,23 @@ def run_observation(planned: Planned, *, config, options, hw, journal, registry,
         except Exception:  # lamps are best effort here; the next observation switches them again
             pass
     ended = now()
-    frames = [f["path"] for f in journal.frames(planned.observation_id)]
+    frame_rows = journal.frames(planned.observation_id)
+    frames = [f["path"] for f in frame_rows]
+    lights = sum(1 for f in frame_rows if f["imagetyp"] == "LIGHT")
+    if outcome == "interrupted" and lights:
+        ctx.info["partial"] = {"reason": message, "science_frames": lights, "planned_frames": _planned_science(of)}
     journal.finish_observation(planned.observation_id, outcome, message)
     level = logging.INFO if outcome == "completed" else logging.WARNING
     log.log(level, "observation %s %s%s (%d frame(s))", planned.observation_id, outcome, f": {message}" if message else "", len(frames))
     return Outcome(planned.observation_id, of.id, outcome, started.isoformat(), ended.isoformat(), frames, message,
                    dict(ctx.durations), dict(ctx.info))
+
+
+def _planned_science(of) -> int | None:
+    try:
+        return int(of.sequence.science.count)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _estimate(step, ctx) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import shutil
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,8 @@ from rosace_core.jobs import Job, JobRunner
 from rosace_core.observing_file import ObservingFile
 
 from rosace_sequencer import library
-from rosace_sequencer.frames import clean_partial, load_setup, night_of, parse_frame_name, safe_obs_id
+from rosace_sequencer.frames import (StorageError, check_free_space, check_writable, clean_partial, free_gb, load_setup, night_of,
+                                     parse_frame_name, safe_obs_id)
 from rosace_sequencer.hardware import Control, Hardware, Unsafe
 from rosace_sequencer.journal import Journal
 from rosace_sequencer.observation import Outcome, run_observation
@@ -101,6 +101,8 @@ class Sequencer:
         if logging.getLogger("rosace_sequencer").level == logging.NOTSET:
             logging.getLogger("rosace_sequencer").setLevel(logging.INFO)
         self._pending: list[Planned] = []
+        self.alarms: dict[str, dict] = {}  # active alarms by code: what an operator must look at
+        self._storage_fault: Path | None = None  # folder where a frame could not be written
         if recover:
             self.recover()
 
@@ -167,7 +169,24 @@ class Sequencer:
             state = "paused"
         return {"mode": self.mode, "state": state, "message": self.message, "observation": current,
                 "last_frame": self.last_frame, "night": dict(self.night_info), "job": self.job.to_dict() if self.job else None,
-                "time": now().isoformat(), "require_dome": self.options.require_dome, "paused": self.control.paused}
+                "time": now().isoformat(), "require_dome": self.options.require_dome, "paused": self.control.paused,
+                "alarms": list(self.alarms.values())}
+
+    def raise_alarm(self, code: str, message: str) -> None:
+        """Raise an alarm (once per code until it clears); logged as an error."""
+        with self._lock:
+            known = code in self.alarms
+            self.alarms[code] = {"code": code, "message": message, "raised": (self.alarms.get(code) or {}).get("raised") or now().isoformat()}
+        if not known:
+            log.error("ALARM %s: %s", code, message)
+
+    def clear_alarm(self, code: str, why: str = "") -> bool:
+        """Clear an active alarm; True if there was one."""
+        with self._lock:
+            alarm = self.alarms.pop(code, None)
+        if alarm:
+            log.warning("alarm %s cleared%s", code, f": {why}" if why else "")
+        return alarm is not None
 
     def log_lines(self, since: int = 0, limit: int = 200) -> list[dict]:
         return self.logbuf.since(since, limit)
@@ -264,9 +283,12 @@ class Sequencer:
         if needs:
             self.night_info.setdefault("library_needs", [])
             self.night_info["library_needs"].extend(outcome.info["library_needs"])
-        if outcome.outcome == "completed" and self.options.hand_to_reduction:
+        # An interrupted observation's science frames are reduced as what they are (flagged
+        # PARTIAL), unless the night resumes it under the same id.
+        partial = outcome.info.get("partial") if outcome.outcome == "interrupted" and not outcome.info.get("resumes") else None
+        if (outcome.outcome == "completed" or partial) and self.options.hand_to_reduction:
             frames, unmet = self._with_library(list(outcome.frames), needs)
-            self._reduce(outcome.observation_id, frames)
+            self._reduce(outcome.observation_id, frames, partial=partial)
             if needs:
                 # Kept in the journal: once the library session has taken what was missing,
                 # the observation is handed again with it (even after a restart).
@@ -288,14 +310,14 @@ class Sequencer:
             out += [p for p in found if p not in out]
         return out, unmet
 
-    def _reduce(self, observation_id: str, frames: list[str]) -> bool:
-        """``POST /reduce`` the frames of one observation; return False when the reduction could not be reached."""
+    def _reduce(self, observation_id: str, frames: list[str], partial: dict | None = None) -> bool:
+        """``POST /reduce`` the frames of one observation (``partial``: it was interrupted); False when the reduction could not be reached."""
         try:
             from rosace_reduction.client import ReductionClient
 
             client = self._client("reduction", ReductionClient)
             client.timeout = 5.0
-            job = client.post("/reduce", {"frames": frames, "observation_id": observation_id})
+            job = client.post("/reduce", {"frames": frames, "observation_id": observation_id, **({"partial": partial} if partial else {})})
             log.info("frames of %s handed to the reduction (job %s)", observation_id, (job or {}).get("id"))
             return True
         except (RosaceError, ImportError) as exc:
@@ -355,12 +377,22 @@ class Sequencer:
         return outcome.to_dict()
 
     def check_disk(self) -> float:
-        """Return the free space (GB) of the data folder; raise RosaceError below the minimum."""
-        self.raw_root.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(self.raw_root).free / 1e9
-        if free < self.options.min_free_gb:
-            raise RosaceError(f"only {free:.1f} GB free in {self.raw_root}; the night needs {self.options.min_free_gb:g} GB")
+        """Return the free space (GB) for raw frames; StorageError below the minimum or where a write failed."""
+        free = check_free_space(self.raw_root, self.options.min_free_gb, self.options.disk_quota_gb)
+        check_writable(self._storage_fault or self.raw_root)
         return free
+
+    def storage_ok(self) -> bool:
+        """Check the disk before an observation: alarm while it is full or not writable, cleared once it is fixed."""
+        try:
+            self.check_disk()
+        except StorageError as exc:
+            self.raise_alarm("storage", str(exc))
+            return False
+        if self.clear_alarm("storage", "frames can be stored again"):
+            log.info("the disk has room again: the night resumes")
+        self._storage_fault = None
+        return True
 
     def dawn(self) -> bool:
         """True once the Sun is rising above the configured altitude (morning twilight)."""
@@ -371,7 +403,7 @@ class Sequencer:
         return sun_altitude(t + timedelta(minutes=10), self.config.site) > alt
 
     def _night(self, job: Job, queue=None) -> dict:
-        free = self.check_disk()
+        free = free_gb(self.raw_root, self.options.disk_quota_gb)
         night = night_of(now())
         night_id = self.journal.begin_night(night)
         self.night_info = {"night": night, "started": now().isoformat(), "free_gb": round(free, 1), "observations": 0,
@@ -389,6 +421,12 @@ class Sequencer:
                     message = "dawn"
                     log.info("dawn: the night ends")
                     break
+                if not self.storage_ok():
+                    # Nothing taken now could be stored: give the roof back and wait for room.
+                    self._status_idle("disk full or not writable: waiting")
+                    self._park_and_release(guard)
+                    self._wait(self.options.storage_retry, f"storage: {self.alarms.get('storage', {}).get('message', '')}; waiting")
+                    continue
                 if self._pending:
                     planned = self._pending.pop(0)
                     log.info("resuming observation %s after a restart", planned.observation_id)
@@ -438,9 +476,18 @@ class Sequencer:
                     self._wait(self.options.unsafe_wait, "unsafe: waiting")
                     continue
                 outcome = self._observe(planned, guard)
+                if outcome.info.get("storage"):
+                    self.raise_alarm("storage", outcome.info["storage"])
+                    row = self.journal.observation(planned.observation_id) or {}
+                    self._storage_fault = Path(row["folder"]) if row.get("folder") else None
+                    if planned.source != "scheduler":  # our own list: resumed (same id, frames kept) once the disk has room
+                        self._pending.insert(0, planned)
+                        outcome.info["resumes"] = True
                 self.night_info["observations"] += 1
                 self.night_info[outcome.outcome] = self.night_info.get(outcome.outcome, 0) + 1
                 self._after(outcome, queue, planned.source)
+                if outcome.info.get("storage"):
+                    continue  # the storage check at the top of the loop waits for room
                 if outcome.outcome == "interrupted" and not self.control.aborted:
                     self._wait(self.options.unsafe_wait, "interrupted: waiting for safe conditions")
                 elif outcome.outcome == "failed" and not self.control.aborted:
@@ -452,11 +499,7 @@ class Sequencer:
                 log.error("the night failed: %s", exc)
         finally:
             self._status_idle("end of night: parking and releasing the roof")
-            try:
-                self.hw.park(timeout=self.options.slew_timeout)
-            except RosaceError as exc:
-                log.warning("park failed: %s", exc)
-            guard.release()
+            self._park_and_release(guard)
             if not self.control.aborted:
                 self._library_session(Control())
             if self._stop_night.is_set() and state == "finished":
@@ -467,6 +510,14 @@ class Sequencer:
         if state == "failed":
             raise RosaceError(f"the night failed: {message}")
         return dict(self.night_info)
+
+    def _park_and_release(self, guard) -> None:
+        """Park the mount (a failure is logged) and give the roof lease back."""
+        try:
+            self.hw.park(timeout=self.options.slew_timeout)
+        except RosaceError as exc:
+            log.warning("park failed: %s", exc)
+        guard.release()
 
     def _status_idle(self, message: str) -> None:
         with self._lock:

@@ -39,9 +39,9 @@ from rosace_core.plugins import import_file
 from rosace_core.observing_file import ObservingFile
 
 from rosace_sequencer import acquisition
-from rosace_sequencer.frames import FrameInfo, build_header, frame_name, write_frame
+from rosace_sequencer.frames import FrameInfo, StorageError, build_header, check_free_space, frame_name, write_frame
 from rosace_sequencer.guiding import GuideLoop, GuideSettings
-from rosace_sequencer.hardware import Control, Hardware, retry
+from rosace_sequencer.hardware import Control, Hardware, Unsafe, retry
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +88,25 @@ class _Writer:
                 return
             try:
                 self.ctx._write(*job)
-            except Exception as exc:  # reported at the next flush; the frame will be retaken
+            except Exception as exc:  # stops the observation before its next exposure (or during it)
                 log.error("writing %s failed: %s", job[0], exc)
-                self.error = exc
+                if self.error is None:
+                    self.error = exc
             finally:
                 self.jobs.task_done()
 
     def put(self, *job) -> None:
         self.jobs.put(job)
 
-    def flush(self) -> None:
-        self.jobs.join()
+    def raise_error(self) -> None:
+        """Raise StorageError if a frame written so far failed (without waiting for the queue)."""
         if self.error is not None:
             exc, self.error = self.error, None
-            raise RosaceError(f"a frame could not be written: {exc}")
+            raise exc if isinstance(exc, StorageError) else StorageError(f"a frame could not be written: {exc}")
+
+    def flush(self) -> None:
+        self.jobs.join()
+        self.raise_error()
 
     def close(self) -> None:
         self.jobs.put(None)
@@ -133,6 +138,7 @@ class ObservationContext:
     last_frame: str | None = None
     steps: list[Step] = field(default_factory=list)
     step_index: int = 0
+    raw_root: Path | None = None
     _writer: _Writer | None = None
     _done_seconds: float = 0.0
     _total_seconds: float = 1.0
@@ -181,6 +187,20 @@ class ObservationContext:
         ra = (t.ra + t.pm_ra_cosdec / 3.6e6 * years / cosd) % 360.0
         dec = t.dec + t.pm_dec / 3.6e6 * years
         return float(ra), float(dec)
+
+    def check_storage(self) -> None:
+        """Raise StorageError if a frame could not be written or the disk is below the minimum.
+
+        Called before every exposure: a frame that cannot be stored is never exposed
+        (a full disk once cost two 600 s frames exposed after their writes failed).
+        """
+        if self._writer is not None:
+            self._writer.raise_error()
+        root = self.raw_root if self.raw_root is not None else self.folder.parent.parent
+        check_free_space(root, self.options.min_free_gb, self.options.disk_quota_gb)
+
+    def _write_failed(self) -> bool:
+        return self._writer is not None and self._writer.error is not None
 
     def advance(self, seconds: float, message: str | None = None) -> None:
         self._done_seconds += seconds
@@ -247,6 +267,7 @@ class ObservationContext:
         try:
             for n, path in todo:
                 self.check()
+                self.check_storage()
                 if between is not None and n > start:
                     between(n)
                 self.status(frame=f"{imagetyp} {n - start + 1}/{count}", message=f"{step.name}: {imagetyp} {n - start + 1}/{count} ({exptime:g} s)")
@@ -254,7 +275,11 @@ class ObservationContext:
                     ccd = self.hw.camera.ccd_temperature
                 except DeviceError:
                     ccd = None
-                safety = self.guard.is_safe if (on_sky and imagetyp == "LIGHT") else None
+                sky_safe = self.guard.is_safe if (on_sky and imagetyp == "LIGHT") else None
+
+                def safety(sky_safe=sky_safe) -> bool:
+                    # a failed write of the previous frame stops this exposure too
+                    return not self._write_failed() and (sky_safe is None or sky_safe())
 
                 guided: list = []
 
@@ -274,7 +299,12 @@ class ObservationContext:
                         if loop is not None:
                             guided[:] = [loop.stop()]
 
-                exposure = self.retry(_expose, f"{imagetyp} exposure")
+                try:
+                    exposure = self.retry(_expose, f"{imagetyp} exposure")
+                except Unsafe:
+                    if self._write_failed():
+                        self._writer.raise_error()
+                    raise
                 extra = {}
                 if guided:
                     stats = guided[0]

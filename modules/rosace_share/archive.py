@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import secrets
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
@@ -25,6 +23,7 @@ from sqlalchemy import delete, func, select
 from rosace_core.clock import now
 from rosace_core.errors import ConflictError, NotFoundError, RosaceError
 from rosace_core.observing_file import parse_observing_file
+from rosace_core.state import atomic_write
 from rosace_share import db
 from rosace_share.db import Account, AuditEntry, Campaign, CampaignFile, Report, SpectrumRecord
 from rosace_share.spectra import (
@@ -188,16 +187,7 @@ class Archive:
         path = self._path(sha)
         if path.exists():
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        return atomic_write(path, data, suffix=".part")
 
     def _check_upload(self, data: bytes) -> tuple[str, SpectrumData]:
         if len(data) > self.max_upload_bytes:

@@ -2,10 +2,13 @@
 
 import shutil
 
+from astropy.io import fits
+
 import pytest
 from flask import Flask, jsonify, request
 
 from rosace_core.config import config_from_dict
+from rosace_core.http import ApiError
 from rosace_core.rest import BackgroundServer
 from rosace_reduction.api import create_app, upload_to_share
 from rosace_reduction.client import ReductionClient
@@ -71,3 +74,24 @@ def test_share_down_never_raises(tmp_path):
     f.write_bytes(b"SIMPLE")
     out = upload_to_share(str(f), "http://127.0.0.1:9", None, timeout=2)
     assert out["ok"] is False and out["status"] is None
+
+
+def test_a_partial_observation_is_reduced_and_flagged(synthetic_night, tmp_path):
+    folder, _ = synthetic_night
+    frames = [str(p) for p in sorted((folder / "HD_1234").glob("*.fits"))]
+    cfg = config_from_dict({"data": {"root": str(tmp_path)}})
+    with BackgroundServer(create_app(cfg, token="tok")) as srv:
+        client = ReductionClient(srv.url, token="tok")
+        partial = {"reason": "unsafe: conditions turned unsafe during the exposure", "science_frames": 1, "planned_frames": 4}
+        job = client.post("/reduce", {"frames": frames, "observation_id": "obs-1", "partial": partial})
+        done = client.wait_job(job["id"], timeout=120)
+        assert done["state"] == "succeeded", done
+        (spectrum,) = done["result"]["spectra"]
+        assert spectrum["status"] == "reduced" and spectrum["partial"] is True and "partial" in spectrum["flags"]
+        rec = client.result(spectrum["id"])
+        assert rec["partial"] == {**partial, "science_frames": 1}
+        header = fits.getheader(rec["products"]["fits"])
+        assert header["PARTIAL"] is True and "1 of 4 science frames" in header.comments["PARTIAL"]
+        with pytest.raises(ApiError) as err:  # a partial flag needs the observation it describes
+            client.post("/reduce", {"frames": frames, "partial": partial})
+        assert err.value.status == 422 and "observation_id" in str(err.value)
