@@ -14,12 +14,10 @@ import threading
 
 
 def cmd_guardian(args) -> int:
-    from rosace_core.astro import configure_offline
     from rosace_core.config import load_config
     from rosace_core.logs import setup_logging
     from rosace_dome.guardian import build
 
-    configure_offline()
     setup_logging("guardian", args.log_level)
     cfg = load_config(args.config)
     guardian = build(cfg, host=args.host, port=args.port, dome_url=args.dome_url)

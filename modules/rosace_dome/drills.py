@@ -188,6 +188,7 @@ class AlpacaSimulators:
             self._saved_clock = get_clock()
             set_clock(Clock.simulated(NIGHT, 1.0))
         self.port = self.port or free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
         out = open(self.folder / "alpaca-simulators.log", "ab")
         try:
             self.proc = subprocess.Popen(
@@ -295,11 +296,19 @@ class Stack:
     def status(self) -> dict:
         return self.client.status()
 
-    def open_and_track(self, mount: Telescope) -> None:
-        """Open the roof through the dome module (no lease), then unpark the mount directly."""
-        if not wait_until(lambda: self.status()["can_open"], 60, 0.1):
-            raise RuntimeError(f"the dome module refuses to open: {self.status()['verdict']['reasons']}")
-        self.client.open(source="drill")
+    def open_and_track(self, mount: Telescope, dome: Dome | None = None) -> None:
+        """Open the roof (no lease), then unpark the mount directly.
+
+        Through the dome module when it lets the roof open; else (``dome`` given: a
+        re-open delay left by an earlier drill of the same run) straight over Alpaca,
+        as an operator at the controller would.
+        """
+        if dome is not None and not wait_until(lambda: self.status()["can_open"], 2, 0.1):
+            dome.open_shutter()
+        else:
+            if not wait_until(lambda: self.status()["can_open"], 60, 0.1):
+                raise RuntimeError(f"the dome module refuses to open: {self.status()['verdict']['reasons']}")
+            self.client.open(source="drill")
         if not wait_until(lambda: self.status()["shelter"]["state"] == "open", 60, 0.1):
             raise RuntimeError(f"the roof did not open: {self.status()['shelter']}")
         mount.unpark()
@@ -395,26 +404,33 @@ def _time_to_secure(dome: Dome, mount: Telescope, timeout: float) -> tuple[float
     return None, None
 
 
-def drill_kill(server, folder: Path, timeout: float = 60.0) -> Result:
-    """kill -9 of the dome module with the roof open and the mount tracking, then rain."""
+def drill_kill(server, folder: Path, timeout: float = 60.0, guardian: bool = True, stack: Stack | None = None) -> Result:
+    """kill -9 of the dome module with the roof open and the mount tracking, then rain.
+
+    ``guardian=False``: the reference, as before the guardian existed (nothing closes).
+    """
     dome, mount = _devices(server)
-    stack = Stack(server, folder).start()
+    own = stack is None
+    stack = stack or Stack(server, folder, guardian=guardian).start()
     try:
-        stack.open_and_track(mount)
+        stack.open_and_track(mount, None if own else dome)
         stack.kill_dome()
         server.rain()
         wall, clock = _time_to_secure(dome, mount, timeout)
-        return Result("kill -9", server.name, wall, clock, {"closed_by": "guardian"})
+        return Result("kill -9" if guardian else "kill -9, no guardian", server.name, wall, clock,
+                      {"closed_by": "guardian" if guardian else None, "timeout_wall": timeout})
     finally:
-        stack.stop()
+        if own:
+            stack.stop()
 
 
-def drill_freeze(server, folder: Path, timeout: float = 60.0) -> Result:
+def drill_freeze(server, folder: Path, timeout: float = 60.0, stack: Stack | None = None) -> Result:
     """SIGSTOP of the dome module with the roof open, then rain; then SIGCONT: the module must not re-open early."""
     dome, mount = _devices(server)
-    stack = Stack(server, folder).start()
+    own = stack is None
+    stack = stack or Stack(server, folder).start()
     try:
-        stack.open_and_track(mount)
+        stack.open_and_track(mount, None if own else dome)
         stack.freeze_dome()
         server.rain()
         wall, clock = _time_to_secure(dome, mount, timeout)
@@ -424,7 +440,8 @@ def drill_freeze(server, folder: Path, timeout: float = 60.0) -> Result:
                   "after_thaw_can_open": status.get("can_open"), "after_thaw_reopen_at": status.get("reopen_at")}
         return Result("SIGSTOP", server.name, wall, clock, detail)
     finally:
-        stack.stop()
+        if own:
+            stack.stop()
 
 
 def drill_unreadable_mount(server, folder: Path, timeout: float = 60.0) -> Result:
@@ -433,7 +450,8 @@ def drill_unreadable_mount(server, folder: Path, timeout: float = 60.0) -> Resul
     Then rain: the roof stays closed over the parked mount. The bound is zero: it never opened.
     """
     dome, mount = _devices(server)
-    stack = Stack(server, folder, telescope_number=9).start()
+    own = True
+    stack = Stack(server, folder, telescope_number=9, guardian=False).start()
     try:
         status = wait_until(lambda: (st := stack.status())["mount"]["error"] and st, 30, 0.1)
         refused: list[str] = []
@@ -442,44 +460,47 @@ def drill_unreadable_mount(server, folder: Path, timeout: float = 60.0) -> Resul
         except ConflictError as exc:
             refused = list(exc.reasons)
         server.rain()
-        time.sleep(1.0)
+        wait_until(lambda: not stack.status()["safe"], 30, 0.1)
         secured = _secured(dome, mount)
         return Result("unreadable mount (wrong device number)", server.name, 0.0 if secured and refused else None, 0.0 if secured and refused else None,
                       {"refused": refused, "mount_error": (status or {}).get("mount", {}).get("error")})
     finally:
-        stack.stop()
+        if own:
+            stack.stop()
 
 
-def drill_mount_fault(server, folder: Path, outage: float = 60.0, timeout: float = 60.0) -> Result:
+def drill_mount_fault(server, folder: Path, outage: float = 60.0, timeout: float = 60.0, stack: Stack | None = None) -> Result:
     """The mount stops answering (driver errors) for ``outage`` clock seconds while open, with rain meanwhile.
 
     The dome module raises park_failed and keeps trying; the roof closes once the park is confirmed.
     """
     dome, mount = _devices(server)
-    stack = Stack(server, folder).start()
+    own = stack is None
+    stack = stack or Stack(server, folder).start()
     try:
-        stack.open_and_track(mount)
+        stack.open_and_track(mount, None if own else dome)
         server.mount_fault(outage)
         server.rain()
         alarm = wait_until(lambda: any(a["active"] and "park_failed" in a["code"] for a in stack.status()["alarms"]), 30, 0.1)
         wall, clock = _time_to_secure(dome, mount, timeout)
-        open_while_unparked = None
         return Result("unreadable mount (driver errors while open)", server.name, wall, clock,
-                      {"outage_clock": outage, "park_failed_alarm": bool(alarm), "roof_closed_unparked": open_while_unparked})
+                      {"outage_clock": outage, "park_failed_alarm": bool(alarm)})
     finally:
-        stack.stop()
+        if own:
+            stack.stop()
 
 
-def drill_server_restart(server, folder: Path, down: float = 2.0, timeout: float = 60.0) -> Result:
+def drill_server_restart(server, folder: Path, down: float = 2.0, timeout: float = 60.0, stack: Stack | None = None) -> Result:
     """The Alpaca server restarts (state kept: roof open, mount unparked) while no lease is held.
 
     The conditions were unknown while it was down: the roof must close once it answers,
     even though its first readings are fine, and the park_failed alarm must clear.
     """
     dome, mount = _devices(server)
-    stack = Stack(server, folder).start()
+    own = stack is None
+    stack = stack or Stack(server, folder).start()
     try:
-        stack.open_and_track(mount)
+        stack.open_and_track(mount, None if own else dome)
         server.stop()
         wait_until(lambda: stack.status()["mount"]["error"] or stack.status()["shelter"]["state"] == "unknown", 30, 0.1)
         time.sleep(down)
@@ -490,6 +511,26 @@ def drill_server_restart(server, folder: Path, down: float = 2.0, timeout: float
         events = [e["message"] for e in stack.client.events(limit=500, kind="command")]
         return Result("Alpaca server restart with the roof open", server.name, wall, clock,
                       {"park_failed_cleared": bool(alarms), "close_commands": [m for m in events if "close" in m][-3:]})
+    finally:
+        if own:
+            stack.stop()
+
+
+def sequence_freeze_then_kill(server, folder: Path) -> list[Result]:
+    """SIGSTOP then (thawed, same processes) kill -9: two drills for one start of the dome module."""
+    stack = Stack(server, folder).start()
+    try:
+        return [drill_freeze(server, folder, stack=stack), drill_kill(server, folder, stack=stack)]
+    finally:
+        stack.stop()
+
+
+def sequence_mount_then_restart(server, folder: Path) -> list[Result]:
+    """The mount-fault drill (where the server injects faults), then the server restart, on one dome module."""
+    stack = Stack(server, folder).start()
+    try:
+        results = [drill_mount_fault(server, folder, stack=stack)] if server.faults else []
+        return results + [drill_server_restart(server, folder, stack=stack)]
     finally:
         stack.stop()
 
