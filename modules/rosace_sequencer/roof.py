@@ -24,7 +24,7 @@ import time
 from typing import Protocol
 
 from rosace_core.clock import get_clock, now
-from rosace_core.errors import ConflictError, DeviceError, NotFoundError, RosaceError
+from rosace_core.errors import ConflictError, DeviceError, DeviceNotConnected, NotFoundError, RosaceError
 
 from rosace_sequencer.hardware import Control, Unsafe
 
@@ -152,7 +152,11 @@ class DomeLeaseGuard:
         if self.safety_monitor is None:
             return None
         try:
-            safe = self.safety_monitor.is_safe
+            try:
+                safe = self.safety_monitor.is_safe
+            except DeviceNotConnected:
+                self.safety_monitor.connect(timeout=5.0)
+                safe = self.safety_monitor.is_safe
             if safe is False and self.safety_monitor.connected is False:
                 # ASCOM: false while not connected; connect and ask again
                 self.safety_monitor.connect(timeout=5.0)
