@@ -30,9 +30,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -81,7 +82,37 @@ def wait_until(predicate: Callable[[], Any], timeout: float, step: float = 0.05)
 # --------------------------------------------------------------------------- Alpaca servers
 
 
-class RosaceSim:
+class _AlpacaServer:
+    """What the drills need of an Alpaca server: start (roof open or closed), stop, restart, rain."""
+
+    name = ""
+    port = 0
+    _saved_clock = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, open_roof: bool = False):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def restart(self, open_roof: bool = True) -> None:
+        """The server goes away and comes back on the same port, the roof and mount as they were (open, unparked)."""
+        self.stop()
+        self.start(open_roof)
+
+    def close(self) -> None:
+        """Stop for good and give the process its clock back."""
+        self.stop()
+        if self._saved_clock is not None:
+            set_clock(self._saved_clock)
+            self._saved_clock = None
+
+
+class RosaceSim(_AlpacaServer):
     """ROSACE's simulator, in-process, on a fast clock."""
 
     name = "rosace_sim"
@@ -106,7 +137,7 @@ class RosaceSim:
             "weather": {"update_interval": 10, "timeline": [{"at": "+0s", "cloud_cover": 0, "rain_rate": 0, "wind_speed": 3, "humidity": 55}]},
         }
 
-    def start(self, open_roof: bool = False) -> "RosaceSim":
+    def start(self, open_roof: bool = False) -> RosaceSim:
         from rosace_sim.testing import SimObservatory
 
         if self._saved_clock is None:
@@ -116,24 +147,12 @@ class RosaceSim:
         self.port = self.sim.port
         return self
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self.sim is not None:
             self.sim.stop()
             self.sim = None
 
-    def restart(self, open_roof: bool = True) -> None:
-        self.stop()
-        self.start(open_roof)
-
-    def close(self) -> None:
-        self.stop()
-        if self._saved_clock is not None:
-            set_clock(self._saved_clock)
-            self._saved_clock = None
 
     def rain(self) -> None:
         self.sim.control.set_weather(rain_rate=3.0, cloud_cover=100, humidity=97)
@@ -148,7 +167,7 @@ class RosaceSim:
         self.sim.control.inject_fault("telescope", "error", device_number=0, duration=duration)
 
 
-class AlpacaSimulators:
+class AlpacaSimulators(_AlpacaServer):
     """The ``alpaca-simulators`` package from PyPI, run as its own process on loopback."""
 
     name = "alpaca-simulators"
@@ -168,8 +187,8 @@ class AlpacaSimulators:
         return None
 
     def _config(self, open_roof: bool) -> Path:
-        import yaml
         import alpaca_simulators
+        import yaml
 
         template = Path(alpaca_simulators.__file__).parent / "config" / "template.yaml"
         data = yaml.safe_load(template.read_text(encoding="utf-8"))
@@ -183,7 +202,7 @@ class AlpacaSimulators:
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         return path
 
-    def start(self, open_roof: bool = False) -> "AlpacaSimulators":
+    def start(self, open_roof: bool = False) -> AlpacaSimulators:
         if self._saved_clock is None:
             self._saved_clock = get_clock()
             set_clock(Clock.simulated(NIGHT, 1.0))
@@ -203,9 +222,6 @@ class AlpacaSimulators:
             raise RuntimeError(f"alpaca-simulators did not start on port {self.port}: see {self.folder / 'alpaca-simulators.log'}")
         return self
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -213,15 +229,6 @@ class AlpacaSimulators:
             self.proc.wait(10)
         self.proc = None
 
-    def restart(self, open_roof: bool = True) -> None:
-        self.stop()
-        self.start(open_roof)
-
-    def close(self) -> None:
-        self.stop()
-        if self._saved_clock is not None:
-            set_clock(self._saved_clock)
-            self._saved_clock = None
 
     def _put(self, path: str, **form) -> None:
         requests.put(f"{self.url}/api/v1/{path}", data={**form, "ClientTransactionID": 1}, timeout=5).raise_for_status()
@@ -284,7 +291,7 @@ class Stack:
         finally:
             out.close()
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self.dome_proc = self._spawn("serve")
         if self.guardian_wanted:
             self.guardian_proc = self._spawn("guardian")
@@ -328,7 +335,7 @@ class Stack:
 
     def thaw_dome(self) -> None:
         if self.frozen:
-            os.kill(self.dome_proc.pid, getattr(signal, "SIGCONT"))
+            os.kill(self.dome_proc.pid, signal.SIGCONT)
             self.frozen = False
 
     def stop(self) -> None:

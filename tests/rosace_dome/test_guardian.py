@@ -94,7 +94,7 @@ def dome_server(fast_clock, fakes, tmp_path):
 
 
 def test_a_live_dome_module_is_left_in_charge(dome_server, fakes):
-    server, shelter = dome_server
+    server, _ = dome_server
     open_and_track(fakes)
     g = Guardian(fakes, settings(), dome_url=server.url)
     for _ in range(12):
