@@ -117,6 +117,15 @@ def _serve_factory(spec):
         else:
             port = spec.port
         app = spec.create_app(cfg)
+        if spec.extra.get("guardian") and not getattr(args, "no_guardian", False):
+            # The module's independent watchdog (the dome's guardian): a separate process
+            # that must outlive this one, so it is started, never stopped, from here.
+            from rosace_core.plugins import load_object
+
+            try:
+                load_object(spec.extra["guardian"])(cfg, args.config, args.host, port, args.log_level)
+            except Exception as exc:  # the module still serves; say loudly that nothing watches it
+                log.error("%s: could not start its guardian: %s", spec.id, exc)
         serve(app, host, port, config=cfg, module=spec.id)
         return 0
 
@@ -165,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         s = msub.add_parser("serve", help=f"run the {spec.id} module headless behind its REST API (waitress)")
         s.add_argument("--host", help="address to listen on (default 127.0.0.1; other addresses need a configured token)")
         s.add_argument("--port", type=int, help=f"port (default from the configuration, {spec.port})")
+        if spec.extra.get("guardian"):
+            s.add_argument("--no-guardian", action="store_true", help="do not start the module's guardian process (another one runs)")
         s.set_defaults(func=_serve_factory(spec))
         if spec.cli:
             try:

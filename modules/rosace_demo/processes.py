@@ -1,6 +1,9 @@
 """Portable process management for a ROSACE night: one child process per module.
 
 Plain ``subprocess`` (no fork, no POSIX signals), so it works on Windows too.
+Starting the dome module also starts its guardian (``rosace dome guardian``) as a
+child of the group, so that it outlives a killed dome module and still stops
+with the run.
 Every child writes its output to a log file in the run folder; ``stop_all``
 terminates them and waits, killing any that does not stop, so nothing is left
 running.
@@ -18,6 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+GUARDIAN = "guardian"
+
+
+def guardian_args(args: list[str]) -> list[str] | None:
+    """The guardian's arguments for a ``... dome serve ...`` command line (None for any other)."""
+    for i in range(len(args) - 1):
+        if args[i] == "dome" and args[i + 1] == "serve":
+            return [*args[:i], "dome", "guardian", *[a for a in args[i + 2:] if a != "--no-guardian"]]
+    return None
 
 
 def free_port() -> int:
@@ -63,6 +76,11 @@ class ProcessGroup:
         # glibc gives each thread of a busy waitress server its own malloc arena;
         # two arenas keep a module's memory near its real use (no effect elsewhere).
         env = {"MALLOC_ARENA_MAX": "2", **os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        guarded = guardian_args(args) if name != GUARDIAN else None
+        if guarded is not None:
+            from rosace_dome.guardian import ENV_VAR
+
+            env[ENV_VAR] = "external"  # the group runs the guardian (below), not the dome module
         flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
         out = open(log_path, "ab")
         try:
@@ -79,6 +97,8 @@ class ProcessGroup:
             out.close()
         self.children[name] = child
         log.info("started %s (pid %s): rosace %s", name, child.pid, " ".join(args))
+        if guarded is not None and not (GUARDIAN in self.children and self.children[GUARDIAN].running):
+            self.start(GUARDIAN, guarded)
         return child
 
     def kill(self, name: str) -> None:

@@ -9,5 +9,7 @@ MODULE = ModuleSpec(
     app="rosace_dome.api:create_app",
     client="rosace_dome.client:DomeClient",
     widget="rosace_dome.gui:create_widget",
+    cli="rosace_dome.cli:register",
     port=8701,
+    extra={"guardian": "rosace_dome.guardian:spawn"},
 )

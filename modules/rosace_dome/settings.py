@@ -55,6 +55,22 @@ class SlavingGeometry(_Strict):
     interval: float = Field(10.0, gt=0, description="seconds between slaving updates")
 
 
+class GuardianSettings(_Strict):
+    """The guardian (``rosace dome guardian``): the independent process that parks and closes
+    when the dome module is silent or the sky is unsafe (see docs/operations.md).
+
+    Heartbeat durations are wall seconds (a process is alive or not in real time); the
+    weather grace is clock seconds, like every safety rule of the dome module.
+    """
+
+    enabled: bool = Field(True, description="`rosace dome serve` starts the guardian beside the dome module")
+    period: float = Field(2.0, gt=0, description="wall seconds between two checks")
+    heartbeat_timeout: float = Field(2.0, gt=0, description="wall seconds the dome module's status may take to answer")
+    silence: float = Field(20.0, gt=0, description="wall seconds without progress of the dome module's safety loop before the guardian acts")
+    unsafe_grace: float = Field(120.0, ge=0, description="clock seconds the dome module gets to close for bad weather before the guardian acts itself")
+    orphan_exit: float = Field(300.0, gt=0, description="wall seconds after which a guardian whose dome module is gone leaves, once the roof is closed and the mount parked (or nothing answers)")
+
+
 class DomeSettings(_Strict):
     """The validated ``[dome]`` table."""
 
@@ -69,10 +85,13 @@ class DomeSettings(_Strict):
     shutter_timeout: float = Field(240.0, gt=0, description="seconds a shutter or roof move may take before it is reported stuck")
     park_timeout: float = Field(300.0, gt=0, description="seconds the mount may take to park")
     close_retry: float = Field(60.0, gt=0, description="seconds before an automatic close that failed is tried again")
+    park_retry: float = Field(15.0, gt=0, description="seconds between park attempts while a close waits for a mount that will not confirm its park")
+    gap_tolerance: float = Field(10.0, gt=0, description="wall seconds without any reading (frozen process, stalled loop) after which the conditions meanwhile count as unknown")
     close_if_mount_unparked: bool | None = Field(
         None, description="close even when the mount failed to park (default: false for a roll-off roof, true for a dome)"
     )
     slaving: SlavingGeometry = SlavingGeometry()
+    guardian: GuardianSettings = GuardianSettings()
     alarm_command: list[str] | str | None = Field(None, description="program run on each alarm (ROSACE_ALARM_* in its environment)")
     alarm_url: str | None = Field(None, description="URL receiving a JSON POST on each alarm")
     state_file: Path | None = Field(None, description="where the module keeps its state (default <data>/state/dome.json)")

@@ -264,6 +264,7 @@ class Shelter:
         with self._lock:
             inputs.locked, inputs.lock_reason = self.locked, self.lock_reason
             verdict = evaluate(inputs, self.settings, now)
+            self._note_gap(now)
             if shutter_read_at < self._state_set_at:
                 shutter = _STALE  # a move finished while we were reading: its newer word stands
             self._note_devices(now, inputs, shutter, park)
@@ -355,6 +356,27 @@ class Shelter:
             self.journal.record(now, "shelter", f"shelter {old} -> {state} ({why})", old=old, new=state)
             self._save_state()
 
+    def _note_gap(self, now: datetime) -> None:
+        """A stretch without any reading (the process frozen, the loop stalled) counts as unknown, so unsafe.
+
+        The re-open delay is then counted from the first reading after the gap: what the
+        sky did while nobody looked is unknown.
+        """
+        if self.last_poll_wall is None:
+            return
+        gap = time.time() - self.last_poll_wall
+        if gap <= max(self.settings.gap_tolerance, 5 * self._wall_poll()):
+            return
+        self.last_unsafe = now
+        reopen = now + timedelta(seconds=self.settings.reopen_delay)
+        if self.reopen_at is None or reopen > self.reopen_at:
+            self.reopen_at = reopen
+        self.journal.record(now, "verdict", f"no reading for {gap:.0f} s (wall): conditions unknown meanwhile; re-open delay restarted",
+                            gap=round(gap, 1))
+        if self.state not in ("closed",) and not self.locked and not self.leases.active():
+            self._close_wanted = self._close_wanted or f"conditions unknown for {gap:.0f} s (wall) with the roof {self.state} and no lease"
+        self._save_state()
+
     def _note_verdict(self, now: datetime, verdict: Verdict) -> None:
         before = self.verdict
         self.verdict = verdict
@@ -387,12 +409,20 @@ class Shelter:
         reason = None
         if unsafe:
             reason = "unsafe: " + "; ".join(r.text for r in unsafe)
+            if self.state != "closed" and not self.locked:
+                # Sticky: a close wanted for bad or unknown conditions is carried out even if
+                # the next reading is fine (a flapping sensor, a restarted server that answers
+                # "safe" before its first real measurement): the re-open delay applies anyway.
+                self._close_wanted = self._close_wanted or reason
         elif self._close_wanted:
             reason = self._close_wanted
         if self.state == "closed" and self.device_state == "closed":
             self._close_wanted = None
             self._close_retry_at = None
             self.journal.clear_alarm(now, "locked_unsafe", "roof closed")
+            if self._action is None or self._action.done or self._action.kind != "close":
+                # Nothing left for a parked-or-not mount to hit: a park failure is moot now.
+                self.journal.clear_alarm(now, "park_failed", "roof closed")
             return
         if reason is None:
             self.journal.clear_alarm(now, "locked_unsafe", "safe again")
@@ -451,7 +481,10 @@ class Shelter:
                 )
             if self._action is not None and not self._action.done and self._action.kind == "close":
                 reasons.append("the shelter is closing")
-            if self.shelter_type == "rolloff" and self.at_park is False:
+            if self.at_park is None:
+                # Unknown is unsafe: a mount we cannot read may be anywhere under the roof.
+                reasons.append(f"mount state unknown ({self.mount_error or 'not read yet'}): the roof opens only over a mount known to be parked")
+            elif self.shelter_type == "rolloff" and self.at_park is False:
                 reasons.append("mount not parked: a roll-off roof moves only over a parked mount")
             if self.state == "unknown":
                 reasons.append(f"shelter state unknown ({self.shelter_error or 'not read yet'})")
@@ -561,6 +594,14 @@ class Shelter:
             if self._stop.wait(step):
                 raise Aborted(f"{what}: module stopping")
 
+    def _sleep(self, job: Job, seconds: float) -> None:
+        """Wait ``seconds`` of clock time (wall floor ``min_poll_wall``); Aborted if the job or the module stops."""
+        deadline = time.monotonic() + max(self.clock.wall(seconds), self.settings.min_poll_wall)
+        while time.monotonic() < deadline:
+            job.check_abort()
+            if self._stop.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+                raise Aborted("module stopping")
+
     def _open_job(self, job: Job) -> dict:
         dome = self.devices.dome
         with self._lock:
@@ -639,22 +680,44 @@ class Shelter:
         if close_anyway is None:
             close_anyway = self.shelter_type == "dome"
         job.progress(0.05, "parking the mount")
-        try:
-            self._park_mount(job, reason)
-            self.journal.clear_alarm(self.now(), "park_failed", "mount parked")
-        except Aborted:
-            raise
-        except DeviceError as exc:
-            if not close_anyway:
-                self.journal.raise_alarm(self.now(), "park_failed", f"mount failed to park ({exc}): the roll-off roof stays open to avoid hitting the telescope")
-                raise DeviceError("mount", f"did not park ({exc}); roof left open") from None
-            self.journal.raise_alarm(self.now(), "park_failed", f"mount failed to park ({exc}): closing the dome shutter anyway")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._park_mount(job, reason)
+                self.journal.clear_alarm(self.now(), "park_failed", "mount parked")
+                break
+            except Aborted:
+                raise
+            except DeviceError as exc:
+                if close_anyway:
+                    self.journal.raise_alarm(self.now(), "park_failed", f"mount failed to park ({exc}): closing the dome shutter anyway")
+                    break
+                # Never close a roll-off roof on a mount not known to be parked; but never
+                # give up either: alarm, then try the safe actions again until the mount
+                # parks (or an operator aborts this job).
+                self.journal.raise_alarm(
+                    self.now(), "park_failed",
+                    f"mount park not confirmed ({exc}): the roll-off roof stays open to avoid hitting the telescope; "
+                    f"trying again every {self.settings.park_retry:g} s",
+                )
+                job.progress(0.05, f"mount park not confirmed (attempt {attempt}): {exc}; retrying")
+                try:
+                    self.devices.telescope.connect(timeout=5.0)
+                except Exception:
+                    pass
+                self._sleep(job, self.settings.park_retry)
         job.progress(0.4, "closing the shutter")
         with self._lock:
             self._motion = "closing"
         try:
             self.journal.record(self.now(), "command", f"shutter close commanded ({reason})", command="close_shutter")
-            dome.close_shutter()
+            try:
+                dome.close_shutter()
+            except DeviceNotConnected:
+                # A restarted Alpaca server forgets its connections: connect and ask again.
+                dome.connect(timeout=5.0)
+                dome.close_shutter()
             self._wait_shutter(job, ShutterState.CLOSED, "close")
             self.journal.clear_alarm(self.now(), "shutter_stuck", "roof closed")
             with self._lock:
@@ -709,7 +772,8 @@ class Shelter:
                 "maintenance_reason": self.lock_reason,
                 "reopen_at": self.reopen_at.isoformat() if self.reopen_at else None,
                 "can_open": not self.open_refusals(),
-                "poll": {"period": self.settings.poll_period, "count": self.polls, "last": self.last_poll.isoformat() if self.last_poll else None, "running": self.running},
+                "poll": {"period": self.settings.poll_period, "count": self.polls, "last": self.last_poll.isoformat() if self.last_poll else None,
+                         "last_wall": self.last_poll_wall, "running": self.running},
             }
 
     # ------------------------------------------------------------------ persistence

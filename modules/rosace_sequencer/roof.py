@@ -7,6 +7,11 @@ is it still safe (``is_safe``), and I am done (``release``). Two implementations
   lease, renewed at half-life; the dome keeps the roof open while the lease lives
   and the weather is safe, and closes it on its own when either ends. The
   sequencer never closes the roof itself: the dome module is the safety authority.
+  When the dome module does not answer, the sequencer reads the SafetyMonitor
+  itself: unsafe or unreadable, or the dome still silent after
+  ``failures_allowed`` tries, it stops observing and parks the mount (the
+  interrupted observation goes back to the scheduler); the guardian process
+  closes the roof.
 - :class:`SafetyMonitorGuard`: no dome module ("each module works alone"): the roof is
   assumed open (or absent) and the verdict comes from the Alpaca SafetyMonitor.
 """
@@ -19,7 +24,7 @@ import time
 from typing import Protocol
 
 from rosace_core.clock import get_clock, now
-from rosace_core.errors import ConflictError, DeviceError, NotFoundError, RosaceError
+from rosace_core.errors import ConflictError, DeviceError, DeviceNotConnected, NotFoundError, RosaceError
 
 from rosace_sequencer.hardware import Control, Unsafe
 
@@ -100,8 +105,12 @@ class DomeLeaseGuard:
     """The dome module over REST: a roof lease plus the dome's safety verdict."""
 
     def __init__(self, client, *, holder: str = "sequencer", duration: float = 600.0, open_timeout: float = 600.0,
-                 failures_allowed: int = 2):
+                 failures_allowed: int = 2, safety_monitor=None, park=None, status_timeout: float = 3.0):
         self.client = client
+        self.safety_monitor = safety_monitor  # read directly when the dome module is unreachable
+        self.park = park  # callable parking the mount, run when the dome module is unreachable
+        self.status_timeout = status_timeout  # wall seconds: a hung dome module is noticed quickly
+        self._parking: threading.Thread | None = None
         self.holder = holder
         self.duration = duration
         self.open_timeout = open_timeout
@@ -135,8 +144,42 @@ class DomeLeaseGuard:
         self._heartbeat.start()
 
     def _status(self) -> dict:
-        self.last_status = self.client.get("/status") or {}
+        self.last_status = self.client.get("/status", timeout=self.status_timeout) or {}
         return self.last_status
+
+    def _monitor_says(self) -> bool | None:
+        """The SafetyMonitor read directly: True/False, or None when it cannot be read."""
+        if self.safety_monitor is None:
+            return None
+        try:
+            try:
+                safe = self.safety_monitor.is_safe
+            except DeviceNotConnected:
+                self.safety_monitor.connect(timeout=5.0)
+                safe = self.safety_monitor.is_safe
+            if safe is False and self.safety_monitor.connected is False:
+                # ASCOM: false while not connected; connect and ask again
+                self.safety_monitor.connect(timeout=5.0)
+                safe = self.safety_monitor.is_safe
+            return bool(safe)
+        except DeviceError as exc:
+            log.warning("safety monitor unreadable too: %s", exc)
+            return None
+
+    def _park_without_dome(self, why: str) -> None:
+        """Park the mount from a thread (the exposure is aborted meanwhile); once at a time."""
+        if self.park is None or (self._parking is not None and self._parking.is_alive()):
+            return
+        log.warning("dome module unreachable (%s): stopping and parking the mount", why)
+
+        def run():
+            try:
+                self.park()
+            except Exception as exc:  # logged; the guardian still closes the roof
+                log.error("park without the dome module failed: %s", exc)
+
+        self._parking = threading.Thread(target=run, name="park-without-dome", daemon=True)
+        self._parking.start()
 
     @staticmethod
     def _open_and_safe(status: dict) -> bool:
@@ -169,7 +212,15 @@ class DomeLeaseGuard:
         except RosaceError as exc:
             self._failures += 1
             log.warning("dome module unreachable (%s), %d in a row", exc, self._failures)
-            return self._failures <= self.failures_allowed
+            # No safety authority: ask the sky ourselves. Only a SafetyMonitor that says
+            # "safe" lets one lost reply pass; unsafe, unreadable or a dome that stays
+            # silent stops the observation and parks.
+            monitor = self._monitor_says()
+            if monitor is True and self._failures <= self.failures_allowed:
+                return True
+            why = f"{exc}; safety monitor {'says unsafe' if monitor is False else 'unreadable' if monitor is None and self.safety_monitor is not None else 'says safe'}"
+            self._park_without_dome(why)
+            return False
         return self._open_and_safe(status)
 
     def _take_lease(self) -> None:

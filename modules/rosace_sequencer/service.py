@@ -136,7 +136,8 @@ class Sequencer:
         if self.options.require_dome:
             from rosace_dome.client import DomeClient
 
-            return DomeLeaseGuard(self._client("dome", DomeClient), holder="sequencer", duration=self.options.lease_duration)
+            return DomeLeaseGuard(self._client("dome", DomeClient), holder="sequencer", duration=self.options.lease_duration,
+                                  safety_monitor=self.hw.safety, park=lambda: self.hw.park(timeout=self.options.slew_timeout))
         return SafetyMonitorGuard(self.hw.safety)
 
     def make_queue(self):

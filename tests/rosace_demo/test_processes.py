@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from rosace_demo.processes import ProcessGroup, free_port
@@ -54,3 +55,33 @@ def test_a_child_that_fails_at_start_is_reported(tmp_path):
     assert wait(lambda: group.dead() == ["bad"], timeout=60)
     assert "no such file" in group.tail("bad")
     group.stop_all()
+
+
+@pytest.mark.slow
+def test_the_dome_module_comes_with_one_guardian_that_stops_with_the_group(tmp_path):
+    import json
+
+    import psutil
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    config = folder / "rosace.toml"
+    config.write_text(f'[data]\nroot = "{(folder / "data").as_posix()}"\n')
+    port = free_port()
+    group = ProcessGroup(folder, env={"ROSACE_TOKEN": "t0k3n"})
+    status = folder / "data" / "state" / "guardian.json"
+    try:
+        group.start("dome", ["--config", str(config), "dome", "serve", "--port", str(port)])
+        assert "guardian" in group.children and group.children["guardian"].running
+        assert wait(lambda: healthy(port), 60), group.tail("dome")
+        assert wait(lambda: status.exists(), 60), group.tail("guardian")
+        time.sleep(1.0)  # a second guardian, if the dome module had started one, would have taken over by now
+        assert json.loads(status.read_text())["pid"] == group.children["guardian"].pid
+        assert json.loads(status.read_text())["dome_url"] == f"http://127.0.0.1:{port}"
+        group.restart("dome")  # a restarted dome module does not bring a second guardian
+        assert group.children["guardian"].restarts == 0
+        guardian_pid = group.children["guardian"].pid
+    finally:
+        group.stop_all()
+    assert not any(c.running for c in group.children.values())
+    assert not psutil.pid_exists(guardian_pid) or psutil.Process(guardian_pid).status() == psutil.STATUS_ZOMBIE

@@ -77,17 +77,67 @@ def test_mount_parked_before_the_roof_closes(make_shelter, fakes, waiter):
 
 
 def test_rolloff_stays_open_with_alarm_when_the_mount_cannot_park(make_shelter, fakes, waiter):
-    s = make_shelter()
+    s = make_shelter(park_retry=20.0)
     open_roof(s, waiter)
     fakes.telescope.unpark()
     fakes.telescope.park_fails = True
     fakes.safety_monitor.safe = False
     assert waiter(lambda: "park_failed" in s.journal.active_codes(), 5)
-    assert waiter(lambda: s._action is not None and s._action.done, 3)
+    # The close keeps trying the safe actions: several park attempts, never a roof move.
+    assert waiter(lambda: len(calls(fakes.telescope, "park")) >= 3, 5)
+    assert s._action is not None and not s._action.done and s._action.kind == "close"
     assert s.state == "open"
     assert calls(fakes.dome, "close_shutter") == []
     alarm = [a for a in s.status()["alarms"] if a["code"] == "park_failed"][0]
     assert "stays open" in alarm["message"] and alarm["active"]
+    # The mount recovers (even with the sky safe again): park, then close, alarm cleared.
+    fakes.safety_monitor.safe = True
+    fakes.telescope.park_fails = False
+    assert waiter(lambda: s.state == "closed", 5)
+    assert fakes.telescope._at_park is True
+    assert "park_failed" not in s.journal.active_codes()
+
+
+def test_unknown_park_state_forbids_opening(make_shelter, fakes, waiter):
+    fakes.telescope.disconnected = True
+    s = make_shelter()
+    assert waiter(lambda: s.verdict is not None and s.mount_error, 5)
+    with pytest.raises(ConflictError) as err:
+        s.open("test")
+    assert any("mount state unknown" in r for r in err.value.reasons), err.value.reasons
+    assert not s.status()["can_open"]
+    fakes.telescope.disconnected = False
+    assert waiter(lambda: not s.open_refusals(), 5), s.open_refusals()
+
+
+def test_close_for_bad_weather_is_carried_out_when_the_next_reading_is_safe(make_shelter, fakes, waiter):
+    """A restart answering "safe" right after an unsafe reading does not drop the pending close."""
+    s = make_shelter(park_retry=30.0)
+    open_roof(s, waiter)
+    fakes.telescope.unpark()
+    fakes.telescope.disconnected = True  # the mount does not answer for a while (server restarting)
+    fakes.safety_monitor.safe = False
+    assert waiter(lambda: "park_failed" in s.journal.active_codes(), 5)
+    fakes.safety_monitor.safe = True  # the next readings are fine
+    assert waiter(lambda: s.verdict.safe, 3)
+    fakes.telescope.disconnected = False
+    assert waiter(lambda: s.state == "closed", 5)
+    assert fakes.telescope._at_park
+    assert "park_failed" not in s.journal.active_codes()
+
+
+def test_a_gap_in_the_readings_restarts_the_reopen_delay(make_shelter, fakes, waiter, fast_clock):
+    s = make_shelter(reopen_delay=900.0, gap_tolerance=0.3)
+    assert waiter(lambda: s.verdict is not None and s.verdict.safe, 5)
+    assert s.reopen_at is None
+    # The loop freezes (as under SIGSTOP) for a second of wall time, 100 s of clock time.
+    s.last_poll_wall -= 1.0
+    assert waiter(lambda: s.reopen_at is not None, 3)
+    left = (s.reopen_at - s.now()).total_seconds()
+    assert 800 < left <= 900, left
+    with pytest.raises(ConflictError) as err:
+        s.open("test")
+    assert any("re-open delay" in r and "15 min" in r for r in err.value.reasons), err.value.reasons
 
 
 def test_dome_closes_its_shutter_even_when_the_mount_cannot_park(make_shelter, fakes, waiter):
