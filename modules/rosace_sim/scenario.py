@@ -212,6 +212,29 @@ class FaultModel(_Strict):
     duration: float | None = Field(None, gt=0, description="simulated seconds; null: until cleared")
 
 
+class SwitchChannelModel(_Strict):
+    """One channel of the simulated switch box: a relay (max 1) or a value channel such as a dimmer."""
+
+    name: str
+    description: str = ""
+    lamp: Literal["NeAr", "tungsten"] | None = Field(None, description="light this channel sends into the spectrograph when on")
+    max: float = Field(1.0, ge=1, description="1: an on/off relay; more: a value channel (0..max, step 1)")
+    value: float = Field(0.0, ge=0, description="value at start (0: off)")
+
+
+def _default_channels() -> list[SwitchChannelModel]:
+    return [
+        SwitchChannelModel(name="NeAr", description="Neon-argon arc lamp of the calibration module", lamp="NeAr"),
+        SwitchChannelModel(name="tungsten", description="Tungsten (halogen) flat-field lamp of the calibration module", lamp="tungsten"),
+    ]
+
+
+class SwitchModel(_Strict):
+    """The switch box: the calibration lamps, and any other channel it carries (power outlets, dimmers)."""
+
+    channels: list[SwitchChannelModel] = Field(default_factory=_default_channels, min_length=1)
+
+
 DEFAULT_WEATHER = {
     "cloud_cover": 0.0, "rain_rate": 0.0, "wind_speed": 3.0, "wind_gust": 5.0, "humidity": 60.0,
     "sky_brightness": 0.01, "sky_quality": 21.0, "temperature": 5.0, "pressure": 870.0, "seeing": 2.5,
@@ -230,6 +253,7 @@ class Scenario(_Strict):
     instrument: str = Field("alpy600", description="instrument set-up: resources/instruments/<name>.toml or a path")
     spectro_camera: CameraModel = CameraModel()
     guide_camera: GuideCameraModel = GuideCameraModel()
+    switch: SwitchModel = SwitchModel()
     stars: list[StarModel] = Field(default_factory=list)
     generic_star: GenericStarModel = GenericStarModel()
     weather: WeatherModel = WeatherModel()
