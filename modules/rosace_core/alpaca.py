@@ -159,9 +159,13 @@ class AlpacaDevice:
 
     def interface_version(self, *, retry: bool = True) -> int:
         """The device's ASCOM InterfaceVersion; a device absent from the server is named here."""
+        # alpyca's InterfaceVersion property turns every error into version 1 (a missing
+        # device included): its checked GET is used instead.
         try:
-            return int(self._call(lambda: self._dev.InterfaceVersion, "interface version", retry=retry))
+            return int(self._call(lambda: self._dev._get("interfaceversion"), "interface version", retry=retry))
         except DeviceError as exc:
+            if exc.code == 0x400:  # Platform 1 drivers do not implement it
+                return 1
             if isinstance(exc, (DeviceTimeout, DeviceNotConnected)) or "bad request" not in str(exc):
                 raise
             # HTTP 400/404 for the device's URL: the server has no such device.

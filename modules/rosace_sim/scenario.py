@@ -110,6 +110,7 @@ class TelescopeModel(_Strict):
     settle_time: float = Field(2.0, ge=0, description="seconds added to every slew")
     pointing_error: float = Field(6.0, ge=0, description="rms pointing error after a slew, arcsec per axis")
     guide_rate: float = Field(0.5, gt=0, le=2, description="pulse-guide rate as a fraction of sidereal")
+    can_pulse_guide: bool = Field(True, description="false: a mount without pulse guiding (CanPulseGuide false)")
     park_ha: float = Field(0.0, ge=-12, le=12, description="park position: hour angle, hours")
     park_dec: float = Field(90.0, ge=-90, le=90, description="park position: declination, degrees")
     start_parked: bool = True
@@ -122,6 +123,7 @@ class CameraModel(_Strict):
     """A cooled camera (the spectrograph's); the sensor size comes from the instrument set-up."""
 
     set_point: float = -10.0
+    cooled: bool = Field(True, description="false: a camera without cooling control (CanSetCCDTemperature false)")
     cooling_time_constant: float = Field(120.0, gt=0, description="seconds")
     max_delta: float = Field(40.0, gt=0, description="coldest reachable below ambient, degC")
     readout_time: float = Field(1.0, ge=0, description="seconds (simulated) to read the sensor")

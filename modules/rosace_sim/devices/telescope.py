@@ -537,6 +537,8 @@ class SimTelescope(SimDevice):
     # ------------------------------------------------------------------ guiding
 
     def put_pulseguide(self, Direction: int, Duration: int) -> None:
+        if not self.cfg.can_pulse_guide:
+            raise NotImplementedAscom("this mount cannot pulse-guide")
         if Direction not in (0, 1, 2, 3):
             raise InvalidValue(f"direction {Direction} is not 0-3 (north, south, east, west)")
         if not 0 <= Duration <= 30000:
@@ -626,7 +628,7 @@ class SimTelescope(SimDevice):
         return True
 
     def get_canpulseguide(self) -> bool:
-        return True
+        return self.cfg.can_pulse_guide
 
     def get_cansetdeclinationrate(self) -> bool:
         return False
