@@ -140,19 +140,39 @@ def _camera(rep: DeviceReport, caps: dict, config) -> None:
         rep.limit("cannot abort an exposure (CanAbortExposure false): an unsafe sky waits for the readout")
 
 
+def resolve_lamps(lamps: dict[str, str | int], names: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Find the configured lamps (``[devices.switch] lamps``) among a Switch's channel names.
+
+    Returns (lamp name -> channel id, problems); a channel given by name matches
+    case-insensitively, one given by id must exist.
+    """
+    listing = ", ".join(f"{i} {n!r}" for i, n in enumerate(names)) or "none"
+    resolved: dict[str, int] = {}
+    problems: list[str] = []
+    for lamp, channel in lamps.items():
+        if isinstance(channel, int):
+            if channel < len(names):
+                resolved[lamp] = channel
+            else:
+                problems.append(f"lamp {lamp!r} is channel {channel} in [devices.switch] lamps, but the switch has channels {listing}")
+            continue
+        found = [i for i, n in enumerate(names) if n.lower() == str(channel).lower()]
+        if found:
+            resolved[lamp] = found[0]
+        else:
+            problems.append(f"lamp {lamp!r} is channel {channel!r} in [devices.switch] lamps, "
+                            f"but the switch has no channel of that name (channels: {listing})")
+    return resolved, problems
+
+
 def _switch(rep: DeviceReport, caps: dict, config) -> None:
     channels = caps.get("channels") or []
     names = [str(c.get("name")) for c in channels]
-    listing = ", ".join(f"{c['id']} {c.get('name')!r}" for c in channels) or "none"
+    resolved, problems = resolve_lamps(config.devices.switch.lamps, names)
+    for text in problems:
+        rep.refuse(text)
     used: set[int] = set()
-    for lamp, channel in config.devices.switch.lamps.items():
-        if isinstance(channel, int):
-            index = channel if channel < len(channels) else None
-        else:
-            index = next((i for i, n in enumerate(names) if n.lower() == str(channel).lower()), None)
-        if index is None:
-            rep.refuse(f"lamp {lamp!r}: no channel {channel!r} on the switch (channels: {listing})")
-            continue
+    for lamp, index in resolved.items():
         if channels[index].get("can_write") is False:
             rep.refuse(f"lamp {lamp!r}: channel {index} {names[index]!r} is read-only")
             continue

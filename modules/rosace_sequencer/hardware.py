@@ -21,6 +21,7 @@ import numpy as np
 
 from rosace_core import alpaca
 from rosace_core.clock import get_clock
+from rosace_core.devices import resolve_lamps
 from rosace_core.errors import Aborted, DeviceError, DeviceTimeout, InvalidOperation, RosaceError
 
 log = logging.getLogger(__name__)
@@ -212,20 +213,9 @@ class Hardware:
         """
         if self._lamp_channels is None:
             names = self.switch.names()
-            listing = ", ".join(f"{i} {n!r}" for i, n in enumerate(names)) or "none"
-            resolved: dict[str, int] = {}
-            for lamp, channel in self.lamps.items():
-                if isinstance(channel, int):
-                    if channel >= len(names):
-                        raise DeviceError(self.switch.label, f"lamp {lamp!r} is channel {channel} in [devices.switch] lamps, "
-                                                             f"but the switch has channels {listing}")
-                    resolved[lamp] = channel
-                    continue
-                found = [i for i, n in enumerate(names) if n.lower() == str(channel).lower()]
-                if not found:
-                    raise DeviceError(self.switch.label, f"lamp {lamp!r} is channel {channel!r} in [devices.switch] lamps, "
-                                                         f"but the switch has no channel of that name (channels: {listing})")
-                resolved[lamp] = found[0]
+            resolved, problems = resolve_lamps(self.lamps, names)
+            if problems:
+                raise DeviceError(self.switch.label, "; ".join(problems))
             self._lamp_channels, self._channel_names = resolved, names
         return self._lamp_channels
 

@@ -75,7 +75,7 @@ def test_a_missing_device_or_lamp_fails_with_a_table_naming_them(sim, tmp_path):
     by_role = {r["role"]: r for r in data}
     assert by_role["guide_camera"]["status"] == "missing"
     assert "no camera number 7 on the Alpaca server" in by_role["guide_camera"]["missing"][0]
-    assert "lamp 'arc': no channel 'ThAr' on the switch" in by_role["switch"]["missing"][0]
+    assert "lamp 'arc' is channel 'ThAr' in [devices.switch] lamps, but the switch has no channel" in by_role["switch"]["missing"][0]
 
 
 def test_an_impossible_weather_reading_refuses_the_station(sim, tmp_path):
