@@ -111,6 +111,8 @@ class TelescopeModel(_Strict):
     pointing_error: float = Field(6.0, ge=0, description="rms pointing error after a slew, arcsec per axis")
     guide_rate: float = Field(0.5, gt=0, le=2, description="pulse-guide rate as a fraction of sidereal")
     can_pulse_guide: bool = Field(True, description="false: a mount without pulse guiding (CanPulseGuide false)")
+    can_park: bool = Field(True, description="false: a mount that cannot park (CanPark false, Park 0x400)")
+    equatorial_system: int = Field(1, ge=0, le=4, description="EquatorialSystem reported (1 topocentric; 2 J2000, 3 J2050, 4 B1950)")
     park_ha: float = Field(0.0, ge=-12, le=12, description="park position: hour angle, hours")
     park_dec: float = Field(90.0, ge=-90, le=90, description="park position: declination, degrees")
     start_parked: bool = True

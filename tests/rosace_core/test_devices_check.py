@@ -84,3 +84,16 @@ def test_an_impossible_weather_reading_refuses_the_station(sim, tmp_path):
     station = {r["role"]: r for r in data}["observing_conditions"]
     assert station["status"] == "refused"  # 60 (%) read as a fraction is 6000 %: the configuration is wrong
     assert any("humidity reads 60" in m and "units" in m for m in station["missing"])
+
+
+def test_a_mount_that_cannot_park_is_refused_under_a_rolloff_roof(tmp_path):
+    from rosace_core.config import config_from_dict
+    from rosace_core.devices import all_usable, check_devices
+
+    scenario = {"clock": {"start": "2025-01-15T21:00:00Z", "rate": 1.0}, "telescope": {"can_park": False, "start_parked": False}}
+    with SimObservatory(scenario) as sim:
+        reports = {r.role: r for r in check_devices(config_from_dict({"devices": {**devices_config(sim.url), "shelter": "rolloff"}}))}
+        assert reports["telescope"].status == "refused" and not all_usable(list(reports.values()))
+        assert "a roll-off roof closes only over a parked mount" in reports["telescope"].missing[0]
+        domed = {r.role: r for r in check_devices(config_from_dict({"devices": {**devices_config(sim.url), "shelter": "dome"}}))}
+        assert domed["telescope"].status == "limited"

@@ -112,3 +112,19 @@ def test_a_lamp_the_box_does_not_have_is_a_clear_error_and_nothing_is_switched(t
         with pytest.raises(DeviceError, match=r"no lamp 'NeAr' among the configured lamps \(flat = 'tungsten'\)"):
             hw.set_lamp("NeAr")
         assert all(c is None for c in sim.observatory.switch._changed)
+
+
+def test_a_mount_that_cannot_park_or_works_in_b1950_is_refused_clearly(tmp_path):
+    data = box_scenario()
+    data["telescope"] = {**data.get("telescope", {}), "can_park": False, "equatorial_system": 4, "start_parked": False}
+    with SimObservatory(data) as sim:
+        hw = Hardware(config_from_dict({"devices": devices_config(sim.url, retries=1)}))
+        hw.connect("telescope")
+        assert hw.caps["telescope"]["can_park"] is False and hw.caps["telescope"]["equatorial_system"] == 4
+        from rosace_sequencer.hardware import Control
+
+        with pytest.raises(DeviceError, match=r"cannot park \(CanPark false\)"):
+            hw.park(timeout=10)
+        with pytest.raises(DeviceError, match=r"B1950 coordinates \(EquatorialSystem 4\)"):
+            hw.slew(14.18, 60.72, timeout=10, settle=0, control=Control())
+        assert not sim.observatory.telescope.get_slewing()
