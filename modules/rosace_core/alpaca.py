@@ -136,9 +136,11 @@ class AlpacaDevice:
             if not platform7:
                 self._dev.Connected = True
                 return
-            self._dev.Connect()
+            # alpyca's Connect/Connecting decide by its cached InterfaceVersion (1 if the
+            # device was missing at first read): the checked PUT/GET are used directly.
+            self._dev._put("connect")
             deadline = time.monotonic() + timeout
-            while self._dev.Connecting:
+            while self._dev._get("connecting"):
                 if time.monotonic() > deadline:
                     raise DeviceTimeout(self.label, f"connect: still connecting after {timeout} s")
                 time.sleep(0.05)
