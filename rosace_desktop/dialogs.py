@@ -1,20 +1,23 @@
-"""The desktop's dialogs: connection settings, observatory configuration, about."""
+"""The desktop's dialogs: connection settings, observatory configuration, device check, about."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QGridLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
 )
 
@@ -189,6 +192,85 @@ def check_configuration(window) -> str:
             + "\n\nChanges apply to servers started after the change (Connections > settings, or restart).")
     QMessageBox.information(window, "ROSACE configuration", text)
     return text
+
+
+STATUS_COLOURS = {"ok": "#1a7f37", "limited": "#9a6700", "refused": "#cf222e", "missing": "#cf222e"}
+
+
+class DevicesDialog(QDialog):
+    """``rosace devices check`` in the desktop: every configured device, what ROSACE uses, what is missing.
+
+    The check runs on the thread pool (it connects to every device: seconds, more
+    for a device that does not answer); "Check again" runs it anew.
+    """
+
+    COLUMNS = ("Device", "Status", "Alpaca device", "ROSACE will use", "Missing / refused")
+
+    def __init__(self, config, parent=None):
+        super().__init__(parent)
+        self.config = config
+        self.reports = None
+        self.setWindowTitle("ROSACE: devices")
+        self.resize(1000, 560)
+        layout = QVBoxLayout(self)
+        self.summary = QLabel("checking the devices...")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.setWordWrap(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        layout.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.again = QPushButton("Check again")
+        buttons.addButton(self.again, QDialogButtonBox.ButtonRole.ActionRole)
+        self.again.clicked.connect(self.run_check)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.run_check()
+
+    def run_check(self) -> None:
+        """Check every device in the background; the table fills when done."""
+        from rosace_core.devices import check_devices
+        from rosace_desktop.tab import run_in_background
+
+        self.again.setEnabled(False)
+        self.summary.setText("checking the devices (connecting to each)...")
+        config = self.config
+        run_in_background(lambda: check_devices(config), self._show, self._failed)
+
+    def _show(self, reports) -> None:
+        from rosace_core.devices import BAD
+
+        self.reports = reports
+        self.again.setEnabled(True)
+        self.table.setRowCount(len(reports))
+        for row, r in enumerate(reports):
+            cells = (f"{r.title}\n{r.role}: {r.url} #{r.device_number}", r.status, r.name or "-",
+                     "\n".join(r.uses) or "-", "\n".join(r.missing) or "-")
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col == 1:
+                    item.setForeground(QColor(STATUS_COLOURS.get(r.status, "#000000")))
+                self.table.setItem(row, col, item)
+        self.table.resizeRowsToContents()
+        bad = [r.title for r in reports if r.status in BAD]
+        self.summary.setText(f"<b style='color:#cf222e'>not usable: {', '.join(bad)}</b>" if bad
+                             else "<b style='color:#1a7f37'>every device is usable</b>")
+
+    def _failed(self, exc: Exception) -> None:
+        self.again.setEnabled(True)
+        self.summary.setText(f"<b style='color:#cf222e'>the check failed: {str(exc).replace('<', '&lt;')}</b>")
+
+
+def check_devices(window) -> DevicesDialog:
+    """Show the device check for the window's configuration (defaults when none)."""
+    from rosace_core.config import ObservatoryConfig
+
+    dialog = DevicesDialog(window.config if window.config is not None else ObservatoryConfig(), window)
+    dialog.show()
+    return dialog
 
 
 def about_text(window) -> str:

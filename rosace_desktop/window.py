@@ -324,6 +324,9 @@ class MainWindow(QMainWindow):
         act = QAction("&Reconnect all now", self)
         act.triggered.connect(lambda: [c.check() for c in self.connections.values()])
         m.addAction(act)
+        act = QAction("Check Alpaca &devices...", self)
+        act.triggered.connect(lambda: dialogs.check_devices(self))
+        m.addAction(act)
 
         m = bar.addMenu("&Observatory")
         act = QAction("&Open configuration file", self)

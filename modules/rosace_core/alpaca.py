@@ -64,6 +64,14 @@ class CameraState(str, enum.Enum):
 _CAMSTATE = list(CameraState)
 
 
+#: InterfaceVersion of the Platform 7 interfaces (asynchronous Connect/Connecting).
+#: DeviceError code of a device the server does not have (not an ASCOM number).
+_MISSING = -404
+
+_PLATFORM7 = {"camera": 4, "covercalibrator": 2, "dome": 3, "filterwheel": 3, "focuser": 4, "observingconditions": 2,
+              "rotator": 4, "safetymonitor": 3, "switch": 3, "telescope": 4}
+
+
 class AlpacaDevice:
     """Common part of every device: connection, timeouts, retries, error translation."""
 
@@ -107,27 +115,83 @@ class AlpacaDevice:
                 raise DeviceError(self.label, f"{what}: bad request ({exc.message})", code=exc.number) from None
             except (ValueError, KeyError) as exc:
                 raise DeviceError(self.label, f"{what}: malformed answer ({exc})") from None
+            except TypeError as exc:
+                # alpyca re-raises some ASCOM errors with the wrong arguments
+                # (NotImplementedException(number, message) from its Connect emulation):
+                # still this device's error, never a bare TypeError naming nothing.
+                raise DeviceError(self.label, f"{what}: the device answered with an error alpyca could not translate ({exc})") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def connect(self, timeout: float = 30.0) -> None:
-        """Connect the device (Platform 7 async Connect where offered, else Connected=True)."""
-        def _connect():
+        """Connect the device: Platform 7 asynchronous Connect where offered, else Connected=True.
+
+        The device's InterfaceVersion decides which, read here rather than left to
+        alpyca's emulation (its background thread re-raised a failed connection as
+        ``TypeError('NotImplementedException.__init__() ...')``, naming no device).
+        A device missing on the server is a :class:`DeviceError` naming the device
+        type, number and server; a failure of the device itself is retried
+        ``retries`` times like a transport failure, then raised with its name.
+        """
+        def _connect(platform7: bool):
+            if not platform7:
+                self._dev.Connected = True
+                return
+            # alpyca's Connect/Connecting decide by its cached InterfaceVersion (1 if the
+            # device was missing at first read): the checked PUT/GET are used directly.
+            self._dev._put("connect")
+            deadline = time.monotonic() + timeout
+            while self._dev._get("connecting"):
+                if time.monotonic() > deadline:
+                    raise DeviceTimeout(self.label, f"connect: still connecting after {timeout} s")
+                time.sleep(0.05)
+
+        for attempt in range(1, self.retries + 1):
             try:
-                self._dev.Connect()
-                deadline = time.monotonic() + timeout
-                while self._dev.Connecting:
-                    if time.monotonic() > deadline:
-                        raise DeviceTimeout(self.label, f"connect: still connecting after {timeout} s")
-                    time.sleep(0.05)
-            except Exception as exc:  # older devices: no Connect method
-                from alpaca import exceptions as ax
+                platform7 = self.interface_version(retry=False) >= _PLATFORM7.get(self.device_type, 99)
+                self._call(lambda: _connect(platform7), "connect", retry=False)
+                return
+            except DeviceError as exc:
+                missing = exc.code == _MISSING
+                if isinstance(exc, InvalidOperation) or missing or attempt == self.retries:
+                    if missing or self.retries == 1:
+                        raise
+                    raise type(exc)(self.label, f"connect failed after {attempt} attempt(s): {str(exc).removeprefix(self.label + ': ')}", code=exc.code) from None
+                log.debug("%s: connect failed (%s), attempt %d/%d", self.label, exc, attempt, self.retries)
+                time.sleep(self.retry_delay)
 
-                if isinstance(exc, (ax.NotImplementedException, ax.AlpacaRequestException, ax.DriverException)):
-                    self._dev.Connected = True
-                else:
-                    raise
+    def interface_version(self, *, retry: bool = True) -> int:
+        """The device's ASCOM InterfaceVersion; a device absent from the server is named here."""
+        # alpyca's InterfaceVersion property turns every error into version 1 (a missing
+        # device included): its checked GET is used instead.
+        try:
+            return int(self._call(lambda: self._dev._get("interfaceversion"), "interface version", retry=retry))
+        except DeviceError as exc:
+            if exc.code == 0x400:  # Platform 1 drivers do not implement it
+                return 1
+            if isinstance(exc, (DeviceTimeout, DeviceNotConnected)) or "bad request" not in str(exc):
+                raise
+            # HTTP 400/404 for the device's URL: the server has no such device.
+            raise DeviceError(self.label, f"no {self.device_type} number {self.device_number} on the Alpaca server {self.url} "
+                                          f"(check its device_number in the configuration's [devices] table)", code=_MISSING) from None
 
-        self._call(_connect, "connect")
+    #: Capabilities read by :meth:`capabilities`: ROSACE name -> ASCOM property.
+    CAPABILITIES: dict[str, str] = {}
+
+    def capabilities(self) -> dict[str, Any]:
+        """Read the device's capabilities (``CAPABILITIES``); None where the device does not offer one.
+
+        Transport failures (no answer) are raised: the device is missing, not limited.
+        """
+        caps: dict[str, Any] = {}
+        for key, prop in self.CAPABILITIES.items():
+            try:
+                caps[key] = self._call(lambda p=prop: getattr(self._dev, p), prop, retry=False)
+            except (DeviceTimeout, DeviceNotConnected):
+                raise
+            except DeviceError as exc:
+                log.debug("%s: %s not offered (%s)", self.label, prop, exc)
+                caps[key] = None
+        return caps
 
     def disconnect(self) -> None:
         self._call(lambda: setattr(self._dev, "Connected", False), "disconnect")
@@ -145,6 +209,8 @@ class Dome(AlpacaDevice):
     """A roll-off roof (shutter only) or a rotating dome."""
 
     device_type = "dome"
+    CAPABILITIES = {"can_set_shutter": "CanSetShutter", "can_park": "CanPark", "can_set_azimuth": "CanSetAzimuth",
+                    "can_find_home": "CanFindHome", "can_slave": "CanSlave"}
 
     def _make(self):
         from alpaca.dome import Dome as _D
@@ -195,6 +261,10 @@ class Telescope(AlpacaDevice):
     """An equatorial mount. Coordinates in degrees (RA too), epoch of date as the mount reports."""
 
     device_type = "telescope"
+    CAPABILITIES = {"can_park": "CanPark", "can_unpark": "CanUnpark", "can_pulse_guide": "CanPulseGuide",
+                    "can_set_tracking": "CanSetTracking", "can_slew_async": "CanSlewAsync",
+                    "equatorial_system": "EquatorialSystem", "guide_rate_ra": "GuideRateRightAscension",
+                    "guide_rate_dec": "GuideRateDeclination"}
 
     def _make(self):
         from alpaca.telescope import Telescope as _T
@@ -273,6 +343,10 @@ class Camera(AlpacaDevice):
     """A camera (spectrograph or guide). Images come back as numpy arrays (rows, columns)."""
 
     device_type = "camera"
+    CAPABILITIES = {"sensor_x": "CameraXSize", "sensor_y": "CameraYSize", "pixel_size": "PixelSizeX",
+                    "max_bin_x": "MaxBinX", "max_bin_y": "MaxBinY", "can_set_ccd_temperature": "CanSetCCDTemperature",
+                    "can_abort_exposure": "CanAbortExposure", "gain": "Gain", "electrons_per_adu": "ElectronsPerADU",
+                    "max_adu": "MaxADU", "readout_modes": "ReadoutModes", "readout_mode": "ReadoutMode"}
 
     def _make(self):
         from alpaca.camera import Camera as _C
@@ -391,7 +465,7 @@ class Camera(AlpacaDevice):
 
 
 class Switch(AlpacaDevice):
-    """A Switch device; here the calibration lamps (arc, flat) on relays."""
+    """A Switch device: the calibration lamps (arc, flat) on relays, often beside other channels."""
 
     device_type = "switch"
 
@@ -406,20 +480,25 @@ class Switch(AlpacaDevice):
         return int(self._call(lambda: self._dev.MaxSwitch, "MaxSwitch"))
 
     def names(self) -> list[str]:
+        """Channel names, read from the device at each call (names may change on the device)."""
         return [str(self._call(lambda i=i: self._dev.GetSwitchName(i), "switch name")) for i in range(self.count)]
 
     def index(self, name: str) -> int:
         """Return the switch index of a lamp by name (case-insensitive); raise DeviceError if none."""
-        for i, n in enumerate(self.names()):
+        names = self.names()
+        for i, n in enumerate(names):
             if n.lower() == name.lower():
                 return i
-        raise DeviceError(self.label, f"no switch named {name!r} (have {', '.join(self.names())})")
+        raise DeviceError(self.label, f"no switch named {name!r} (have {', '.join(names)})")
 
     def get(self, index: int) -> bool:
         return bool(self._call(lambda: self._dev.GetSwitch(int(index)), "get switch"))
 
     def set(self, index: int, on: bool) -> None:
         self._call(lambda: self._dev.SetSwitch(int(index), bool(on)), "set switch")
+
+    def value(self, index: int) -> float:
+        return float(self._call(lambda: self._dev.GetSwitchValue(int(index)), "get switch value"))
 
     def set_lamp(self, name: str, on: bool) -> None:
         """Switch a lamp on or off by name."""
@@ -428,9 +507,30 @@ class Switch(AlpacaDevice):
     def states(self) -> dict[str, bool]:
         return {n: self.get(i) for i, n in enumerate(self.names())}
 
+    def channels(self) -> list[dict[str, Any]]:
+        """Every channel: id, name, writable, min/max value, on/off and value (None where not offered)."""
+        out = []
+        for i in range(self.count):
+            row: dict[str, Any] = {"id": i}
+            for key, fn in (("name", lambda i=i: self._dev.GetSwitchName(i)), ("can_write", lambda i=i: self._dev.CanWrite(i)),
+                            ("min", lambda i=i: self._dev.MinSwitchValue(i)), ("max", lambda i=i: self._dev.MaxSwitchValue(i)),
+                            ("on", lambda i=i: self._dev.GetSwitch(i)), ("value", lambda i=i: self._dev.GetSwitchValue(i))):
+                try:
+                    row[key] = self._call(fn, f"switch {i} {key}", retry=False)
+                except (DeviceTimeout, DeviceNotConnected):
+                    raise
+                except DeviceError:
+                    row[key] = None
+            out.append(row)
+        return out
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"channels": self.channels()}
+
 
 class SafetyMonitor(AlpacaDevice):
     device_type = "safetymonitor"
+    CAPABILITIES = {"is_safe": "IsSafe"}
 
     def _make(self):
         from alpaca.safetymonitor import SafetyMonitor as _S
@@ -469,7 +569,18 @@ CONDITIONS = {
 
 
 class ObservingConditions(AlpacaDevice):
+    """A weather station. Readings are checked by :mod:`rosace_core.weather`: converted to
+    ASCOM units (``units`` per quantity, or detected) and range-checked; a reading that
+    cannot be trusted raises :class:`~rosace_core.weather.WeatherReadingError`.
+    """
+
     device_type = "observingconditions"
+
+    def __init__(self, url: str, device_number: int = 0, *, units: dict[str, str] | None = None, **kwargs):
+        from rosace_core.weather import ReadingChecker
+
+        super().__init__(url, device_number, **kwargs)
+        self.checker = ReadingChecker(units or {}, device=self.label)
 
     def _make(self):
         from alpaca.observingconditions import ObservingConditions as _O
@@ -477,15 +588,29 @@ class ObservingConditions(AlpacaDevice):
         addr, proto = _address(self.url)
         return _O(addr, self.device_number, proto)
 
-    def reading(self, name: str) -> Reading:
-        """Read one quantity and its age; (None, None) where the device does not implement it."""
+    def sensor_description(self, name: str) -> str | None:
+        """The device's SensorDescription of a quantity (None where not offered)."""
         prop = CONDITIONS[name]
         try:
-            value = float(self._call(lambda: getattr(self._dev, prop), prop))
+            return str(self._call(lambda: self._dev.SensorDescription(prop), f"description of {prop}", retry=False))
+        except (DeviceTimeout, DeviceNotConnected):
+            raise
+        except DeviceError:
+            return None
+
+    def reading(self, name: str) -> Reading:
+        """Read one quantity and its age; (None, None) where the device does not implement it.
+
+        The value is in ASCOM units (%, mm/h, m/s, degC, hPa...) after the unit check.
+        """
+        prop = CONDITIONS[name]
+        try:
+            raw = float(self._call(lambda: getattr(self._dev, prop), prop))
         except DeviceError as exc:
             if exc.code == 0x400:
                 return Reading(name, None, None)
             raise
+        value = self.checker.check(name, raw, describe=lambda: self.sensor_description(name))
         try:
             age = float(self._call(lambda: self._dev.TimeSinceLastUpdate(prop), f"age of {prop}"))
         except DeviceError:

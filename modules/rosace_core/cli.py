@@ -93,6 +93,34 @@ def cmd_config_check(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- devices
+
+
+def cmd_devices_check(args) -> int:
+    from rosace_core.devices import all_usable, check_devices
+
+    cfg = _load_config(args)
+    reports = check_devices(cfg)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        styles = {"ok": "green", "limited": "yellow", "refused": "red", "missing": "bold red"}
+        table = Table(title=f"Devices of {cfg.source or 'the built-in configuration'}", show_lines=True)
+        for column in ("device", "status", "Alpaca device", "ROSACE will use", "missing / refused"):
+            table.add_column(column, overflow="fold")
+        for r in reports:
+            table.add_row(f"{r.title}\n[dim]{r.role}: {r.url} #{r.device_number}[/dim]", f"[{styles[r.status]}]{r.status}[/]",
+                          r.name or "-", "\n".join(r.uses) or "-", "\n".join(r.missing) or "-")
+        console = Console(width=max(100, Console().width))
+        console.print(table)
+        bad = [r.title for r in reports if r.status in ("missing", "refused")]
+        console.print("[red]not usable: " + ", ".join(bad) + "[/]" if bad else "[green]every device is usable[/]")
+    return 0 if all_usable(reports) else 1
+
+
 # --------------------------------------------------------------------------- modules
 
 
@@ -162,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = csub.add_parser("check", help="load and validate the configuration, report errors by key")
     q.add_argument("--path", help="configuration file to check")
     q.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("devices", help="check the configured Alpaca devices")
+    dsub = p.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("check", help="connect to every configured device, read its capabilities, "
+                                      "report what ROSACE will use and what is missing (exit 1 if a device is not usable)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_devices_check)
 
     for loaded in discover_modules():
         spec = loaded.spec

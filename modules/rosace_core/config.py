@@ -59,6 +59,51 @@ class Device(_Strict):
     retries: int = Field(3, ge=1)
 
 
+def _default_lamps() -> dict[str, str | int]:
+    return {"arc": "NeAr", "flat": "tungsten"}
+
+
+class SwitchDevice(Device):
+    """The Switch device carrying the calibration lamps, and which of its channels they are.
+
+    ``lamps`` maps a lamp name (what Observing Files and instrument set-ups ask for:
+    ``arc``, ``flat``, or the channel's own name such as ``NeAr``) to the Switch
+    channel: its name on the device, or its channel id (0, 1...). ROSACE switches
+    only these channels; any other channel of the box (a mount power outlet, a
+    dew-heater dimmer) is never touched.
+    """
+
+    lamps: dict[str, str | int] = Field(default_factory=_default_lamps, description="lamp name -> Switch channel name or id")
+
+    @field_validator("lamps")
+    @classmethod
+    def _lamps(cls, value):
+        if not value:
+            raise ValueError("at least one lamp is needed (e.g. lamps = {arc = \"NeAr\", flat = \"tungsten\"})")
+        seen: dict[str, str] = {}
+        for lamp, channel in value.items():
+            if isinstance(channel, bool) or (isinstance(channel, int) and channel < 0) or (isinstance(channel, str) and not channel.strip()):
+                raise ValueError(f"lamp {lamp!r}: a channel name or a channel id (0, 1...), not {channel!r}")
+            key = str(channel).lower()
+            if key in seen:
+                raise ValueError(f"lamps {seen[key]!r} and {lamp!r} are the same channel {channel!r}")
+            seen[key] = lamp
+        return value
+
+
+class ObservingConditionsDevice(Device):
+    """The weather station, and the units of any quantity it does not give in ASCOM units."""
+
+    units: dict[str, str] = Field(default_factory=dict, description="quantity -> unit (e.g. cloud_cover = \"fraction\"); default: auto")
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value):
+        from rosace_core.weather import validate_units
+
+        return validate_units(value)
+
+
 class Devices(_Strict):
     """The observatory's Alpaca devices."""
 
@@ -66,9 +111,9 @@ class Devices(_Strict):
     telescope: Device = Device()
     spectro_camera: Device = Device(device_number=0)
     guide_camera: Device = Device(device_number=1)
-    switch: Device = Device()
+    switch: SwitchDevice = SwitchDevice()
     safety_monitor: Device = Device()
-    observing_conditions: Device = Device()
+    observing_conditions: ObservingConditionsDevice = ObservingConditionsDevice()
     shelter: Literal["rolloff", "dome"] = "rolloff"
 
 

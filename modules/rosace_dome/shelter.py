@@ -74,7 +74,9 @@ class ShelterDevices:
             dome=make(alpaca.Dome, d.dome, "dome"),
             telescope=make(alpaca.Telescope, d.telescope, "mount"),
             safety_monitor=make(alpaca.SafetyMonitor, d.safety_monitor, "safety monitor"),
-            conditions=make(alpaca.ObservingConditions, d.observing_conditions, "weather station"),
+            conditions=alpaca.ObservingConditions(d.observing_conditions.url, d.observing_conditions.device_number, retries=1,
+                                                  units=getattr(d.observing_conditions, "units", None),
+                                                  name=f"weather station ({d.observing_conditions.url}, #{d.observing_conditions.device_number})"),
         )
 
     def all(self) -> dict[str, Any]:

@@ -21,7 +21,8 @@ import numpy as np
 
 from rosace_core import alpaca
 from rosace_core.clock import get_clock
-from rosace_core.errors import Aborted, DeviceError, DeviceTimeout, RosaceError
+from rosace_core.devices import resolve_lamps
+from rosace_core.errors import Aborted, DeviceError, DeviceTimeout, InvalidOperation, RosaceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,36 +122,126 @@ class Hardware:
         self.switch = make(alpaca.Switch, d.switch, "calibration lamps")
         self.safety = make(alpaca.SafetyMonitor, d.safety_monitor, "safety monitor")
         self._connected: set[str] = set()
-        self._lamp_index: dict[str, int] = {}
+        #: lamp name -> Switch channel (name or id) from [devices.switch] lamps: the only channels touched
+        self.lamps: dict[str, str | int] = dict(getattr(d.switch, "lamps", None) or {"arc": "NeAr", "flat": "tungsten"})
+        self._lamp_channels: dict[str, int] | None = None  # resolved on the device; forgotten on reconnect
+        self._channel_names: list[str] = []
+        #: capabilities read at connect, by device name ({} until connected or when unreadable)
+        self.caps: dict[str, dict] = {}
+        self._said: set[str] = set()
+
+    DEVICES = ("telescope", "camera", "guider", "switch", "safety")
 
     def connect(self, *names: str) -> None:
-        """Connect the named devices (default: all) once per process."""
-        for name in names or ("telescope", "camera", "guider", "switch", "safety"):
+        """Connect the named devices (default: all) once per process, and read their capabilities."""
+        for name in names or self.DEVICES:
             if name not in self._connected:
                 getattr(self, name).connect(timeout=10.0)
+                self._read_capabilities(name)
                 self._connected.add(name)
 
     def reconnect(self) -> None:
-        """Forget which devices are connected and connect them again (errors are left to the next call)."""
+        """Forget which devices are connected and connect them again (errors are left to the next call).
+
+        The lamps' channels are looked up on the Switch again: its channel names may have changed.
+        """
         self._connected.clear()
-        for name in ("telescope", "camera", "guider", "switch", "safety"):
+        self._lamp_channels = None
+        for name in self.DEVICES:
             try:
                 getattr(self, name).connect(timeout=5.0)
+                self._read_capabilities(name)
                 self._connected.add(name)
             except DeviceError as exc:
                 log.info("reconnecting %s failed: %s", name, exc)
 
+    def _read_capabilities(self, name: str) -> None:
+        if name == "switch":
+            self._lamp_channels = None
+            return
+        try:
+            self.caps[name] = getattr(self, name).capabilities()
+        except DeviceError as exc:
+            log.warning("could not read the capabilities of the %s: %s", getattr(self, name).label, exc)
+            self.caps[name] = {}
+
+    def _say(self, key: str, message: str, *args) -> None:
+        """Log a capability message once per process (not at every frame)."""
+        if key not in self._said:
+            self._said.add(key)
+            log.warning(message, *args)
+
+    # ------------------------------------------------------------------ capabilities in use
+
+    def can_pulse_guide(self) -> bool:
+        """Whether the mount pulse-guides (CanPulseGuide); False disables acquisition moves and guiding, said once."""
+        if self.caps.get("telescope", {}).get("can_pulse_guide") is False:
+            self._say("pulse", "%s cannot pulse-guide (CanPulseGuide false): slit acquisition moves and guiding are disabled; "
+                      "the pointing is trusted as it is", self.telescope.label)
+            return False
+        return True
+
+    def can_cool(self) -> bool:
+        """Whether the spectrograph camera sets its temperature (CanSetCCDTemperature)."""
+        return self.caps.get("camera", {}).get("can_set_ccd_temperature") is not False
+
+    def guide_rate(self, configured: float) -> float:
+        """Pulse-guide speed, arcsec/s: the mount's GuideRateRightAscension where it reports one.
+
+        The mount knows how far a pulse moves it; a configured ``guide_rate`` more
+        than 20 % away from it is said once and the mount's rate used.
+        """
+        rate = self.caps.get("telescope", {}).get("guide_rate_ra")
+        try:
+            mount = float(rate) * 3600.0 if rate is not None else 0.0
+        except (TypeError, ValueError):
+            mount = 0.0
+        if mount <= 0:
+            return configured
+        if abs(mount - configured) > 0.2 * configured:
+            self._say("rate", "%s guides at %.2f arcsec/s (GuideRateRightAscension), not the configured %.2f: using the mount's",
+                      self.telescope.label, mount, configured)
+        return mount
+
     # ------------------------------------------------------------------ lamps
 
+    def lamp_channels(self) -> dict[str, int]:
+        """The configured lamps' channel ids on the Switch (lamp name -> id), looked up by name on the device.
+
+        Read again after a reconnect or a failed switch command. A configured channel the
+        device does not have raises DeviceError naming it and the channels it has.
+        """
+        if self._lamp_channels is None:
+            names = self.switch.names()
+            resolved, problems = resolve_lamps(self.lamps, names)
+            if problems:
+                raise DeviceError(self.switch.label, "; ".join(problems))
+            self._lamp_channels, self._channel_names = resolved, names
+        return self._lamp_channels
+
+    def lamp_channel(self, name: str) -> int:
+        """The channel of a lamp asked for by its configured name (``arc``) or its channel's name (``NeAr``)."""
+        channels = self.lamp_channels()
+        key = name.lower()
+        for lamp, index in channels.items():
+            if lamp.lower() == key or self._channel_names[index].lower() == key:
+                return index
+        have = ", ".join(f"{lamp} = {self._channel_names[i]!r}" for lamp, i in channels.items())
+        raise DeviceError(self.switch.label, f"no lamp {name!r} among the configured lamps ({have}); "
+                                             f"add it to [devices.switch] lamps")
+
     def set_lamp(self, name: str | None) -> None:
-        """Light one calibration lamp (``None``: all off). Lamp names are looked up once."""
-        if not self._lamp_index:
-            self._lamp_index = {n.lower(): i for i, n in enumerate(self.switch.names())}
-        for lamp, index in self._lamp_index.items():
-            want = name is not None and lamp == name.lower()
-            self.switch.set(index, want)
-        if name is not None and name.lower() not in self._lamp_index:
-            raise DeviceError(self.switch.label, f"no lamp named {name!r} (have {', '.join(self._lamp_index)})")
+        """Light one calibration lamp (``None``: all off); only the configured lamp channels are switched."""
+        try:
+            target = None if name is None else self.lamp_channel(name)
+            for index in sorted(set(self.lamp_channels().values())):
+                if index != target:
+                    self.switch.set(index, False)
+            if target is not None:
+                self.switch.set(target, True)
+        except DeviceError:
+            self._lamp_channels = None  # the box may have changed: look the names up again next time
+            raise
 
     # ------------------------------------------------------------------ camera
 
@@ -212,6 +303,11 @@ class Hardware:
     def wait_cooled(self, set_point: float, *, tolerance: float, timeout: float, control: Control) -> float:
         """Switch the cooler on, set ``set_point`` and wait for it; return the CCD temperature."""
         cam = self.camera
+        if not self.can_cool():
+            temp = cam.ccd_temperature
+            self._say("cool", "%s cannot set its temperature (CanSetCCDTemperature false): not cooled, frames at %.1f C "
+                      "carry no SET-TEMP", cam.label, temp)
+            return temp
         try:
             if abs(cam.set_point - set_point) > 0.01:
                 cam.set_point = set_point
@@ -235,6 +331,10 @@ class Hardware:
     def slew(self, ra: float, dec: float, *, timeout: float, settle: float, control: Control) -> None:
         """Unpark if needed, start tracking, slew to (RA, Dec) degrees and wait for the end of the slew."""
         tel = self.telescope
+        system = self.caps.get("telescope", {}).get("equatorial_system")
+        if system in (3, 4):
+            raise InvalidOperation(tel.label, f"the mount works in {'J2050' if system == 3 else 'B1950'} coordinates "
+                                              f"(EquatorialSystem {system}); ROSACE sends J2000/of-date coordinates only")
         if tel.at_park:
             tel.unpark()
         if not tel.tracking:
@@ -277,6 +377,8 @@ class Hardware:
         tel = self.telescope
         if tel.at_park:
             return
+        if self.caps.get("telescope", {}).get("can_park") is False:
+            raise InvalidOperation(tel.label, "the mount cannot park (CanPark false): stop it by hand before the roof closes")
         try:
             tel.tracking = False
         except DeviceError:

@@ -223,14 +223,14 @@ class ObservationContext:
         return GuideSettings(
             exposure=exposure, slit=(float(inst.slit_x), float(inst.slit_y)), slit_width_px=width / scale, scale=scale,
             model=(tuple(model[0]), tuple(model[1])), aggressiveness=o.guide_aggressiveness, min_move=o.guide_min_move,
-            max_move=o.guide_max_move, rate=o.guide_rate, interval=o.guide_interval, min_wall_interval=o.guide_min_wall_interval,
+            max_move=o.guide_max_move, rate=self.hw.guide_rate(o.guide_rate), interval=o.guide_interval, min_wall_interval=o.guide_min_wall_interval,
             sigma=o.guide_detect_sigma, readout_timeout=o.readout_timeout, readout_min_wall=o.readout_min_wall)
 
     def wants_guiding(self, imagetyp: str, exptime: float, *, on_sky: bool = True, light: bool = True) -> bool:
         """Whether a frame is guided while it exposes: a long LIGHT on the sky, guiding on, not a blind acquisition."""
         o = self.options
         return (o.guide_during_exposure and imagetyp == "LIGHT" and on_sky and light and exptime > o.guide_min_exposure
-                and self.file.acquisition.mode != "blind")
+                and self.file.acquisition.mode != "blind" and self.hw.can_pulse_guide())
 
     def take_frames(self, step: Step, imagetyp: str, *, exptime: float, count: int, lamp: str | None = None,
                     light: bool = True, on_sky: bool = True, between: Callable[[int], None] | None = None,
@@ -381,7 +381,7 @@ class Preconditions(Step):
         ctx.status(message=f"cooling the camera to {set_point:g} C")
         ctx.retry(lambda: ctx.hw.wait_cooled(set_point, tolerance=ctx.options.cooling_tolerance,
                                              timeout=ctx.options.cooling_timeout, control=ctx.control), "camera cooling")
-        ctx.set_temp = set_point
+        ctx.set_temp = set_point if ctx.hw.can_cool() else None
 
 
 class Slew(Step):
@@ -408,7 +408,7 @@ def _center(ctx, max_iterations: int) -> acquisition.AcquisitionResult:
     inst = ctx.config.instrument
 
     def move(east, north):
-        ctx.hw.offset(east, north, rate=ctx.options.guide_rate, control=ctx.control)
+        ctx.hw.offset(east, north, rate=ctx.hw.guide_rate(ctx.options.guide_rate), control=ctx.control)
         ctx.control.wait(ctx.options.settle_time / 2)
 
     result = acquisition.center_on_slit(
@@ -435,6 +435,9 @@ class SlitAcquisition(Step):
         acq = ctx.file.acquisition
         if acq.mode == "blind":
             ctx.log.info("blind acquisition: trusting the pointing")
+            return
+        if not ctx.hw.can_pulse_guide():  # said once by the hardware: the mount cannot move by pulses
+            ctx.info["acquisition"] = {"skipped": "the mount cannot pulse-guide (CanPulseGuide false)"}
             return
         if acq.mode == "plate_solve":
             ctx.log.warning("plate_solve acquisition is not available; centring on the brightest star instead")
@@ -501,7 +504,7 @@ class Science(Step):
     def run(self, ctx):
         s = ctx.file.sequence.science
         between = None
-        if ctx.options.guiding and ctx.file.acquisition.mode != "blind":
+        if ctx.options.guiding and ctx.file.acquisition.mode != "blind" and ctx.hw.can_pulse_guide():
             def between(n):
                 ctx.status(message=f"guiding correction before exposure {n}")
                 res = _center(ctx, 2)

@@ -52,7 +52,7 @@ class Observatory:
         self.spectro_camera = SimCamera(
             self, 0, role="spectro", nx=det.get("nx", 3000), ny=det.get("ny", 2000), pixel_um=det.get("pixel_um", 4.54),
             gain=det.get("gain", 0.8), full_well=float(det.get("saturation", 65535)) * float(det.get("gain", 0.8)),
-            cooled=True, cooling=cam, readout_time=cam.readout_time,
+            cooled=cam.cooled, cooling=cam, readout_time=cam.readout_time,
             name=f"ROSACE sim spectrograph camera ({self.scenario.instrument})",
         )
         self.guide_camera = SimCamera(

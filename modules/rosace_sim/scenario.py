@@ -110,6 +110,9 @@ class TelescopeModel(_Strict):
     settle_time: float = Field(2.0, ge=0, description="seconds added to every slew")
     pointing_error: float = Field(6.0, ge=0, description="rms pointing error after a slew, arcsec per axis")
     guide_rate: float = Field(0.5, gt=0, le=2, description="pulse-guide rate as a fraction of sidereal")
+    can_pulse_guide: bool = Field(True, description="false: a mount without pulse guiding (CanPulseGuide false)")
+    can_park: bool = Field(True, description="false: a mount that cannot park (CanPark false, Park 0x400)")
+    equatorial_system: int = Field(1, ge=0, le=4, description="EquatorialSystem reported (1 topocentric; 2 J2000, 3 J2050, 4 B1950)")
     park_ha: float = Field(0.0, ge=-12, le=12, description="park position: hour angle, hours")
     park_dec: float = Field(90.0, ge=-90, le=90, description="park position: declination, degrees")
     start_parked: bool = True
@@ -122,6 +125,7 @@ class CameraModel(_Strict):
     """A cooled camera (the spectrograph's); the sensor size comes from the instrument set-up."""
 
     set_point: float = -10.0
+    cooled: bool = Field(True, description="false: a camera without cooling control (CanSetCCDTemperature false)")
     cooling_time_constant: float = Field(120.0, gt=0, description="seconds")
     max_delta: float = Field(40.0, gt=0, description="coldest reachable below ambient, degC")
     readout_time: float = Field(1.0, ge=0, description="seconds (simulated) to read the sensor")
@@ -212,6 +216,29 @@ class FaultModel(_Strict):
     duration: float | None = Field(None, gt=0, description="simulated seconds; null: until cleared")
 
 
+class SwitchChannelModel(_Strict):
+    """One channel of the simulated switch box: a relay (max 1) or a value channel such as a dimmer."""
+
+    name: str
+    description: str = ""
+    lamp: Literal["NeAr", "tungsten"] | None = Field(None, description="light this channel sends into the spectrograph when on")
+    max: float = Field(1.0, ge=1, description="1: an on/off relay; more: a value channel (0..max, step 1)")
+    value: float = Field(0.0, ge=0, description="value at start (0: off)")
+
+
+def _default_channels() -> list[SwitchChannelModel]:
+    return [
+        SwitchChannelModel(name="NeAr", description="Neon-argon arc lamp of the calibration module", lamp="NeAr"),
+        SwitchChannelModel(name="tungsten", description="Tungsten (halogen) flat-field lamp of the calibration module", lamp="tungsten"),
+    ]
+
+
+class SwitchModel(_Strict):
+    """The switch box: the calibration lamps, and any other channel it carries (power outlets, dimmers)."""
+
+    channels: list[SwitchChannelModel] = Field(default_factory=_default_channels, min_length=1)
+
+
 DEFAULT_WEATHER = {
     "cloud_cover": 0.0, "rain_rate": 0.0, "wind_speed": 3.0, "wind_gust": 5.0, "humidity": 60.0,
     "sky_brightness": 0.01, "sky_quality": 21.0, "temperature": 5.0, "pressure": 870.0, "seeing": 2.5,
@@ -230,6 +257,7 @@ class Scenario(_Strict):
     instrument: str = Field("alpy600", description="instrument set-up: resources/instruments/<name>.toml or a path")
     spectro_camera: CameraModel = CameraModel()
     guide_camera: GuideCameraModel = GuideCameraModel()
+    switch: SwitchModel = SwitchModel()
     stars: list[StarModel] = Field(default_factory=list)
     generic_star: GenericStarModel = GenericStarModel()
     weather: WeatherModel = WeatherModel()

@@ -100,3 +100,44 @@ def test_unreachable_server_is_not_connected_after_retries():
     with pytest.raises(DeviceNotConnected, match="no answer after 2 attempt"):
         _ = cam.ccd_temperature
     assert time.monotonic() - start < 10
+
+
+def test_a_device_missing_on_the_server_is_named_at_connect(sim):
+    cam = alpaca.Camera(sim.url, 7, retries=3, retry_delay=0.05, name="guide camera")
+    with pytest.raises(DeviceError, match=r"guide camera: no camera number 7 on the Alpaca server .*device_number"):
+        cam.connect()
+
+
+def test_an_older_device_failing_to_connect_is_a_named_retried_error_not_a_type_error(sim):
+    # A Platform 6 switch (InterfaceVersion 2): alpyca's Connect emulation re-raised its
+    # failure as TypeError('NotImplementedException.__init__() ...'), naming no device.
+    switch = sim.observatory.switch
+    switch.interface_version = 2
+    sim.control.inject_fault("switch", "disconnect")
+    try:
+        sw = alpaca.Switch(sim.url, 0, retries=2, retry_delay=0.05, name="calibration lamps")
+        with pytest.raises(DeviceNotConnected, match=r"calibration lamps: connect failed after 2 attempt\(s\)"):
+            sw.connect()
+        sim.control.clear_faults()
+        sw.connect()  # the older path (Connected=True) works once the device answers
+        assert sw.connected
+    finally:
+        sim.control.clear_faults()
+        del switch.interface_version
+
+
+def test_capabilities_are_read_at_connect(sim):
+    mount = alpaca.Telescope(sim.url, 0)
+    mount.connect()
+    caps = mount.capabilities()
+    assert caps["can_park"] is True and caps["can_pulse_guide"] is True and caps["equatorial_system"] == 1
+    assert caps["guide_rate_ra"] * 3600 == pytest.approx(7.52, abs=0.01)
+    cam = alpaca.Camera(sim.url, 0)
+    cam.connect()
+    caps = cam.capabilities()
+    assert (caps["sensor_x"], caps["sensor_y"]) == cam.sensor_size and caps["can_set_ccd_temperature"] is True
+    assert caps["max_adu"] == 65535 and caps["readout_modes"]
+    sw = alpaca.Switch(sim.url, 0)
+    sw.connect()
+    channels = sw.capabilities()["channels"]
+    assert [c["name"] for c in channels] == ["NeAr", "tungsten"] and all(c["can_write"] for c in channels)

@@ -502,6 +502,8 @@ class SimTelescope(SimDevice):
     # ------------------------------------------------------------------ park, home
 
     def put_park(self) -> None:
+        if not self.cfg.can_park:
+            raise NotImplementedAscom("this mount cannot park")
         with self.lock:
             self._update()
             if self._at_park:
@@ -537,6 +539,8 @@ class SimTelescope(SimDevice):
     # ------------------------------------------------------------------ guiding
 
     def put_pulseguide(self, Direction: int, Duration: int) -> None:
+        if not self.cfg.can_pulse_guide:
+            raise NotImplementedAscom("this mount cannot pulse-guide")
         if Direction not in (0, 1, 2, 3):
             raise InvalidValue(f"direction {Direction} is not 0-3 (north, south, east, west)")
         if not 0 <= Duration <= 30000:
@@ -584,7 +588,7 @@ class SimTelescope(SimDevice):
         return self.cfg.focal_length_mm / 1000.0
 
     def get_equatorialsystem(self) -> int:
-        return 1  # topocentric of date
+        return self.cfg.equatorial_system  # 1: topocentric of date (what the simulator computes with)
 
     def get_doesrefraction(self) -> bool:
         return self._does_refraction
@@ -623,10 +627,10 @@ class SimTelescope(SimDevice):
         return False
 
     def get_canpark(self) -> bool:
-        return True
+        return self.cfg.can_park
 
     def get_canpulseguide(self) -> bool:
-        return True
+        return self.cfg.can_pulse_guide
 
     def get_cansetdeclinationrate(self) -> bool:
         return False
