@@ -128,7 +128,7 @@ def test_close_for_bad_weather_is_carried_out_when_the_next_reading_is_safe(make
 
 def test_a_gap_in_the_readings_restarts_the_reopen_delay(make_shelter, fakes, waiter, fast_clock):
     s = make_shelter(reopen_delay=900.0, gap_tolerance=0.3)
-    assert waiter(lambda: s.verdict is not None and s.verdict.safe, 5)
+    assert waiter(lambda: s.verdict is not None and s.verdict.safe and s.last_poll_wall is not None, 5)
     assert s.reopen_at is None
     # The loop freezes (as under SIGSTOP) for a second of wall time, 100 s of clock time.
     s.last_poll_wall -= 1.0
