@@ -115,6 +115,7 @@ class Outbox:
         meta.create_all(self.engine)
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # entries being sent/checked right now (in this process)
+        self._released = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -156,6 +157,25 @@ class Outbox:
         with self.engine.connect() as conn:
             return [_decoded(r) for r in conn.execute(q).mappings().all()]
 
+    def state_of(self, key: str) -> str | None:
+        """The state of the latest entry carrying ``key`` ("acked" wins), or None if there is none."""
+        t = self.table
+        with self.engine.connect() as conn:
+            states = [r[0] for r in conn.execute(select(t.c.state).where(t.c.key == key).order_by(t.c.created)).all()]
+        if "acked" in states:
+            return "acked"
+        return states[-1] if states else None
+
+    def wait_drained(self, timeout: float = 60.0, poll: float = 0.1) -> bool:
+        """Wait (wall seconds) until nothing is waiting; return False on timeout (for tests and benchmarks)."""
+        end = time.monotonic() + timeout
+        while self.waiting():
+            if time.monotonic() > end:
+                return False
+            self._wake.set()
+            time.sleep(poll)
+        return True
+
     def acked_keys(self) -> set[str]:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(select(self.table.c.key).where(self.table.c.state == "acked")).all()}
@@ -179,10 +199,12 @@ class Outbox:
 
     # ------------------------------------------------------------------ sending
 
-    def _claim(self, entry_id: str) -> dict | None:
-        with self._lock:
-            if entry_id in self._busy:
-                return None
+    def _claim(self, entry_id: str, wait: bool = False) -> dict | None:
+        with self._released:
+            while entry_id in self._busy:
+                if not wait:
+                    return None
+                self._released.wait(1.0)
             self._busy.add(entry_id)
         row = self.get(entry_id)
         if row is None or row["state"] not in ("pending", "sent"):
@@ -191,8 +213,9 @@ class Outbox:
         return row
 
     def _release(self, entry_id: str) -> None:
-        with self._lock:
+        with self._released:
             self._busy.discard(entry_id)
+            self._released.notify_all()
 
     def _set(self, entry_id: str, **values) -> None:
         with self._lock, self.engine.begin() as conn:
@@ -201,8 +224,18 @@ class Outbox:
     def _delay(self, attempts: int) -> float:
         return min(self.max_backoff, self.backoff * 2 ** max(0, attempts - 1)) * random.uniform(0.9, 1.1)
 
-    def process(self, entry_id: str) -> str | None:
-        """Send (or check) one entry now; return its new state (None if another thread has it)."""
+    def process(self, entry_id: str, wait: bool = False) -> str | None:
+        """Send (or check) one entry now; return its new state.
+
+        If another thread is sending it, return None at once, or with ``wait``
+        wait for that thread and return the state it left (without sending again).
+        """
+        with self._released:
+            other = entry_id in self._busy
+        if other and wait:
+            self._claim(entry_id, wait=True)
+            self._release(entry_id)
+            return (self.get(entry_id) or {}).get("state")
         row = self._claim(entry_id)
         if row is None:
             return None
@@ -216,9 +249,10 @@ class Outbox:
         try:
             if row["state"] == "sent" and self._check is not None:
                 answer = self._check(payload, row["token"])
-                if isinstance(answer, Lost):
+                if isinstance(answer, Lost):  # the receiver restarted: its job is unknown
                     log.warning("outbox %s: %s lost by the receiver (%s): sending it again", self.name, row["key"], answer.reason)
                     answer = self._send(payload)
+                    row = {**row, "state": "pending"}
             else:
                 answer = self._send(payload)
         except Refused as exc:
@@ -237,7 +271,7 @@ class Outbox:
             self._set(eid, error=str(exc)[:500], attempts=attempts, next_try=time.time() + delay)
             return row["state"]
         if isinstance(answer, Sent):
-            first = row["state"] != "sent" or answer.token != row["token"]
+            first = row["state"] == "pending"  # a check that still runs, or a resend already counted, is no new attempt
             self._set(eid, state="sent", token=answer.token, error="", next_try=time.time() + self.check_every,
                       attempts=row["attempts"] + (1 if first else 0))
             return "sent"
