@@ -350,6 +350,24 @@ class Outbox:
         self.engine.dispose()
 
 
+def waiting_text(counts: dict | None, receiver: str) -> str:
+    """One line for a status bar: "3 waiting for reduction (oldest 5 min; last error: ...)", "" when none wait."""
+    if not counts:
+        return ""
+    parts = []
+    if counts.get("waiting"):
+        text = f"{counts['waiting']} waiting for {receiver}"
+        age = counts.get("oldest_waiting_s")
+        if age and age >= 60:
+            text += f" (oldest {age / 60:.0f} min)"
+        if counts.get("last_error"):
+            text += f"; last error: {str(counts['last_error'])[:120]}"
+        parts.append(text)
+    if counts.get("failed"):
+        parts.append(f"{counts['failed']} refused by {receiver}")
+    return "; ".join(parts)
+
+
 def _decoded(row) -> dict:
     out = dict(row)
     out["payload"] = json.loads(out["payload"])
