@@ -79,7 +79,7 @@ class Outbox:
     def __init__(self, path: Path | str, name: str, send: Callable[[dict], Acked | Sent], *,
                  check: Callable[[dict, str], Acked | Sent | Lost] | None = None,
                  on_ack: Callable[[dict, Any], None] | None = None,
-                 backoff: float = 1.0, max_backoff: float = 60.0, check_every: float = 1.0, max_attempts: int = 0,
+                 backoff: float = 2.0, max_backoff: float = 30.0, check_every: float = 1.0, max_attempts: int = 0,
                  keep_acked: int = 2000):
         self.path = Path(path)
         self.name = name
@@ -282,8 +282,22 @@ class Outbox:
             except Exception:  # recording the acknowledgement must not resend a delivered hand-off
                 log.error("outbox %s: acknowledgement handler failed:\n%s", self.name, traceback.format_exc())
         self._set(eid, state="acked", acked=time.time(), error="", result=json.dumps(result, default=str)[:4000])
+        self._receiver_back()
         self._trim()
         return "acked"
+
+    def _receiver_back(self) -> None:
+        """The receiver answers again: what waits out its back-off goes now, not up to ``max_backoff`` later."""
+        t = self.table
+        backing_off = (t.c.state == "pending", t.c.next_try > time.time(), t.c.error != "")
+        with self.engine.connect() as conn:
+            if conn.execute(select(t.c.id).where(*backing_off).limit(1)).first() is None:
+                return
+        with self._lock, self.engine.begin() as conn:
+            woken = conn.execute(update(t).where(*backing_off).values(next_try=0.0)).rowcount
+        if woken:
+            log.info("outbox %s: the receiver answers again; sending the %d waiting hand-off(s) now", self.name, woken)
+            self._wake.set()
 
     def _trim(self) -> None:
         t = self.table
@@ -301,11 +315,27 @@ class Outbox:
                                                 .order_by(t.c.created)).all()]
 
     def drain_once(self) -> int:
-        """Process every due entry once; return how many are still waiting."""
-        for entry_id in self.due():
+        """Process every due entry once; return how many are still waiting.
+
+        When one cannot be sent (the receiver is down), the others due follow
+        its back-off instead of each trying too: one probe per back-off
+        interval, and when it gets through they all go (``_receiver_back``).
+        """
+        due = self.due()
+        for i, entry_id in enumerate(due):
             if self._stop.is_set():
                 break
+            before = self.get(entry_id) or {}
             self.process(entry_id)
+            after = self.get(entry_id) or {}
+            if after.get("state") in ("pending", "sent") and after.get("attempts", 0) > before.get("attempts", 0) and after.get("error"):
+                rest = due[i + 1:]
+                if rest:
+                    t = self.table
+                    with self._lock, self.engine.begin() as conn:
+                        conn.execute(update(t).where(t.c.id.in_(rest), t.c.state.in_(("pending", "sent")))
+                                     .values(next_try=after["next_try"]))
+                break
         return self.waiting()
 
     def retry_now(self) -> None:

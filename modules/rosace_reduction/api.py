@@ -87,7 +87,7 @@ def upload_to_share(fits_path: str, share_url: str, token: str | None, timeout: 
         return {"ok": False, "status": None, "detail": str(exc), "campaign": None}
 
 
-def share_outbox(path: Path, share_url: str, token: str | None, *, backoff: float = 2.0, max_backoff: float = 60.0) -> Outbox:
+def share_outbox(path: Path, share_url: str, token: str | None, *, backoff: float = 2.0, max_backoff: float = 30.0) -> Outbox:
     """The outbox of uploads to share: acknowledged by a 200/201 (or 409: already there)."""
 
     def send(payload: dict):
@@ -247,7 +247,7 @@ def create_app(config=None, *, token=None):
     box = None
     if share_url:
         box = share_outbox(Path(cfg.data.state) / "reduction.sqlite", share_url, share_token,
-                           backoff=float(red.get("upload_backoff", 2.0)), max_backoff=float(red.get("upload_max_backoff", 60.0)))
+                           backoff=float(red.get("upload_backoff", 2.0)), max_backoff=float(red.get("upload_max_backoff", 30.0)))
         box.start()  # uploads a crash left waiting go now
     app.extensions["rosace_reduction"] = {
         "runner": runner,

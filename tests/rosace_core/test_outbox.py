@@ -144,3 +144,19 @@ def test_entries_given_up_after_max_attempts_stay_visible(tmp_path, bad):
         box.process(eid)
     assert box.get(eid)["state"] == ("failed" if bad else "pending")
     box.close()
+
+
+def test_when_one_entry_gets_through_the_others_waiting_out_their_back_off_go_at_once(tmp_path):
+    rx = Receiver()
+    rx.up = False
+    box = Outbox(tmp_path / "o.sqlite", "t", rx.send, backoff=100.0, max_backoff=100.0)
+    old = [box.put(f"old{i}", {"n": f"old{i}"}) for i in range(3)]
+    for eid in old:
+        box.process(eid)
+    assert box.due() == []  # all backing off for ~100 s
+    rx.up = True
+    box.process(box.put("new", {"n": "new"}))  # a new hand-off gets through: the receiver is back
+    assert sorted(box.due()) == sorted(old)
+    box.drain_once()
+    assert sorted(rx.got) == ["new", "old0", "old1", "old2"]
+    box.close()
