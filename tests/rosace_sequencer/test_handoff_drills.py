@@ -139,20 +139,20 @@ def test_kill_9_of_reduction_share_and_upstream_during_a_night_loses_and_doubles
     fast = {"backoff": 0.5, "max": 4.0}
     up_cfg = obs.write("upstream", {"server": {"host": "127.0.0.1", "token": UP_ADMIN}, "data": {"root": (tmp_path / "upstream").as_posix()},
                                     "share": {"mode": "server"}})
+    modules = {m: {"url": obs.url(m), "token": TOKEN} for m in ("reduction", "share")}
+    common = {"server": {"host": "127.0.0.1", "token": TOKEN}, "data": {"root": (tmp_path / "data").as_posix()}, "modules": modules}
+    red_cfg = obs.write("reduction", {**common, "reduction": {"share_url": obs.url("share"), "upload_backoff": fast["backoff"],
+                                                              "upload_max_backoff": fast["max"]}})
     obs.start("upstream", up_cfg, "share")
+    obs.start("reduction", red_cfg, "reduction")  # starts meanwhile (the slowest to import)
     obs.wait_up("upstream")
     admin = ShareClient(obs.url("upstream"), token=UP_ADMIN)
     up_token = admin.create_account("drill-obs")["token"]
     org = ShareClient(obs.url("upstream"), token=admin.create_account("drill-org", "organiser")["token"])
     org.create_campaign(CAMPAIGN, "Drill campaign")
-    modules = {m: {"url": obs.url(m), "token": TOKEN} for m in ("reduction", "share")}
-    common = {"server": {"host": "127.0.0.1", "token": TOKEN}, "data": {"root": (tmp_path / "data").as_posix()}, "modules": modules}
     share_cfg = obs.write("share", {**common, "share": {"observer": "drill-obs", "upstream_url": obs.url("upstream"), "upstream_token": up_token,
                                                          "upstream_backoff": fast["backoff"], "upstream_max_backoff": fast["max"]}})
-    red_cfg = obs.write("reduction", {**common, "reduction": {"share_url": obs.url("share"), "upload_backoff": fast["backoff"],
-                                                              "upload_max_backoff": fast["max"]}})
     obs.start("share", share_cfg, "share")
-    obs.start("reduction", red_cfg, "reduction")
     obs.wait_up("share")
     obs.wait_up("reduction")
     seq_opts = {"use_scheduler": False, "hand_to_reduction": True, "backoff": 1.0, "retries": 2, "library_count": 1,
