@@ -140,7 +140,7 @@ def main() -> int:
                     assert res["ok"], res
                     local_id = res["detail"]["id"]
                 acked.append(time.monotonic() - t0)
-                wait_for(lambda: archived_upstream(local_id))
+                wait_for(lambda i=local_id: archived_upstream(i))
                 archived.append(time.monotonic() - t0)
             out[f"{mode}_ack_p50_ms"], out[f"{mode}_ack_p99_ms"] = pct(acked, 0.5), pct(acked, 0.99)
             out[f"{mode}_archived_p50_ms"], out[f"{mode}_archived_p99_ms"] = pct(archived, 0.5), pct(archived, 0.99)

@@ -67,6 +67,25 @@ class Refused(Exception):
     """A permanent refusal (bad request): retrying cannot help; the entry is marked failed."""
 
 
+def durable_sqlite(path: Path):
+    """An SQLAlchemy engine on an SQLite file whose committed rows survive the process being killed.
+
+    WAL + ``synchronous=FULL``; usable from several threads (30 s busy timeout).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path.as_posix()}", connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    return engine
+
+
 class Outbox:
     """One outbox (one destination) in an SQLite file; safe to use from several threads.
 
@@ -86,17 +105,7 @@ class Outbox:
         self._send, self._check, self._on_ack = send, check, on_ack
         self.backoff, self.max_backoff, self.check_every = float(backoff), float(max_backoff), float(check_every)
         self.max_attempts, self.keep_acked = int(max_attempts), int(keep_acked)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.path.as_posix()}", connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(self.engine, "connect")
-        def _pragmas(dbapi_conn, _record):
-            cur = dbapi_conn.cursor()
-            # WAL + synchronous=FULL: an entry committed before sending survives a kill -9.
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.close()
-
+        self.engine = durable_sqlite(self.path)
         meta = MetaData()
         self.table = Table(
             f"outbox_{name}", meta,

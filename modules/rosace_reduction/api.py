@@ -138,7 +138,7 @@ def reduce(body: ReduceRequest):
     if missing:
         raise ProblemError(422, "Validation failed", "no such file or folder", [{"field": "frames", "message": f"not found: {m}", "in": "body"} for m in missing])
     options = state["options"]
-    share_url, box = state["share_url"], state["outbox"]
+    box = state["outbox"]
     workers = state["workers"]
 
     def run(job):
