@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: Entry states: waiting to be sent (or sent again), sent and awaiting acknowledgement,
 #: acknowledged, given up (after ``max_attempts``; kept, visible in the status).
-STATES = ("pending", "sent", "acked", "failed")
+STATES = ("pending", "sent", "acked", "failed", "superseded")
 
 
 @dataclass
@@ -131,15 +131,21 @@ class Outbox:
 
     # ------------------------------------------------------------------ entries
 
-    def put(self, key: str, payload: dict) -> str | None:
+    def put(self, key: str, payload: dict, *, supersedes: str | None = None) -> str | None:
         """Persist a hand-off; return its entry id, or None when ``key`` was already acknowledged.
 
         A key already waiting (pending or sent) returns that entry's id (its
-        payload is refreshed if it is still pending).
+        payload is refreshed if it is still pending). ``supersedes``: a key
+        prefix (e.g. ``"<observation id>:"``); entries with it still waiting
+        are marked superseded and never sent again, so an older hand-off of the
+        same observation cannot arrive after this one and undo it.
         """
         t = self.table
         text = json.dumps(payload, sort_keys=True)
         with self._lock, self.engine.begin() as conn:
+            if supersedes:
+                conn.execute(update(t).where(t.c.key.startswith(supersedes, autoescape=True), t.c.key != key,
+                                             t.c.state.in_(("pending", "sent"))).values(state="superseded", error=f"superseded by {key}"))
             rows = conn.execute(select(t.c.id, t.c.state).where(t.c.key == key)).all()
             if any(state == "acked" for _, state in rows):
                 return None
@@ -227,8 +233,10 @@ class Outbox:
             self._released.notify_all()
 
     def _set(self, entry_id: str, **values) -> None:
+        """Update a waiting entry (one superseded meanwhile stays superseded)."""
+        t = self.table
         with self._lock, self.engine.begin() as conn:
-            conn.execute(update(self.table).where(self.table.c.id == entry_id).values(**values))
+            conn.execute(update(t).where(t.c.id == entry_id, t.c.state.in_(("pending", "sent"))).values(**values))
 
     def _delay(self, attempts: int) -> float:
         return min(self.max_backoff, self.backoff * 2 ** max(0, attempts - 1)) * random.uniform(0.9, 1.1)

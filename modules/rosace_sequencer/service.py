@@ -297,7 +297,9 @@ class Sequencer:
         same frames were already handed and acknowledged.
         """
         payload = {"frames": list(frames), "observation_id": observation_id, "record": record}
-        entry = self.outbox.put(self._handoff_key(observation_id, frames), payload)
+        # A newer hand-off of the observation (with the library's new frames) supersedes one still
+        # waiting: reduced after it, the older would replace the better product.
+        entry = self.outbox.put(self._handoff_key(observation_id, frames), payload, supersedes=f"{observation_id}:")
         if entry is None:
             log.info("frames of %s already handed to the reduction", observation_id)
             return None

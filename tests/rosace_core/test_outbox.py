@@ -160,3 +160,21 @@ def test_when_one_entry_gets_through_the_others_waiting_out_their_back_off_go_at
     box.drain_once()
     assert sorted(rx.got) == ["new", "old0", "old1", "old2"]
     box.close()
+
+
+def test_a_newer_hand_off_of_the_same_observation_supersedes_the_waiting_one(tmp_path):
+    rx = Receiver()
+    rx.up = False
+    box = Outbox(tmp_path / "o.sqlite", "t", rx.send, backoff=0.0)
+    old = box.put("obs1:aaaa", {"n": "without dark"})
+    other = box.put("obs10:cccc", {"n": "another observation"})
+    box.process(old)
+    new = box.put("obs1:bbbb", {"n": "with dark"}, supersedes="obs1:")
+    assert box.get(old)["state"] == "superseded" and box.get(other)["state"] == "pending"
+    rx.up = True
+    box.process(old)  # a late try of the old one changes nothing
+    box.drain_once()
+    assert sorted(rx.got) == ["another observation", "with dark"]
+    assert box.get(old)["state"] == "superseded" and box.get(new)["state"] == "acked"
+    assert box.counts()["superseded"] == 1 and box.counts()["waiting"] == 0
+    box.close()
