@@ -111,8 +111,11 @@ def _upload(box: Outbox, record: dict) -> dict | None:
     already reduced ("skipped") whose upload never got through is uploaded now.
     """
     fits_path = record["products"]["fits"]
-    entry = box.put(content_key(str(record.get("observation_id") or record.get("id")), files=[fits_path]),
-                    {"fits": fits_path, "campaign": record.get("campaign"), "observation_id": record.get("observation_id")})
+    oid = str(record.get("observation_id") or record.get("id"))
+    # A newer product of the observation supersedes an upload still waiting: sent last, the older would replace it in share.
+    entry = box.put(content_key(oid, files=[fits_path]),
+                    {"fits": fits_path, "campaign": record.get("campaign"), "observation_id": record.get("observation_id")},
+                    supersedes=f"{oid}:")
     if entry is None:
         return None
     state = box.process(entry, wait=True)
