@@ -2,12 +2,16 @@
 
 ``POST /reduce`` starts a job (frames or a folder) and answers 202; the job's
 result lists the spectra written. After each spectrum, when ``[reduction]
-share_url`` is set, the BeSS FITS is uploaded to the share module; a share
-server that is down is logged and never fails the job.
+share_url`` is set, the BeSS FITS is uploaded to the share module through a
+durable outbox (``<data root>/state/reduction.sqlite``): committed before it is
+sent, tried at once, then again with back-off (and after a restart) until share
+acknowledges it. A share server that is down never fails the job; ``GET
+/status`` says how many uploads are waiting.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -18,6 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from rosace_core.jobs import JobRunner
 from rosace_core.memory import release_memory
+from rosace_core.outbox import Acked, Outbox, Refused, content_key
 from rosace_core.rest import Api, ProblemError, create_module_app
 
 log = logging.getLogger(__name__)
@@ -93,6 +98,45 @@ def upload_to_share(fits_path: str, share_url: str, token: str | None, timeout: 
         return {"ok": False, "status": None, "detail": str(exc), "campaign": None}
 
 
+def share_outbox(path: Path, share_url: str, token: str | None, *, backoff: float = 2.0, max_backoff: float = 30.0) -> Outbox:
+    """The outbox of uploads to share: acknowledged by a 200/201 (or 409: already there)."""
+
+    def send(payload: dict):
+        if not Path(payload["fits"]).exists():
+            raise Refused(f"{payload['fits']} no longer exists")
+        out = upload_to_share(payload["fits"], share_url, token, campaign=payload.get("campaign"))
+        if out["ok"]:
+            return Acked(out)
+        status = out["status"]
+        if status is not None and 400 <= status < 500 and status not in (401, 403, 408, 429):
+            raise Refused(f"share answered {status}: {out['detail']}")
+        raise ConnectionError(f"share answered {status}: {out['detail']}" if status else str(out["detail"]))
+
+    return Outbox(path, "share", send, backoff=backoff, max_backoff=max_backoff)
+
+
+def _upload(box: Outbox, record: dict) -> dict | None:
+    """Put one spectrum in the upload outbox and try it now; None when this very file was already uploaded.
+
+    Keyed by observation id and the FITS content: a re-hand-off of an observation
+    already reduced ("skipped") whose upload never got through is uploaded now.
+    """
+    fits_path = record["products"]["fits"]
+    oid = str(record.get("observation_id") or record.get("id"))
+    # A newer product of the observation supersedes an upload still waiting: sent last, the older would replace it in share.
+    entry = box.put(content_key(oid, files=[fits_path]),
+                    {"fits": fits_path, "campaign": record.get("campaign"), "observation_id": record.get("observation_id")},
+                    supersedes=f"{oid}:")
+    if entry is None:
+        return None
+    state = box.process(entry, wait=True)
+    row = box.get(entry) or {}
+    if state == "acked" or row.get("state") == "acked":
+        return json.loads(row.get("result") or "null") or {"ok": True, "status": None, "detail": "", "campaign": None}
+    return {"ok": False, "status": None, "detail": row.get("error") or "", "campaign": record.get("campaign"),
+            "queued": row.get("state") in ("pending", "sent")}
+
+
 #: Reductions run one after the other: the observatory PC has few cores and little
 #: memory, and the night's observations arrive one at a time anyway.
 _ONE_AT_A_TIME = threading.Lock()
@@ -109,7 +153,7 @@ def reduce(body: ReduceRequest):
     if missing:
         raise ProblemError(422, "Validation failed", "no such file or folder", [{"field": "frames", "message": f"not found: {m}", "in": "body"} for m in missing])
     options = state["options"]
-    share_url, share_token = state["share_url"], state["share_token"]
+    box = state["outbox"]
     workers = state["workers"]
 
     def run(job):
@@ -135,14 +179,24 @@ def reduce(body: ReduceRequest):
                     "partial": bool(o.record and o.record.get("partial"))}
             if o.record:
                 item.update(id=o.record["id"], fits=o.record["products"]["fits"], quality=o.record["quality"], flags=o.record["flags"])
-                if share_url and o.status == "reduced":
-                    item["share"] = upload_to_share(o.record["products"]["fits"], share_url, share_token, campaign=o.record.get("campaign"))
+                if box is not None and o.status in ("reduced", "skipped"):
+                    uploaded = _upload(box, o.record)
+                    if uploaded is not None:
+                        item["share"] = uploaded
             spectra.append(item)
         job.check_abort()
         return {"spectra": spectra, "counts": report.counts, "bad_files": [{"path": p, "reason": r} for p, r in report.bad_files]}
 
     job = state["runner"].submit("reduce", run, params=body.model_dump())
     return job.to_dict()
+
+
+@api.route("/status", summary="Running jobs and the uploads to share still waiting")
+def status():
+    state = _state()
+    box = state["outbox"]
+    return {"jobs_running": len(state["runner"].running()), "share_url": state["share_url"],
+            "uploads": box.counts() if box is not None else None}
 
 
 @api.route("/results", query=ResultsQuery, summary="Reduced spectra (quality records), newest first")
@@ -226,6 +280,11 @@ def create_app(config=None, *, token=None):
     red = dict(cfg.reduction or {})
     share_url = red.get("share_url")
     share_token = red.get("share_token") or (resolve_token(cfg, "share") if share_url else None)
+    box = None
+    if share_url:
+        box = share_outbox(Path(cfg.data.state) / "reduction.sqlite", share_url, share_token,
+                           backoff=float(red.get("upload_backoff", 2.0)), max_backoff=float(red.get("upload_max_backoff", 30.0)))
+        box.start()  # uploads a crash left waiting go now
     app.extensions["rosace_reduction"] = {
         "runner": runner,
         "options": options_from_config(cfg),
@@ -234,6 +293,7 @@ def create_app(config=None, *, token=None):
         "workers": int(red.get("workers", 1)),
         # REST clients reduce only what lies under these (a server path outside them is refused).
         "roots": [Path(r).expanduser().resolve() for r in [cfg.data.root, *red.get("data_roots", [])]],
+        "outbox": box,
     }
     return app
 

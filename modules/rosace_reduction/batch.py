@@ -322,6 +322,8 @@ class ReductionOptions(BaseModel):
     share_url: str | None = Field(None, pattern=r"^https?://", description="upload each new spectrum to this share module")
     share_token: str | None = None
     workers: int = Field(1, ge=1, le=64, description="worker processes for REST jobs")
+    upload_backoff: float = Field(2.0, gt=0, description="wall seconds before a failed upload to share is tried again; doubles each time")
+    upload_max_backoff: float = Field(30.0, gt=0, description="longest wait between two tries of an upload to share, wall seconds")
     instruments_dir: Path | None = Field(None, description="a folder of the user's own instrument set-ups")
     data_roots: list[Path] = Field(default_factory=list, description="folders besides the data root whose frames REST clients may reduce")
 

@@ -37,5 +37,9 @@ class ReductionClient(RestClient):
         ``column_bin``, ``trace`` {x, y} and the extraction ``window`` (rows)."""
         return self.get(f"/results/{result_id}/frame")
 
+    def status(self) -> dict:
+        """Running jobs and the uploads to share still waiting (``uploads``: outbox counts, None without share)."""
+        return self.get("/status")
+
     def jobs(self) -> list[dict]:
         return self.get("/jobs")

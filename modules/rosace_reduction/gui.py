@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 from PySide6.QtCore import QRectF, Qt
 
+from rosace_core.outbox import waiting_text
 from rosace_desktop.tab import ModuleTab, run_in_background
 
 
@@ -34,6 +35,8 @@ class ReductionTab(ModuleTab):
         top.addWidget(self.reduce_button)
         self.jobs_label = QLabel("no job")
         top.addWidget(self.jobs_label, 1)
+        self.uploads_label = QLabel("")  # the outbox of uploads to share
+        top.addWidget(self.uploads_label)
         self.body.addLayout(top)
         split = QSplitter(Qt.Orientation.Horizontal)
         self.results_list = QListWidget()
@@ -68,9 +71,10 @@ class ReductionTab(ModuleTab):
         self._ids: list[str] = []
 
     def fetch(self):
-        return {"results": self.client.results(), "jobs": self.client.jobs()}
+        return {"results": self.client.results(), "jobs": self.client.jobs(), "status": self.client.status()}
 
     def update_view(self, data) -> None:
+        self.uploads_label.setText(waiting_text((data.get("status") or {}).get("uploads"), "share"))
         jobs = data["jobs"]
         running = [j for j in jobs if j["state"] in ("queued", "running")]
         if running:

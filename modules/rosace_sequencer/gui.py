@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 from PySide6.QtCore import Qt
 
+from rosace_core.outbox import waiting_text
 from rosace_desktop.tab import ModuleTab
 
 
@@ -37,13 +38,15 @@ class SequencerTab(ModuleTab):
         self.obs_label = QLabel("-")
         self.step_label = QLabel("-")
         self.time_left = QLabel("-")
+        self.handoff_label = QLabel("-")  # the outbox of hand-offs to the reduction
         for row, (name, widget) in enumerate((("Mode", self.mode_label), ("Observation", self.obs_label),
-                                              ("Step", self.step_label), ("Time left", self.time_left))):
+                                              ("Step", self.step_label), ("Time left", self.time_left),
+                                              ("Hand-offs", self.handoff_label))):
             grid.addWidget(QLabel(name + ":"), row, 0)
             grid.addWidget(widget, row, 1)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        grid.addWidget(self.progress, 4, 0, 1, 2)
+        grid.addWidget(self.progress, 5, 0, 1, 2)
         self.body.addLayout(grid)
 
         buttons = QHBoxLayout()
@@ -163,6 +166,7 @@ class SequencerTab(ModuleTab):
             self.step_label.setText("-")
             self.time_left.setText("-")
             self.progress.setValue(0)
+        self.handoff_label.setText(waiting_text(st.get("handoffs"), "reduction") or "all handed to the reduction")
         busy = st.get("mode") not in (None, "idle")
         self.buttons["night"].setEnabled(not busy)
         self.buttons["run"].setEnabled(not busy)

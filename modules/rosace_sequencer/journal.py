@@ -23,14 +23,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     insert,
     select,
     update,
 )
 
 from rosace_core.clock import now
+from rosace_core.outbox import durable_sqlite
 
 metadata = MetaData()
 
@@ -112,17 +111,8 @@ class Journal:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.path.as_posix()}", connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(self.engine, "connect")
-        def _pragmas(dbapi_conn, _record):
-            cur = dbapi_conn.cursor()
-            # WAL + synchronous=FULL: a committed row survives the process being killed.
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.close()
-
+        # WAL + synchronous=FULL: a committed row survives the process being killed.
+        self.engine = durable_sqlite(self.path)
         metadata.create_all(self.engine)
         self._lock = threading.Lock()
 

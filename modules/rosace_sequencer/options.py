@@ -20,6 +20,8 @@ class SequencerOptions(BaseModel):
     require_dome: bool = Field(False, description="observe only under a roof lease from the dome module; false: roof assumed open, safety from the SafetyMonitor alone")
     use_scheduler: bool = Field(True, description="robotic night: ask the scheduler module for the next observation")
     hand_to_reduction: bool = Field(True, description="after each observation, POST its frames to the reduction module")
+    handoff_backoff: float = Field(2.0, gt=0, description="wall seconds before a failed hand-off to the reduction is sent again; doubles each time")
+    handoff_max_backoff: float = Field(30.0, gt=0, description="longest wait between two tries of a hand-off to the reduction, wall seconds")
     lease_duration: float = Field(600.0, gt=30, description="roof lease duration, seconds; renewed at half-life")
     cooling_timeout: float = Field(600.0, gt=0, description="seconds to reach the camera set point")
     cooling_tolerance: float = Field(1.0, gt=0, description="deg C around the set point")

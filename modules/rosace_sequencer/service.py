@@ -23,6 +23,7 @@ from rosace_core.clock import get_clock, now
 from rosace_core.errors import ConflictError, NotFoundError, RosaceError
 from rosace_core.jobs import Job, JobRunner
 from rosace_core.observing_file import ObservingFile
+from rosace_core.outbox import Acked, Lost, Outbox, Refused, Sent, content_key
 
 from rosace_sequencer import library
 from rosace_sequencer.frames import (StorageError, check_free_space, check_writable, clean_partial, free_gb, load_setup, night_of,
@@ -103,6 +104,12 @@ class Sequencer:
         self._pending: list[Planned] = []
         self.alarms: dict[str, dict] = {}  # active alarms by code: what an operator must look at
         self._storage_fault: Path | None = None  # folder where a frame could not be written
+        # Hand-offs to the reduction: persisted in the journal's database before they are sent,
+        # sent again until the reduction's job has finished (docs/dev/contracts.md, "Hand-offs").
+        self.outbox = Outbox(self.journal.path, "reduction", self._send_reduce, check=self._check_reduce, on_ack=self._handoff_acked,
+                             backoff=self.options.handoff_backoff, max_backoff=self.options.handoff_max_backoff)
+        if self.options.hand_to_reduction:
+            self.outbox.start()  # drains what a crash left waiting
         if recover:
             self.recover()
 
@@ -171,7 +178,7 @@ class Sequencer:
         return {"mode": self.mode, "state": state, "message": self.message, "observation": current,
                 "last_frame": self.last_frame, "night": dict(self.night_info), "job": self.job.to_dict() if self.job else None,
                 "time": now().isoformat(), "require_dome": self.options.require_dome, "paused": self.control.paused,
-                "alarms": list(self.alarms.values())}
+                "alarms": list(self.alarms.values()), "handoffs": self.outbox.counts()}
 
     def raise_alarm(self, code: str, message: str) -> None:
         """Raise an alarm (once per code until it clears); logged as an error."""
@@ -264,6 +271,7 @@ class Sequencer:
         if self.job is not None:
             self.job.wait(30)
         logging.getLogger("rosace_sequencer").removeHandler(self.logbuf)
+        self.outbox.close()
         self.journal.close()
 
     # ------------------------------------------------------------------ work
@@ -311,19 +319,80 @@ class Sequencer:
             out += [p for p in found if p not in out]
         return out, unmet
 
-    def _reduce(self, observation_id: str, frames: list[str], partial: dict | None = None) -> bool:
-        """``POST /reduce`` the frames of one observation (``partial``: it was interrupted); False when the reduction could not be reached."""
-        try:
-            from rosace_reduction.client import ReductionClient
+    def _handoff_key(self, observation_id: str, frames: list[str]) -> str:
+        return content_key(observation_id, files=sorted(frames))
 
-            client = self._client("reduction", ReductionClient)
-            client.timeout = 5.0
-            job = client.post("/reduce", {"frames": frames, "observation_id": observation_id, **({"partial": partial} if partial else {})})
-            log.info("frames of %s handed to the reduction (job %s)", observation_id, (job or {}).get("id"))
-            return True
-        except (RosaceError, ImportError) as exc:
-            log.warning("could not hand %s to the reduction: %s", observation_id, exc)
-            return False
+    def _reduce(self, observation_id: str, frames: list[str], record: dict | None = None, partial: dict | None = None) -> str | None:
+        """Hand the frames of one observation to the reduction through the outbox; return the entry id.
+
+        The hand-off is committed before it is sent, then tried at once; if the
+        reduction is down it is sent again with back-off (and after a restart)
+        until the reduction's job has finished. ``record`` (night, needs, unmet)
+        goes to the journal's hand-off row on acknowledgement only; ``partial`` says the
+        observation was interrupted (reduced as what it is, flagged). None: the
+        same frames were already handed and acknowledged.
+        """
+        payload = {"frames": list(frames), "observation_id": observation_id, "record": record, **({"partial": partial} if partial else {})}
+        # A newer hand-off of the observation (with the library's new frames) supersedes one still
+        # waiting: reduced after it, the older would replace the better product.
+        entry = self.outbox.put(self._handoff_key(observation_id, frames), payload, supersedes=f"{observation_id}:")
+        if entry is None:
+            log.info("frames of %s already handed to the reduction", observation_id)
+            return None
+        state = self.outbox.process(entry, wait=True)
+        if state in ("pending", "failed"):
+            log.warning("%s not handed to the reduction yet (%s); kept in the outbox", observation_id,
+                        (self.outbox.get(entry) or {}).get("error") or state)
+        return entry
+
+    def _send_reduce(self, payload: dict):
+        """The outbox's send: ``POST /reduce``; 202 is "sent", acknowledged when the job has finished."""
+        from rosace_core.http import ApiError
+        from rosace_reduction.client import ReductionClient
+
+        client = self._client("reduction", ReductionClient)
+        client.timeout = 5.0
+        try:
+            body = {"frames": payload["frames"], "observation_id": payload["observation_id"]}
+            if payload.get("partial"):
+                body["partial"] = payload["partial"]
+            job = client.post("/reduce", body)
+        except ApiError as exc:
+            if 400 <= exc.status < 500 and exc.status not in (401, 403, 408, 429):
+                raise Refused(str(exc)) from None  # frames gone or refused: sending again cannot help
+            raise
+        finally:
+            client.session.close()
+        log.info("frames of %s handed to the reduction (job %s)", payload["observation_id"], job.get("id"))
+        return Sent(str(job["id"]))
+
+    def _check_reduce(self, payload: dict, job_id: str):
+        from rosace_core.errors import NotFoundError
+        from rosace_reduction.client import ReductionClient
+
+        client = self._client("reduction", ReductionClient)
+        client.timeout = 5.0
+        try:
+            job = client.job(job_id)
+        except NotFoundError:
+            return Lost(f"the reduction no longer knows job {job_id} (restarted)")
+        finally:
+            client.session.close()
+        if job["state"] == "succeeded":
+            spectra = (job.get("result") or {}).get("spectra") or []
+            return Acked({"job": job_id, "spectra": [{k: s.get(k) for k in ("observation_id", "status", "id")} for s in spectra]})
+        if job["state"] == "aborted":
+            return Lost(f"reduction job {job_id} aborted")
+        if job["state"] == "failed":
+            raise Refused(f"reduction job {job_id} failed: {job.get('error')}")
+        return Sent(job_id)
+
+    def _handoff_acked(self, payload: dict, result) -> None:
+        """The reduction finished a hand-off: only now is a re-hand-off recorded as done in the journal."""
+        record = payload.get("record")
+        if record:
+            self.journal.record_handoff(payload["observation_id"], record["night"], record["needs"], record["unmet"])
+        log.info("hand-off of %s acknowledged by the reduction", payload["observation_id"])
 
     def _hand_again(self) -> list[str]:
         """Hand again to the reduction the observations whose missing library entries now exist.
@@ -331,8 +400,10 @@ class Sequencer:
         An observation handed off while the library lacked one of its bias/darks was
         reduced without it; once the library session has taken it, the observation's
         frames go again with every matching library frame, under the same observation
-        id. Needs still unmet stay in the journal for the next session. Returns the
-        observation ids handed again.
+        id. The journal records the new hand-off (needs still unmet) only when the
+        reduction acknowledges it; until then the outbox sends it again. Needs still
+        unmet stay in the journal for the next session. Returns the observation ids
+        handed again.
         """
         if not self.options.hand_to_reduction:
             return []
@@ -351,9 +422,14 @@ class Sequencer:
             taken = [n for n in unmet if n not in still]
             if not taken:
                 continue  # nothing new in the library for this one
-            if not self._reduce(oid, frames):
-                continue  # the reduction is down: kept for the next session
-            self.journal.record_handoff(oid, row["night"], row["needs"], [_need_dict(n) for n in still])
+            record = {"night": row["night"], "needs": row["needs"], "unmet": [_need_dict(n) for n in still]}
+            state = self.outbox.state_of(self._handoff_key(oid, frames))
+            if state in ("pending", "sent"):
+                continue  # already on its way (the outbox sends it until acknowledged)
+            if state == "acked":  # acknowledged, but the journal missed it (a crash in between)
+                self._handoff_acked({"observation_id": oid, "record": record}, None)
+                continue
+            self._reduce(oid, frames, record)
             log.info("%s handed to the reduction again with the new library frames (%s)", oid, ", ".join(_need_text(n) for n in taken))
             again.append(oid)
         if again:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import io
 from types import SimpleNamespace
+import json
 import logging
 import re
 import threading
@@ -28,12 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rosace_core.auth import resolve_token
 from rosace_core.errors import NotFoundError, RosaceError
 from rosace_core.jobs import JobRunner
+from rosace_core.outbox import Acked, Outbox, Refused
 from rosace_core.observing_file import ObservingFileError
 from rosace_core.rest import Api, ProblemError, create_module_app, openapi_document, problem
 from rosace_share import analysis, plots
 from rosace_share.archive import Archive, DuplicateSpectrum, PermissionDenied, Principal, TooLarge
 from rosace_share.reports import clean_html, sections_html
-from rosace_share.settings import ShareOptions, database_url, share_options, storage_folder
+from rosace_share.settings import ShareOptions, data_root, database_url, share_options, storage_folder
 from rosace_share.spectra import BESS_MANDATORY, BessIncomplete, SpectrumInvalid, aras_name, bess_fits, csv_text, object_key
 
 log = logging.getLogger(__name__)
@@ -211,7 +213,7 @@ class AccountOut(BaseModel):
 class ShareService:
     """What one app serves: the archive, its options, background forwarding and a plot cache."""
 
-    def __init__(self, archive: Archive, options: ShareOptions, admin_token: str):
+    def __init__(self, archive: Archive, options: ShareOptions, admin_token: str, outbox_path=None):
         self.archive = archive
         self.options = options
         self.admin_token = admin_token
@@ -219,6 +221,15 @@ class ShareService:
         self._plots: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self._forward_lock = threading.Lock()
+        self.outbox: Outbox | None = None
+        if options.upstream_url and outbox_path is not None:
+            # Forwards upstream go through a durable outbox: committed before they are sent,
+            # sent again with back-off (and after a restart) until the upstream server answers.
+            self.outbox = Outbox(outbox_path, "upstream", self._push, backoff=options.upstream_backoff,
+                                 max_backoff=options.upstream_max_backoff)
+            for rec in archive.unforwarded():  # a crash between archiving and queueing the forward
+                self.outbox.put(_forward_key(rec), {"spectrum": rec.id})
+            self.outbox.start()
 
     def cached_plot(self, key: tuple, make) -> bytes:
         """Plots of an object are costly (every epoch is read); keep the last 64."""
@@ -234,58 +245,97 @@ class ShareService:
         return png
 
     def forward(self, rec) -> None:
-        """Send a campaign result to the upstream share server in the background.
+        """Send a campaign result to the upstream share server: through the outbox, tried at once in a job.
 
         A record already sent (``upstream`` is ``"<upstream_url>#<id>"``) is a new
         version of the same observation: it replaces the upstream copy (PUT). If
         the upstream refuses, the refusal is logged and noted in ``upstream``;
-        the local replacement stays. Forwards run one at a time and read the
-        record when they run, so a replacement uploaded while the first copy is
-        still on its way is PUT, not posted twice. The job's result says what
-        was done: ``{"sent": "posted" | "replaced" | "refused" | "already there", "remote_id": ...}``.
+        the local replacement stays. An upstream that cannot be reached is tried
+        again with back-off until it answers. Forwards run one at a time and
+        read the record when they run, so a replacement uploaded while the first
+        copy is still on its way is PUT, not posted twice. The job's result says
+        what was done: ``{"sent": "posted" | "replaced" | "refused" | "already there" | "waiting", "remote_id": ...}``.
         """
-        opts = self.options
-        if not (opts.upstream_url and rec.campaign):
+        if not (self.options.upstream_url and rec.campaign) or self.outbox is None:
             return
-        archive = self.archive
-        lock = self._forward_lock
+        box = self.outbox
+        entry = box.put(_forward_key(rec), {"spectrum": rec.id})  # committed before anything is sent
+        if entry is None:
+            return  # this very file is already upstream
 
         def push(job):
-            from rosace_core.errors import ConflictError
-            from rosace_share.client import ShareClient
-
-            with lock:
-                current = archive.get(rec.id)
-                client = ShareClient(opts.upstream_url, token=opts.upstream_token)
-                try:
-                    data = archive.fits_bytes(current)
-                    name = current.filename or f"{current.id}.fits"
-                    remote_id = upstream_id(current.upstream, opts.upstream_url)
-                    if remote_id is not None:
-                        try:
-                            remote = client.replace(remote_id, data, filename=name)
-                        except RosaceError as exc:
-                            log.warning("the upstream share server %s refused the new version of spectrum %s (its #%s): %s; the local replacement stays",
-                                        opts.upstream_url, current.id, remote_id, exc)
-                            archive.set_upstream(current.id, f"{opts.upstream_url}#{remote_id} (new version not sent: {exc})")
-                            return {"sent": "refused", "remote_id": remote_id, "error": str(exc)}
-                        archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
-                        return {"sent": "replaced", "remote_id": remote["id"]}
-                    remote = client.upload(data, campaign=current.campaign, filename=name)
-                    archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
-                    return {"sent": "replaced" if remote.get("replaced") else "posted", "remote_id": remote["id"]}
-                except ConflictError as exc:
-                    there = next((r.split("=", 1)[1] for r in exc.reasons if r.startswith("existing_id=")), None)
-                    where = f"{opts.upstream_url}#{there}" if there and there.isdigit() else opts.upstream_url
-                    archive.set_upstream(current.id, f"{where} (already there: {exc})")
-                    return {"sent": "already there", "remote_id": int(there) if there and there.isdigit() else None}
-                except RosaceError as exc:
-                    archive.set_upstream(current.id, f"error: {exc}")
-                    raise
-                finally:
-                    client.session.close()
+            state = box.process(entry, wait=True)
+            row = box.get(entry) or {}
+            if row.get("state") == "acked":
+                return json.loads(row["result"])
+            if row.get("state") == "failed":
+                raise RosaceError(row.get("error") or "forward refused")
+            return {"sent": "waiting" if state is not None else "in progress", "remote_id": None, "error": row.get("error")}
 
         self.runner.submit("forward", push, {"spectrum": rec.id})
+
+    def _push(self, payload: dict):
+        """The outbox's send: POST (or PUT a new version) one spectrum upstream; Acked with what was done."""
+        from rosace_core.errors import ConflictError
+        from rosace_core.http import ApiError, ServiceUnavailable
+        from rosace_share.client import ShareClient
+
+        opts, archive = self.options, self.archive
+        with self._forward_lock:
+            try:
+                current = archive.get(payload["spectrum"])
+            except NotFoundError:
+                raise Refused(f"spectrum {payload['spectrum']} was deleted") from None
+            client = ShareClient(opts.upstream_url, token=opts.upstream_token)
+            try:
+                data = archive.fits_bytes(current)
+                name = current.filename or f"{current.id}.fits"
+                remote_id = upstream_id(current.upstream, opts.upstream_url)
+                if remote_id is not None:
+                    try:
+                        remote = client.replace(remote_id, data, filename=name)
+                    except (ServiceUnavailable, ApiError) as exc:
+                        if isinstance(exc, ServiceUnavailable) or exc.status >= 500 or exc.status in (401, 403, 408, 429):
+                            raise  # down or not now: the outbox tries again
+                        return self._refused(current, remote_id, exc)
+                    except RosaceError as exc:
+                        return self._refused(current, remote_id, exc)
+                    archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
+                    return Acked({"sent": "replaced", "remote_id": remote["id"]})
+                remote = client.upload(data, campaign=current.campaign, filename=name)
+                archive.set_upstream(current.id, f"{opts.upstream_url}#{remote['id']}")
+                return Acked({"sent": "replaced" if remote.get("replaced") else "posted", "remote_id": remote["id"]})
+            except ConflictError as exc:
+                there = next((r.split("=", 1)[1] for r in exc.reasons if r.startswith("existing_id=")), None)
+                where = f"{opts.upstream_url}#{there}" if there and there.isdigit() else opts.upstream_url
+                archive.set_upstream(current.id, f"{where} (already there: {exc})")
+                return Acked({"sent": "already there", "remote_id": int(there) if there and there.isdigit() else None})
+            except (ServiceUnavailable, ApiError) as exc:
+                if isinstance(exc, ApiError) and 400 <= exc.status < 500 and exc.status not in (401, 403, 408, 429):
+                    archive.set_upstream(current.id, f"error: {exc}")
+                    raise Refused(str(exc)) from None
+                if upstream_id(current.upstream, opts.upstream_url) is None:
+                    archive.set_upstream(current.id, f"waiting: {exc}")
+                raise
+            finally:
+                client.session.close()
+
+    def _refused(self, current, remote_id: int, exc: Exception):
+        opts = self.options
+        log.warning("the upstream share server %s refused the new version of spectrum %s (its #%s): %s; the local replacement stays",
+                    opts.upstream_url, current.id, remote_id, exc)
+        self.archive.set_upstream(current.id, f"{opts.upstream_url}#{remote_id} (new version not sent: {exc})")
+        return Acked({"sent": "refused", "remote_id": remote_id, "error": str(exc)})
+
+    def status(self) -> dict:
+        return {"mode": self.options.mode, "upstream_url": self.options.upstream_url,
+                "forwards": self.outbox.counts() if self.outbox is not None else None,
+                "jobs_running": len(self.runner.running())}
+
+
+def _forward_key(rec) -> str:
+    """One forward per version of a spectrum (its id and its file's hash)."""
+    return f"{rec.id}:{rec.sha256}"
 
 
 _UPSTREAM = re.compile(r"^(?P<url>\S+)#(?P<id>\d{1,10})(?:\s|$)")
@@ -380,6 +430,11 @@ def _invalid(exc: SpectrumInvalid) -> ProblemError:
 def search_spectra(query: SearchQuery):
     rows, total = service().archive.search(**query.model_dump(exclude={"limit", "offset"}), limit=query.limit, offset=query.offset)
     return {"total": total, "limit": query.limit, "offset": query.offset, "items": [spectrum_out(r) for r in rows]}
+
+
+@api.route("/status", summary="The archive's mode and the forwards to the upstream share server still waiting")
+def share_status():
+    return service().status()
 
 
 @api.route("/spectra", methods=("POST",), response=SpectrumOut, status=201,
@@ -778,7 +833,7 @@ def create_app(config=None, *, token=None):
     # The core token check only knows one token; this module checks both the
     # installation token and account tokens itself (see _authenticate).
     app = create_module_app(api, config=config, token="")
-    app.extensions["rosace_share"] = ShareService(archive, options, admin_token or "")
+    app.extensions["rosace_share"] = ShareService(archive, options, admin_token or "", outbox_path=data_root(config) / "share" / "outbox.sqlite")
     app.config["MAX_CONTENT_LENGTH"] = archive.max_upload_bytes + 256 * 1024
     app.before_request(_authenticate)
     app.register_blueprint(gallery)

@@ -314,6 +314,12 @@ class Archive:
             if rec is not None:
                 rec.upstream = value[:200]
 
+    def unforwarded(self, limit: int = 1000) -> list[SpectrumRecord]:
+        """Campaign results never forwarded upstream (``upstream`` empty): what a crash may have left unsent."""
+        with self.Session() as s:
+            q = select(SpectrumRecord).where(SpectrumRecord.campaign.is_not(None), SpectrumRecord.upstream.is_(None)).limit(limit)
+            return list(s.scalars(q).all())
+
     def search(self, *, object: str | None = None, start=None, end=None, observer: str | None = None, instrument: str | None = None,
                min_snr: float | None = None, quality: str | None = None, campaign: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[SpectrumRecord], int]:
         """Spectra matching every given filter, newest first, and the total count.

@@ -40,6 +40,10 @@ class ShareClient(RestClient):
         """Delete a spectrum (owner only)."""
         self.delete(f"/spectra/{spectrum_id}")
 
+    def status(self) -> dict:
+        """The archive's mode and the forwards to the upstream server still waiting (``forwards``: outbox counts or None)."""
+        return self.get("/status")
+
     def search(self, **filters) -> dict:
         """Search: object, start, end, observer, instrument, min_snr, quality, campaign, limit, offset."""
         return self.get("/spectra", params={k: v for k, v in filters.items() if v is not None})

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSplitter,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+from rosace_core.outbox import waiting_text
 from rosace_desktop.tab import ModuleTab, run_in_background
 
 COLUMNS = ("id", "object", "date_obs", "observer", "instrument", "snr", "quality", "campaign")
@@ -48,6 +50,8 @@ class ShareTab(ModuleTab):
         for w in (self.object_edit, self.observer_edit, self.start_edit, self.end_edit, search, self.line_combo, self.upload_button, self.export_button):
             bar.addWidget(w)
         self.body.addLayout(bar)
+        self.forwards_label = QLabel("")  # the outbox of forwards to the upstream share server
+        self.body.addWidget(self.forwards_label)
 
         split = QSplitter(Qt.Orientation.Vertical)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -74,9 +78,10 @@ class ShareTab(ModuleTab):
     def fetch(self):
         filters = {"object": self.object_edit.text().strip() or None, "observer": self.observer_edit.text().strip() or None,
                    "start": self.start_edit.text().strip() or None, "end": self.end_edit.text().strip() or None, "limit": 500}
-        return self.client.search(**filters)
+        return {**self.client.search(**filters), "status": self.client.status()}
 
     def update_view(self, data):
+        self.forwards_label.setText(waiting_text((data.get("status") or {}).get("forwards"), "the upstream share server"))
         self.rows = data["items"]
         self.table.setRowCount(len(self.rows))
         for r, item in enumerate(self.rows):

@@ -27,6 +27,8 @@ class ShareOptions(BaseModel):
     observer: str | None = Field(None, description="owner name of spectra uploaded with the installation token")
     upstream_url: str | None = Field(None, description="share server that receives this observatory's campaign results")
     upstream_token: str | None = Field(None, description="this observatory's account token on the upstream server")
+    upstream_backoff: float = Field(2.0, gt=0, description="wall seconds before a failed forward upstream is tried again; doubles each time")
+    upstream_max_backoff: float = Field(30.0, gt=0, description="longest wait between two tries of a forward upstream, wall seconds")
     require_known_campaign: bool | None = Field(None, description="refuse uploads naming an unknown campaign (default: on in server mode)")
 
 

@@ -67,3 +67,25 @@ def test_tab_shows_slit_jaw_guide_graph_temperatures_and_mount(qtbot, tmp_path):
             assert "spectrograph camera:" in text and "°C" in text and "mount: RA" in text and "Dec" in text
             widget.timer.stop()
         seq.close()
+
+
+def test_tab_shows_the_hand_offs_waiting_for_a_reduction_that_is_down(qtbot, tmp_path):
+    from rosace_demo.processes import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the reduction is down
+    cfg = config_from_dict({"data": {"root": str(tmp_path)}, "modules": {"reduction": {"url": down, "token": "tok"}},
+                            "sequencer": {"handoff_backoff": 30.0}})
+    app = create_app(cfg, token="tok")
+    seq = app.extensions["rosace_sequencer"]
+    for i in range(3):
+        frame = tmp_path / f"obs{i}_05_LIGHT_001.fits"
+        frame.write_bytes(b"frame %d" % i)
+        assert seq._reduce(f"obs{i}", [str(frame)]) is not None
+    assert seq.outbox.counts()["waiting"] == 3 and "unreachable" in seq.outbox.counts()["last_error"]
+    with BackgroundServer(app) as server:
+        from rosace_sequencer.gui import create_widget
+
+        widget = create_widget(SequencerClient(server.url, token="tok"))
+        qtbot.addWidget(widget)
+        qtbot.waitUntil(lambda: widget.handoff_label.text().startswith("3 waiting for reduction"), timeout=10000)
+        assert seq.status()["handoffs"]["pending"] == 3

@@ -118,6 +118,7 @@ def test_an_observation_reduced_without_its_dark_is_handed_again_once_the_librar
         assert sorted(darks(before)) == [10.0]  # the 40 s dark did not exist yet
         assert sorted(darks(again)) == [10.0, 40.0] and all(Path(p).exists() for p in darks(again)[40.0])
         assert sorted(darks(sent_second[0].params["frames"])) == [10.0, 30.0]
+        assert seq.outbox.wait_drained(180)  # recorded in the journal once the reduction has finished it
         assert seq.journal.handoff(first["observation_id"])["unmet"] == []
         assert seq.journal.handoff(first["observation_id"])["count"] == 2
     finally:
@@ -148,6 +149,7 @@ def test_a_restart_between_the_hand_off_and_the_library_session_loses_nothing(si
         again = sent[1].params["frames"]
         assert sorted(darks(again)) == [10.0, 40.0]
         assert sum(fits.getheader(p)["IMAGETYP"] == "BIAS" for p in again) == 1
+        assert seq.outbox.wait_drained(180)
         assert seq.journal.handoff(oid)["unmet"] == []
         # a later session has nothing left to hand again
         seq._library_session(Control())
