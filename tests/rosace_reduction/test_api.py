@@ -79,7 +79,7 @@ def test_share_down_never_raises(tmp_path):
 def test_a_partial_observation_is_reduced_and_flagged(synthetic_night, tmp_path):
     folder, _ = synthetic_night
     frames = [str(p) for p in sorted((folder / "HD_1234").glob("*.fits"))]
-    cfg = config_from_dict({"data": {"root": str(tmp_path)}})
+    cfg = config_from_dict({"data": {"root": str(tmp_path)}, "reduction": {"data_roots": [str(folder)]}})
     with BackgroundServer(create_app(cfg, token="tok")) as srv:
         client = ReductionClient(srv.url, token="tok")
         partial = {"reason": "unsafe: conditions turned unsafe during the exposure", "science_frames": 1, "planned_frames": 4}

@@ -20,7 +20,8 @@ from tests.rosace_sequencer.test_with_sim import scenario, wait_for
 
 @pytest.mark.slow
 def test_frames_of_an_interrupted_observation_are_reduced_as_partial(tmp_path):
-    red_app = create_reduction_app(config_from_dict({"data": {"root": str(tmp_path / "reduction")}}), token=RED_TOKEN)
+    red_app = create_reduction_app(config_from_dict({"data": {"root": str(tmp_path / "reduction")},
+                                                      "reduction": {"data_roots": [str(tmp_path)]}}), token=RED_TOKEN)
     runner = red_app.extensions["rosace_reduction"]["runner"]
     with SimObservatory(scenario()) as sim, BackgroundServer(red_app) as red:
         opts = {"use_scheduler": False, "hand_to_reduction": True, "backoff": 1.0, "retries": 2, "safety_poll": 5.0}

@@ -41,7 +41,8 @@ def sim():
 @pytest.fixture
 def reduction(tmp_path):
     """A real reduction REST server; ``reduction.jobs()`` lists its /reduce jobs in the order they came."""
-    app = create_reduction_app(config_from_dict({"data": {"root": str(tmp_path / "reduction")}}), token=RED_TOKEN)
+    app = create_reduction_app(config_from_dict({"data": {"root": str(tmp_path / "reduction")},
+                                                      "reduction": {"data_roots": [str(tmp_path)]}}), token=RED_TOKEN)
     runner = app.extensions["rosace_reduction"]["runner"]
     with BackgroundServer(app) as server:
         server.jobs = runner.list  # in submission order
