@@ -125,7 +125,7 @@ def open_spectrum(data: bytes) -> SpectrumData:
                 raw = hdul[0].data
                 err = None
                 for hdu in hdul[1:]:
-                    if hdu.name in ("UNCERT", "ERROR", "ERR", "SIGMA") and hdu.data is not None:
+                    if hdu.name in ("STD", "UNCERT", "ERROR", "ERR", "SIGMA") and hdu.data is not None:
                         err = np.asarray(hdu.data, dtype=float).ravel()
                 flux = None if raw is None else np.asarray(raw, dtype=float)
     except Exception as exc:  # astropy raises many kinds on corrupt files
