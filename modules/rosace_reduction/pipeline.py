@@ -23,7 +23,7 @@ from rosace_core.errors import RosaceError
 from rosace_core.plugins import load_object
 from rosace_reduction import output
 from rosace_reduction.calibration import build_masters, calibrate, combine, remove_cosmic_rays
-from rosace_reduction.extraction import extract
+from rosace_reduction.extraction import check_spectrum, extract
 from rosace_reduction.frames import FrameInfo, load_image, read_frame_info
 from rosace_reduction.geometry import LineGeometry, band_rows, find_trace, measure_line_geometry, rectify, unrectify
 from rosace_reduction.instrument import InstrumentSetup, layout_of, load_instrument
@@ -40,6 +40,10 @@ from rosace_reduction.wavelength import find_arc_lines, identify, load_line_list
 
 log = logging.getLogger(__name__)
 C_KMS = 299792.458
+
+
+#: Flags that keep a spectrum from the grade 'good' even when its extraction checks pass.
+GRADE_FAIR_FLAGS = {"saturated_columns", "custom_step_axis_resampled"}
 
 
 class ReductionError(RosaceError):
@@ -317,23 +321,24 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     data_sum = np.zeros((rows.stop - rows.start, nx), np.float32)
     var_sum = np.zeros_like(data_sum)
     sat_any = np.zeros(data_sum.shape, bool)
-    cr_any = np.zeros(data_sum.shape, bool)
+    cr_hits = np.zeros(data_sum.shape, np.float32)
     n_cr = 0
     exptime = 0.0
     for info in sci:
         data, var, sat = calibrate(load_image(info.path, rows), masters, setup, info.exptime, info.ccd_temp)
         if use_cr:
+            # Hit pixels take the trace model's value in this exposure; in the sum a pixel is
+            # masked (filled by the optimal extraction from the spatial profile) only when
+            # most exposures were hit there, so one hit does not throw away five exposures.
             clean, crmask = remove_cosmic_rays(data[cr_rows], setup, mask=sat[cr_rows])
             data[cr_rows] = clean
-            # The cleaned values (a median of neighbours) are far off on a sharp
-            # trace: the hit pixels are also masked, so the optimal extraction
-            # fills them from the spatial profile instead.
-            cr_any[cr_rows] |= crmask
+            cr_hits[cr_rows] += crmask
             n_cr += int(crmask.sum())
         data_sum += data
         var_sum += var
         sat_any |= sat
         exptime += info.exptime
+    cr_any = cr_hits > 0.5 * len(sci)
 
     # Arc: calibrated mean of the arc frames, geometry, rectified along the
     # star's trace, identified. The result depends only on the arc frames,
@@ -383,6 +388,15 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     n_sat = int(ext.saturated.sum())
     if n_sat:
         flags.append(f"saturated_columns:{n_sat}")
+    # Checks that catch a broken extraction (spikes, holes, masked stretches) before anything is
+    # archived: a spectrum that fails them is graded fair or poor, never good.
+    ap_rows = slice(half - ap, half + ap + 1)
+    # Share of each aperture pixel's exposures that were interpolated (cosmic rays, masks), saturation apart.
+    filled = rectify(np.minimum(cr_hits / len(sci) + cr_any, 1.0), row0, trace, geometry, half, cval=0.0) if cr_hits.any() else np.zeros(band.shape, np.float32)
+    filled = np.where(mask & ~sband, 1.0, filled)[ap_rows]
+    checks = check_spectrum(ext.flux, ext.variance, ext.raw, fwhm_px=fwhm_px, masked=filled,
+                            profile=ext.profile if ext.profile is not None else np.ones(filled.shape), exclude=ext.saturated)
+    flags.extend(checks.flags)
 
     # Wavelengths, counts per second per angstrom, linear resampling.
     x = np.arange(nx)
@@ -490,6 +504,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         flags.append("custom_step_axis_resampled")
     grid = linear
 
+    grade = checks.grade
+    if grade == "good" and any(f.split(":")[0] in GRADE_FAIR_FLAGS for f in flags):
+        grade = "fair"
     snr_arr = flux / np.sqrt(fvar)
     snr = float(np.nanmedian(snr_arr[np.isfinite(snr_arr)])) if np.isfinite(snr_arr).any() else 0.0
     obs_id = plan.observation_id or first.observation_id or base
@@ -525,6 +542,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "ROSPIPE": output.pipeline_version(),
         "ROSSNR": (round(snr, 1), "median S/N per pixel"),
         "ROSWRMS": (round(solution.rms_angstrom, 4), "wavelength solution RMS, A"),
+        "ROSQUAL": (grade, "reduction quality: good, fair or poor"),
+        # Value only (a comment would not fit beside 68 characters); every flag is in the JSON record.
+        "ROSFLAGS": ",".join(flags)[:68] or "none",
     }
     fits_path = out_dir / f"{base}.fits"
     output.write_bess_fits(fits_path, wl0, dwl, flux, keywords, np.sqrt(fvar))
@@ -562,6 +582,8 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
             "window": {"aperture_half_width": ap, "sky_offset": sky_offset, "sky_width": sky_width},
             "layout": layout.to_dict(),
             "rejected_pixels": ext.rejected,
+            "checks": checks.to_dict(),
+            "grade": grade,
         },
         "wavelength_solution": solution.to_dict(),
         "response": response_record,
