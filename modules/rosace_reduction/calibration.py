@@ -170,7 +170,14 @@ def trace_model(data: np.ndarray, mask: np.ndarray | None = None, *, smooth: int
     with np.errstate(divide="ignore", invalid="ignore"):
         share = d / np.where(total > 0, total, np.nan)[None, :]
     share = np.where(np.isfinite(share), share, 0.0)
-    prof = np.clip(ndimage.median_filter(share, size=(1, smooth), mode="nearest"), 0.0, None)
+    # Medians of blocks of ``smooth`` columns, interpolated back to every column: the profile
+    # changes slowly along the dispersion, and a running median cost ~15x more (0.2 s a band).
+    ny, nx = share.shape
+    nb = max(nx // smooth, 1)
+    blocks = np.median(share[:, : nb * smooth].reshape(ny, nb, smooth), axis=2)
+    centres = (np.arange(nb) + 0.5) * smooth - 0.5
+    cols = np.arange(nx)
+    prof = np.clip(np.stack([np.interp(cols, centres, row) for row in blocks]), 0.0, None)
     norm = prof.sum(0)
     prof = np.where(norm > 0, prof / np.where(norm > 0, norm, 1), 1.0 / prof.shape[0])
     bright = prof >= 0.3 * prof.max(0)[None, :]

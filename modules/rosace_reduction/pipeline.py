@@ -43,7 +43,7 @@ C_KMS = 299792.458
 
 
 #: Flags that keep a spectrum from the grade 'good' even when its extraction checks pass.
-GRADE_FAIR_FLAGS = {"saturated_columns", "custom_step_axis_resampled"}
+GRADE_FAIR_FLAGS = {"saturated_columns", "custom_step_axis_resampled", "missing", "no_barycentric_correction"}
 
 
 class ReductionError(RosaceError):
@@ -68,6 +68,11 @@ class Options:
     normalise: bool | None = None
     # The user's own set-ups: .toml files and folders searched for the INSTRUME name.
     instrument_search: list[str] = field(default_factory=list)
+    #: The set-up of every frame (``rosace reduce --instrument``), whatever INSTRUME says (a camera name).
+    instrument: str | None = None
+    #: True when the site above is the observatory's configured one (not a default): used, flagged,
+    #: for frames that do not say where they were taken.
+    site_configured: bool = False
 
 
 @dataclass
@@ -111,8 +116,8 @@ class Step:
         raise NotImplementedError
 
 
-def _infos(paths: list[str]) -> list[FrameInfo]:
-    return [read_frame_info(p) for p in paths]
+def _infos(paths: list[str], instrument: str | None = None) -> list[FrameInfo]:
+    return [read_frame_info(p, instrument) for p in paths]
 
 
 def _night(date_obs: str) -> str:
@@ -241,6 +246,16 @@ def _model_outliers(data: np.ndarray, variance: np.ndarray, ext, raw_row0: int, 
         return np.isfinite(model) & (data - sky - model > reject * np.sqrt(expected_var))
 
 
+def _site_name(hdr: dict, first: FrameInfo, options: Options) -> str:
+    """BSS_SITE: the header's SITENAME; else the configured site's name when it was used; else coordinates or 'unknown'."""
+    name = str(hdr.get("SITENAME", "") or hdr.get("OBSERVAT", "") or "").strip()
+    if name:
+        return name
+    if first.site is not None:
+        return f"lat {first.site[0]:.4f} lon {first.site[1]:.4f}"
+    return options.site_name if options.site_configured and options.site_name else "unknown"
+
+
 def _check_read_out(first: FrameInfo, sci, arcs, flats, biases, darks) -> None:
     """Every frame of a reduction read out like the first science frame (same binning, size and subframe)."""
     def read_out(f: FrameInfo) -> tuple:
@@ -262,18 +277,38 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     Raises ReductionError (or another RosaceError) with a message for the observer.
     """
     t0 = time.perf_counter()
-    sci = _infos(plan.science)
+    sci = _infos(plan.science, options.instrument)
     if not sci:
         raise ReductionError("no science frame")
     first = sci[0]
-    setup = load_instrument(first.instrument, tuple(options.instrument_search))
+    try:
+        setup = load_instrument(options.instrument or first.instrument, tuple(options.instrument_search))
+    except RosaceError as exc:
+        if options.instrument:
+            raise
+        raise ReductionError(f"{Path(first.path).name}: INSTRUME {first.instrument!r} is not an instrument set-up "
+                             f"({first.program or 'another capture program'} writes the camera name there?): "
+                             f"name the set-up with `rosace reduce --instrument <set-up>` ({exc})") from None
     recipe = setup.recipe
     det = setup.detector
-    arcs, flats, biases, darks = _infos(plan.arc), _infos(plan.flat), _infos(plan.bias), _infos(plan.dark)
+    arcs, flats, biases, darks = (_infos(group, options.instrument) for group in (plan.arc, plan.flat, plan.bias, plan.dark))
     if not arcs:
         raise ReductionError(f"no arc frame for {first.object} ({first.observation_id}): cannot calibrate wavelengths")
     _check_read_out(first, sci, arcs, flats, biases, darks)
     flags: list[str] = []
+    # Essential header values a frame does not give (frames of other capture programs): each is
+    # a flag in the quality record and the FITS header (ROSFLAGS), never a silent default.
+    missing = sorted({m for f in sci for m in f.missing})
+    for m in missing:
+        if m == "SITE":
+            flags.append("missing:SITE" + (":configured_site_used" if options.site_configured else ""))
+        elif m == "EXPTIME":
+            flags.append("missing:EXPTIME:flux_per_exposure")
+        else:
+            flags.append(f"missing:{m}")
+    if any(f.kind_from for f in sci + arcs + flats + biases + darks):
+        # Not a problem: provenance of kinds decided from an object name or lamp keyword.
+        pass
 
     # The set-up's geometry and recipe are in unbinned detector pixels: brought
     # to this image's pixels (binning, subframe) once, here.
@@ -307,7 +342,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     half = sky_offset + sky_width + 1
     rows = band_rows(trace, half + 2, ny)
     row0 = rows.start
-    masters = _cached(("masters", setup.name, _files_key(biases, darks, flats), rows.start, rows.stop),
+    # The set-up's content is part of the keys: an edited set-up file is not served old masters or solutions.
+    setup_key = (setup.name, hashlib.sha256(setup.model_dump_json().encode()).hexdigest()[:16])
+    masters = _cached(("masters", setup_key, _files_key(biases, darks, flats), rows.start, rows.stop),
                       lambda: build_masters(setup, rows, biases, darks, flats))
     if not flats:
         flags.append("no_flat")
@@ -354,7 +391,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     if not layout.x_known:
         search_shift += layout.columns(layout.x0)
     trace_key = tuple(np.round(trace.rows(np.array([0, nx // 2, nx - 1])), 1))
-    arc_key = ("arc", setup.name, _files_key(arcs), _files_key(biases, darks, flats), rows.start, rows.stop, trace_key, ap, search_shift)
+    arc_key = ("arc", setup_key, _files_key(arcs), _files_key(biases, darks, flats), rows.start, rows.stop, trace_key, ap, search_shift)
     geometry, solution = _cached(arc_key, lambda: _solve_arc(arcs, masters, setup, rows, trace, half, fwhm_px, nominal, aperture=ap, search_shift=search_shift))
 
     if solution.saturated_lines:
@@ -402,8 +439,12 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     x = np.arange(nx)
     wl = solution(x)
     disp = np.abs(solution.dispersion(x))
-    rate = ext.flux / max(exptime, 1e-6) / disp
-    rate_var = ext.variance / max(exptime, 1e-6) ** 2 / disp**2
+    # Per second when every exposure is known; a frame without one (flagged missing:EXPTIME)
+    # leaves the flux per exposure (ADU/A), not per 1e-6 s.
+    exposure_known = all(i.exptime > 0 for i in sci)
+    per = exptime if exposure_known else float(len(sci))
+    rate = ext.flux / per / disp
+    rate_var = ext.variance / per**2 / disp**2
     if wl[0] > wl[-1]:
         wl, rate, rate_var = wl[::-1], rate[::-1], rate_var[::-1]
     lo = max(wl[0], setup.dispersion.wavelength_min - 50) if False else wl[0]
@@ -415,7 +456,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
 
     # Instrument response, extinction, tellurics.
     airmass = float(np.mean([i.airmass for i in sci if i.airmass])) if any(i.airmass for i in sci) else 1.0
-    bunit = "adu / (s Angstrom)"
+    bunit = "adu / (s Angstrom)" if exposure_known else "adu / Angstrom"
     response_file = None
     response_record: dict = {"applied": False}
     tell_done = "none"
@@ -461,16 +502,21 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     elif not ctx_ref:
         flags.append("no_response")
 
-    # Barycentric correction: shift the wavelength axis (BSS_VHEL records it).
+    # Barycentric correction: shift the wavelength axis (BSS_VHEL records it). Coordinates and
+    # site come from the frame's header through the capture-program mapping (frames.py); what
+    # it lacks is flagged, never silently defaulted.
     hdr = first.header
     vbary = 0.0
-    ra, dec = hdr.get("RA"), hdr.get("DEC")
-    if options.barycentric and ra is not None and dec is not None:
-        lat = float(hdr.get("SITELAT", options.latitude))
-        lon = float(hdr.get("SITELONG", options.longitude))
-        elev = float(hdr.get("SITEELEV", options.elevation))
+    ra, dec = first.ra, first.dec
+    if first.site is not None:
+        lat, lon, elev = first.site
+    else:
+        lat, lon, elev = options.latitude, options.longitude, options.elevation
+    if options.barycentric and ra is not None and dec is not None and (first.site is not None or options.site_configured):
         vbary = barycentric_correction(float(ra), float(dec), jd_mid, lat, lon, elev)
         grid = grid * (1 + vbary / C_KMS)
+    elif options.barycentric:
+        flags.append("no_barycentric_correction")
     resolution_a = float(np.median(grid)) / max(solution.resolving_power, 50)
     do_norm = recipe.normalise if options.normalise is None else options.normalise
     if do_norm:
@@ -516,10 +562,10 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "OBJNAME": first.object,
         "OBJECT": first.object,
         "DATE-OBS": Time(jd_start, format="jd", scale="utc").isot,
-        "EXPTIME": (float(exptime), "total exposure, s"),
+        "EXPTIME": (float(exptime), "total exposure, s") if exposure_known else None,
         "OBSERVER": observer or "unknown",
         "BSS_INST": f"{hdr.get('TELESCOP', '')} + {setup.title or setup.name}".strip(" +")[:68],
-        "BSS_SITE": str(hdr.get("SITENAME", options.site_name))[:68],
+        "BSS_SITE": _site_name(hdr, first, options)[:68],
         "BSS_VHEL": (round(vbary, 4), "barycentric correction applied, km/s"),
         "BSS_COSM": "astroscrappy (L.A.Cosmic)" if use_cr else "none",
         "BSS_NORM": "continuum spline" if do_norm else "none",
@@ -531,9 +577,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "BSS_DEC": float(dec) if dec is not None else None,
         "JD-OBS": jd_start,
         "JD-MID": jd_mid,
-        "GEO_LONG": float(hdr.get("SITELONG", options.longitude)),
-        "GEO_LAT": float(hdr.get("SITELAT", options.latitude)),
-        "GEO_ELEV": float(hdr.get("SITEELEV", options.elevation)),
+        "GEO_LONG": float(lon) if first.site is not None or options.site_configured else None,
+        "GEO_LAT": float(lat) if first.site is not None or options.site_configured else None,
+        "GEO_ELEV": float(elev) if first.site is not None or options.site_configured else None,
         "AIRMASS": airmass,
         "BUNIT": bunit,
         "ROSOBSID": obs_id,
