@@ -245,16 +245,18 @@ def _angle(path: Path, key: str, value, *, hours: bool) -> float | None:
         return float(text)
     except ValueError:
         pass
-    parts = re.findall(r"[-+]?\d+(?:\.\d*)?", text)
-    if not parts:
-        raise FrameError(f"{path.name}: {key} {value!r} is not an angle")
-    sign = -1.0 if text.lstrip().startswith("-") else 1.0
-    nums = [abs(float(p)) for p in parts]
-    # Prism writes seconds and hundredths as separate fields ('-22:57:08:99').
-    if len(nums) == 4:
-        nums = [nums[0], nums[1], nums[2] + nums[3] / 100.0]
-    deg = sum(n / 60.0**i for i, n in enumerate(nums[:3]))
-    return sign * deg * (15.0 if hours else 1.0)
+    # Prism writes seconds and hundredths as separate fields ('-22:57:08:99'): astropy's Angle
+    # (which parses every other form here) does not know that one.
+    prism = re.fullmatch(r"([+-]?\d+):(\d+):(\d+):(\d+)", text)
+    if prism:
+        text = f"{prism.group(1)}:{prism.group(2)}:{prism.group(3)}.{prism.group(4)}"
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    try:
+        return float(Angle(text, unit=u.hourangle if hours else u.deg).deg)
+    except (ValueError, TypeError, u.UnitsError):
+        raise FrameError(f"{path.name}: {key} {value!r} is not an angle ({'hours' if hours else 'degrees'}, decimal or sexagesimal)") from None
 
 
 def _coordinates(path: Path, header) -> tuple[float | None, float | None]:
