@@ -245,7 +245,7 @@ def check_spectrum(flux: np.ndarray, variance: np.ndarray, boxcar_flux: np.ndarr
     inner = np.zeros(n, bool)
     inner[edge : n - edge] = True
     if exclude is not None:  # e.g. saturated columns, flagged on their own
-        inner &= ~ndimage.binary_dilation(np.asarray(exclude, bool), iterations=2)
+        inner &= ~ndimage.binary_dilation(np.asarray(exclude, bool), iterations=3)
     ok = inner & np.isfinite(f) & np.isfinite(var)
     fz = np.where(np.isfinite(f), f, 0.0)
     local = ndimage.median_filter(fz, size=max(9, 2 * int(3 * fwhm_px) + 1), mode="nearest")

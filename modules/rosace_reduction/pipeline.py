@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from astropy.time import Time
 
-from rosace_core.errors import RosaceError
+from rosace_core.errors import ConfigError, RosaceError
 from rosace_core.plugins import load_object
 from rosace_reduction import output
 from rosace_reduction.calibration import build_masters, calibrate, combine, remove_cosmic_rays
@@ -246,6 +246,14 @@ def _model_outliers(data: np.ndarray, variance: np.ndarray, ext, raw_row0: int, 
         return np.isfinite(model) & (data - sky - model > reject * np.sqrt(expected_var))
 
 
+def _near_saturated(saturated: np.ndarray, margin: int = 3) -> np.ndarray:
+    """Columns holding a saturated pixel, and ``margin`` columns either side."""
+    from scipy import ndimage
+
+    cols = saturated.any(axis=0)
+    return ndimage.binary_dilation(cols, iterations=margin) if cols.any() else cols
+
+
 def _site_name(hdr: dict, first: FrameInfo, options: Options) -> str:
     """BSS_SITE: the header's SITENAME; else the configured site's name when it was used; else coordinates or 'unknown'."""
     name = str(hdr.get("SITENAME", "") or hdr.get("OBSERVAT", "") or "").strip()
@@ -283,12 +291,13 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     first = sci[0]
     try:
         setup = load_instrument(options.instrument or first.instrument, tuple(options.instrument_search))
-    except RosaceError as exc:
+    except ConfigError as exc:
         if options.instrument:
             raise
-        raise ReductionError(f"{Path(first.path).name}: INSTRUME {first.instrument!r} is not an instrument set-up "
-                             f"({first.program or 'another capture program'} writes the camera name there?): "
-                             f"name the set-up with `rosace reduce --instrument <set-up>` ({exc})") from None
+        # Another capture program writes the camera's name in INSTRUME: say how to name the set-up.
+        hint = (f"{Path(first.path).name} was written by {first.program or 'another capture program'}, whose INSTRUME is "
+                f"the camera: name the set-up with `rosace reduce --instrument <set-up>`")
+        raise ConfigError(exc.path, [*exc.problems, ("--instrument", hint)]) from None
     recipe = setup.recipe
     det = setup.detector
     arcs, flats, biases, darks = (_infos(group, options.instrument) for group in (plan.arc, plan.flat, plan.bias, plan.dark))
@@ -306,9 +315,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
             flags.append("missing:EXPTIME:flux_per_exposure")
         else:
             flags.append(f"missing:{m}")
-    if any(f.kind_from for f in sci + arcs + flats + biases + darks):
-        # Not a problem: provenance of kinds decided from an object name or lamp keyword.
-        pass
+    # Provenance: the program that wrote the frames, and kinds not read from IMAGETYP alone.
+    header_mapping = {"program": first.program or None, "missing": missing,
+                      "kinds_from": {Path(f.path).name: f.kind_from for f in sci + arcs + flats + biases + darks if f.kind_from}}
 
     # The set-up's geometry and recipe are in unbinned detector pixels: brought
     # to this image's pixels (binning, subframe) once, here.
@@ -364,10 +373,16 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     for info in sci:
         data, var, sat = calibrate(load_image(info.path, rows), masters, setup, info.exptime, info.ccd_temp)
         if use_cr:
-            # Hit pixels take the trace model's value in this exposure; in the sum a pixel is
-            # masked (filled by the optimal extraction from the spatial profile) only when
-            # most exposures were hit there, so one hit does not throw away five exposures.
+            # Hit pixels take the trace model's value in this exposure (the column's robust flux
+            # x the profile: the optimal extraction would fill them no better). A pixel is masked
+            # in the sum only when every exposure was hit there: masking the core of a sharp trace
+            # left the column's flux to its wings (+50 % beside a track along the trace).
             clean, crmask = remove_cosmic_rays(data[cr_rows], setup, mask=sat[cr_rows])
+            # Next to saturated columns the trace model (fitted without the saturated pixels) is
+            # wrong: those columns are flagged saturated and left as they were read.
+            near_sat = _near_saturated(sat[cr_rows])
+            crmask &= ~near_sat[None, :]
+            clean = np.where(near_sat[None, :], data[cr_rows], clean)
             data[cr_rows] = clean
             cr_hits[cr_rows] += crmask
             n_cr += int(crmask.sum())
@@ -375,7 +390,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         var_sum += var
         sat_any |= sat
         exptime += info.exptime
-    cr_any = cr_hits > 0.5 * len(sci)
+    cr_any = cr_hits >= max(len(sci), 2)
 
     # Arc: calibrated mean of the arc frames, geometry, rectified along the
     # star's trace, identified. The result depends only on the arc frames,
@@ -415,7 +430,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         # one-per-pass rejection misses: compare the raw pixels with the
         # extraction's own 2D model instead, and extract again without them.
         extra = _model_outliers(data_sum[cr_rows], var_sum[cr_rows], ext, row0 + cr_rows.start, trace, geometry, ap, read_var, det.gain)
-        extra &= ~sat_any[cr_rows]
+        extra &= ~_near_saturated(sat_any[cr_rows])[None, :]
         if extra.any():
             cr_any[cr_rows] |= extra
             n_cr += int(extra.sum())
@@ -635,6 +650,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "response": response_record,
         "barycentric_kms": vbary,
         "flags": flags,
+        "header_mapping": header_mapping,
         "custom_steps": steps_run,
         "seconds": round(time.perf_counter() - t0, 3),
     }
