@@ -2,7 +2,7 @@
 
 Without a reference star of the night the reduction cannot remove the
 atmosphere's O2 and H2O bands. Rather than let a line fit trust those pixels,
-this step multiplies their variance (so the `UNCERT` extension and any S/N
+this step multiplies their variance (so the `STD` uncertainty extension and any S/N
 weighting say "do not trust") and adds a flag to the quality record.
 
 It is named in the set-up's recipe (``steps = ["lisa_steps:TelluricBandMask"]``)

@@ -194,12 +194,12 @@ def reduce_paths(paths: list[Path], options: Options, *, force: bool = False, wo
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found, bad = scan_folder(p)
+            found, bad = scan_folder(p, options.instrument)
             frames += found
             report.bad_files += [(str(b), r) for b, r in bad]
         else:
             try:
-                frames.append(read_frame_info(p))
+                frames.append(read_frame_info(p, options.instrument))
             except RosaceError as exc:
                 report.bad_files.append((str(p), str(exc)))
     plans = plan_folder(frames)
@@ -366,4 +366,6 @@ def options_from_config(config) -> Options:
         extraction=red.get("extraction"),
         normalise=red.get("normalise"),
         instrument_search=search,
+        # Only a [site] the user wrote stands in for a frame that does not say where it was taken.
+        site_configured="latitude" in getattr(site, "model_fields_set", set()),
     )

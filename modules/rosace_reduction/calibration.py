@@ -152,19 +152,62 @@ def _single_thread():
     return threadpool_limits(limits=1, user_api="openmp")
 
 
+def trace_model(data: np.ndarray, mask: np.ndarray | None = None, *, smooth: int = 15) -> np.ndarray:
+    """A cosmic-ray-free model of a band around a spectrum: spatial profile x robust column flux.
+
+    The profile (each column's share of the band's light) is median-filtered
+    along the dispersion, where a star's trace and sky change slowly and a hit
+    covers a few pixels at most; each column's flux is the median of
+    data / profile over the rows where the profile is bright, so that one hit
+    (or a short track) does not raise it. Emission lines and the continuum are
+    both in the model (a column's flux follows the spectrum), which is what
+    astroscrappy's ``inbkg`` wants for spectra (van Dokkum 2001, sect. 4):
+    without it a sharp, bright trace was taken for cosmic rays row after row.
+    """
+    d = np.where(mask, np.nan, data) if mask is not None else np.asarray(data, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    total = np.nansum(d, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = d / np.where(total > 0, total, np.nan)[None, :]
+    share = np.where(np.isfinite(share), share, 0.0)
+    # Medians of blocks of ``smooth`` columns, interpolated back to every column: the profile
+    # changes slowly along the dispersion, and a running median cost ~15x more (0.2 s a band).
+    ny, nx = share.shape
+    nb = max(nx // smooth, 1)
+    blocks = np.median(share[:, : nb * smooth].reshape(ny, nb, smooth), axis=2)
+    centres = (np.arange(nb) + 0.5) * smooth - 0.5
+    cols = np.arange(nx)
+    prof = np.clip(np.stack([np.interp(cols, centres, row) for row in blocks]), 0.0, None)
+    norm = prof.sum(0)
+    prof = np.where(norm > 0, prof / np.where(norm > 0, norm, 1), 1.0 / prof.shape[0])
+    bright = prof >= 0.3 * prof.max(0)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bright & np.isfinite(d), d / prof, np.nan)
+        flux = np.nanmedian(ratio, axis=0)
+    flux = np.where(np.isfinite(flux), flux, np.where(np.isfinite(total), total, 0.0))
+    return np.clip(prof * flux[None, :], 0.0, None).astype(np.float32)
+
+
 def remove_cosmic_rays(data: np.ndarray, setup: InstrumentSetup, mask: np.ndarray | None = None, *, sigclip: float = 5.0, objlim: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """Find and replace cosmic rays with astroscrappy (L.A.Cosmic); return (clean data, cosmic-ray mask).
 
-    ``objlim`` keeps the sharp but resolved star trace and emission lines from
-    being taken for cosmic rays.
+    Hit pixels are replaced by the model of the trace (:func:`trace_model`).
+
+    ``data`` is a band around a spectrum (rows across the dispersion). The
+    spectrum itself (:func:`trace_model`) is given to astroscrappy as its
+    background, so only what stands out of the trace and its lines is searched;
+    ``objlim`` still guards what the model misses.
     """
     import astroscrappy
 
     det = setup.detector
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    background = trace_model(data, mask)
     with _single_thread():
         crmask, clean = astroscrappy.detect_cosmics(
-            np.ascontiguousarray(data, dtype=np.float32),
+            data,
             inmask=None if mask is None else np.ascontiguousarray(mask),
+            inbkg=background,
             sigclip=sigclip,
             objlim=objlim,
             gain=det.gain,
@@ -175,4 +218,6 @@ def remove_cosmic_rays(data: np.ndarray, setup: InstrumentSetup, mask: np.ndarra
             sepmed=True,
             verbose=False,
         )
-    return clean.astype(np.float32), crmask
+    # Hit pixels take the model's value (the trace's profile x the column's robust flux), closer
+    # to the truth on a sharp trace than astroscrappy's median of neighbours.
+    return np.where(crmask, background, clean).astype(np.float32), crmask

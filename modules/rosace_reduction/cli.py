@@ -13,6 +13,9 @@ def _add_reduce_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default: 2 or the number of cores)")
     p.add_argument("--output", help="output root (default: [reduction] output, else <data root>/reduced)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--instrument", metavar="SETUP",
+                   help="instrument set-up of every frame (a name such as alpy600 or a .toml path), for frames whose "
+                        "INSTRUME holds the camera name (N.I.N.A., MaxIm DL, SharpCap, Prism)")
     p.set_defaults(func=cmd_reduce)
 
 
@@ -39,6 +42,16 @@ def cmd_reduce(args) -> int:
     options = options_from_config(cfg)
     if args.output:
         options.output_root = str(Path(args.output))
+    if getattr(args, "instrument", None):
+        from rosace_core.errors import RosaceError
+        from rosace_reduction.instrument import load_instrument
+
+        try:
+            load_instrument(args.instrument, tuple(options.instrument_search))
+        except RosaceError as exc:
+            console.print(f"[red]error:[/red] --instrument {args.instrument}: {exc}")
+            return 2
+        options.instrument = args.instrument
     paths = [Path(p) for p in args.paths]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:

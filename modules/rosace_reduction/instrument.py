@@ -219,15 +219,27 @@ def find_instrument(name: str, search: tuple[str, ...] = ()) -> Path:
                               + ". Set [instrument] spectrograph to your set-up's .toml path or [reduction] instruments_dir to its folder")])
 
 
-@lru_cache(maxsize=32)
 def load_instrument(name: str, search: tuple[str, ...] = ()) -> InstrumentSetup:
     """Load an instrument set-up by name (``alpy600``) or TOML path.
 
     ``search`` lists the user's own set-up files and folders (see
     :func:`find_instrument`). Raises ConfigError if the set-up cannot be
-    found or its file is invalid.
+    found or its file is invalid. A file edited since it was last read is read
+    again (cached by path, size and modification time), so a running reduction
+    service follows an edited spectrograph file.
     """
     path = find_instrument(name, tuple(search))
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(path, [("(file)", str(exc))]) from None
+    return _load_file(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _load_file(path: str, size: int, mtime_ns: int) -> InstrumentSetup:
+    """One version of a set-up file (``size`` and ``mtime_ns`` key the cache: a changed file is a new entry)."""
+    path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         return InstrumentSetup.model_validate(data)

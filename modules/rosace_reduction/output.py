@@ -19,8 +19,19 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_+-]+", "_", text.strip()).strip("_") or "unknown"
 
 
+#: Name of the uncertainty (1-sigma) extension. specutils' default reader (``Spectrum.read(path)``,
+#: format wcs1d-fits) finds an uncertainty HDU by name and takes only STD without a unit exponent
+#: (an ``UNCERT`` extension made it fail with KeyError 'uncert'); files written before are still read.
+UNCERTAINTY_EXTNAME = "STD"
+_UNCERTAINTY_NAMES = (UNCERTAINTY_EXTNAME, "UNCERT")
+
+
 def write_bess_fits(path: Path, wl0: float, step: float, flux: np.ndarray, keywords: dict, uncertainty: np.ndarray | None = None) -> None:
-    """Write a BeSS 1D FITS: float32 primary data on a linear axis (CRPIX1 = 1), optional uncertainty extension."""
+    """Write a BeSS 1D FITS: float32 primary data on a linear axis (CRPIX1 = 1), optional 1-sigma uncertainty extension ``STD``.
+
+    The file opens with specutils' ``Spectrum.read(path)`` and no options (flux, wavelength
+    and uncertainty).
+    """
     hdr = fits.Header()
     hdr["CRPIX1"] = (1.0, "reference pixel")
     hdr["CRVAL1"] = (float(wl0), "wavelength at reference pixel")
@@ -37,9 +48,12 @@ def write_bess_fits(path: Path, wl0: float, step: float, flux: np.ndarray, keywo
     primary = fits.PrimaryHDU(np.asarray(flux, dtype=np.float32), header=hdr)
     hdus = [primary]
     if uncertainty is not None:
-        err = fits.ImageHDU(np.asarray(uncertainty, dtype=np.float32), name="UNCERT")
+        err = fits.ImageHDU(np.asarray(uncertainty, dtype=np.float32), name=UNCERTAINTY_EXTNAME)
         for k in ("CRPIX1", "CRVAL1", "CDELT1", "CTYPE1", "CUNIT1"):
             err.header[k] = hdr[k]
+        if "BUNIT" in hdr:
+            err.header["BUNIT"] = hdr["BUNIT"]
+        err.header["COMMENT"] = "1-sigma uncertainty of the primary data (standard deviation)"
         hdus.append(err)
     atomic_write(path, lambda p: fits.HDUList(hdus).writeto(p, overwrite=True), suffix=path.suffix)
 
@@ -53,7 +67,8 @@ def read_spectrum(path: Path | str):
     with fits.open(path) as hdul:
         h = hdul[0].header
         flux = np.array(hdul[0].data, dtype=float)
-        err = np.array(hdul["UNCERT"].data, dtype=float) if "UNCERT" in hdul else None
+        name = next((n for n in _UNCERTAINTY_NAMES if n in hdul), None)
+        err = np.array(hdul[name].data, dtype=float) if name else None
     wl = h["CRVAL1"] + h["CDELT1"] * (np.arange(len(flux)) + 1 - h["CRPIX1"])
     unit = u.Unit(h.get("BUNIT", "")) if h.get("BUNIT") else u.dimensionless_unscaled
     return Spectrum(flux=flux * unit, spectral_axis=wl * u.AA, uncertainty=StdDevUncertainty(err * unit) if err is not None else None, meta={"header": h})

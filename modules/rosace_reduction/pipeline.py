@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from astropy.time import Time
 
-from rosace_core.errors import RosaceError
+from rosace_core.errors import ConfigError, RosaceError
 from rosace_core.plugins import load_object
 from rosace_reduction import output
 from rosace_reduction.calibration import build_masters, calibrate, combine, remove_cosmic_rays
-from rosace_reduction.extraction import extract
+from rosace_reduction.extraction import check_spectrum, extract
 from rosace_reduction.frames import FrameInfo, load_image, read_frame_info
 from rosace_reduction.geometry import LineGeometry, band_rows, find_trace, measure_line_geometry, rectify, unrectify
 from rosace_reduction.instrument import InstrumentSetup, layout_of, load_instrument
@@ -40,6 +40,10 @@ from rosace_reduction.wavelength import find_arc_lines, identify, load_line_list
 
 log = logging.getLogger(__name__)
 C_KMS = 299792.458
+
+
+#: Flags that keep a spectrum from the grade 'good' even when its extraction checks pass.
+GRADE_FAIR_FLAGS = {"saturated_columns", "custom_step_axis_resampled", "missing", "no_barycentric_correction"}
 
 
 class ReductionError(RosaceError):
@@ -64,6 +68,11 @@ class Options:
     normalise: bool | None = None
     # The user's own set-ups: .toml files and folders searched for the INSTRUME name.
     instrument_search: list[str] = field(default_factory=list)
+    #: The set-up of every frame (``rosace reduce --instrument``), whatever INSTRUME says (a camera name).
+    instrument: str | None = None
+    #: True when the site above is the observatory's configured one (not a default): used, flagged,
+    #: for frames that do not say where they were taken.
+    site_configured: bool = False
 
 
 @dataclass
@@ -110,8 +119,8 @@ class Step:
         raise NotImplementedError
 
 
-def _infos(paths: list[str]) -> list[FrameInfo]:
-    return [read_frame_info(p) for p in paths]
+def _infos(paths: list[str], instrument: str | None = None) -> list[FrameInfo]:
+    return [read_frame_info(p, instrument) for p in paths]
 
 
 def _night(date_obs: str) -> str:
@@ -240,6 +249,24 @@ def _model_outliers(data: np.ndarray, variance: np.ndarray, ext, raw_row0: int, 
         return np.isfinite(model) & (data - sky - model > reject * np.sqrt(expected_var))
 
 
+def _near_saturated(saturated: np.ndarray, margin: int = 3) -> np.ndarray:
+    """Columns holding a saturated pixel, and ``margin`` columns either side."""
+    from scipy import ndimage
+
+    cols = saturated.any(axis=0)
+    return ndimage.binary_dilation(cols, iterations=margin) if cols.any() else cols
+
+
+def _site_name(hdr: dict, first: FrameInfo, options: Options) -> str:
+    """BSS_SITE: the header's SITENAME; else the configured site's name when it was used; else coordinates or 'unknown'."""
+    name = str(hdr.get("SITENAME", "") or hdr.get("OBSERVAT", "") or "").strip()
+    if name:
+        return name
+    if first.site is not None:
+        return f"lat {first.site[0]:.4f} lon {first.site[1]:.4f}"
+    return options.site_name if options.site_configured and options.site_name else "unknown"
+
+
 def _check_read_out(first: FrameInfo, sci, arcs, flats, biases, darks) -> None:
     """Every frame of a reduction read out like the first science frame (same binning, size and subframe)."""
     def read_out(f: FrameInfo) -> tuple:
@@ -261,18 +288,39 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     Raises ReductionError (or another RosaceError) with a message for the observer.
     """
     t0 = time.perf_counter()
-    sci = _infos(plan.science)
+    sci = _infos(plan.science, options.instrument)
     if not sci:
         raise ReductionError("no science frame")
     first = sci[0]
-    setup = load_instrument(first.instrument, tuple(options.instrument_search))
+    try:
+        setup = load_instrument(options.instrument or first.instrument, tuple(options.instrument_search))
+    except ConfigError as exc:
+        if options.instrument:
+            raise
+        # Another capture program writes the camera's name in INSTRUME: say how to name the set-up.
+        hint = (f"{Path(first.path).name} was written by {first.program or 'another capture program'}, whose INSTRUME is "
+                f"the camera: name the set-up with `rosace reduce --instrument <set-up>`")
+        raise ConfigError(exc.path, [*exc.problems, ("--instrument", hint)]) from None
     recipe = setup.recipe
     det = setup.detector
-    arcs, flats, biases, darks = _infos(plan.arc), _infos(plan.flat), _infos(plan.bias), _infos(plan.dark)
+    arcs, flats, biases, darks = (_infos(group, options.instrument) for group in (plan.arc, plan.flat, plan.bias, plan.dark))
     if not arcs:
         raise ReductionError(f"no arc frame for {first.object} ({first.observation_id}): cannot calibrate wavelengths")
     _check_read_out(first, sci, arcs, flats, biases, darks)
     flags: list[str] = ["partial"] if plan.partial else []
+    # Essential header values a frame does not give (frames of other capture programs): each is
+    # a flag in the quality record and the FITS header (ROSFLAGS), never a silent default.
+    missing = sorted({m for f in sci for m in f.missing})
+    for m in missing:
+        if m == "SITE":
+            flags.append("missing:SITE" + (":configured_site_used" if options.site_configured else ""))
+        elif m == "EXPTIME":
+            flags.append("missing:EXPTIME:flux_per_exposure")
+        else:
+            flags.append(f"missing:{m}")
+    # Provenance: the program that wrote the frames, and kinds not read from IMAGETYP alone.
+    header_mapping = {"program": first.program or None, "missing": missing,
+                      "kinds_from": {Path(f.path).name: f.kind_from for f in sci + arcs + flats + biases + darks if f.kind_from}}
 
     # The set-up's geometry and recipe are in unbinned detector pixels: brought
     # to this image's pixels (binning, subframe) once, here.
@@ -306,7 +354,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     half = sky_offset + sky_width + 1
     rows = band_rows(trace, half + 2, ny)
     row0 = rows.start
-    masters = _cached(("masters", setup.name, _files_key(biases, darks, flats), rows.start, rows.stop),
+    # The set-up's content is part of the keys: an edited set-up file is not served old masters or solutions.
+    setup_key = (setup.name, hashlib.sha256(setup.model_dump_json().encode()).hexdigest()[:16])
+    masters = _cached(("masters", setup_key, _files_key(biases, darks, flats), rows.start, rows.stop),
                       lambda: build_masters(setup, rows, biases, darks, flats))
     if not flats:
         flags.append("no_flat")
@@ -320,23 +370,30 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     data_sum = np.zeros((rows.stop - rows.start, nx), np.float32)
     var_sum = np.zeros_like(data_sum)
     sat_any = np.zeros(data_sum.shape, bool)
-    cr_any = np.zeros(data_sum.shape, bool)
+    cr_hits = np.zeros(data_sum.shape, np.float32)
     n_cr = 0
     exptime = 0.0
     for info in sci:
         data, var, sat = calibrate(load_image(info.path, rows), masters, setup, info.exptime, info.ccd_temp)
         if use_cr:
+            # Hit pixels take the trace model's value in this exposure (the column's robust flux
+            # x the profile: the optimal extraction would fill them no better). A pixel is masked
+            # in the sum only when every exposure was hit there: masking the core of a sharp trace
+            # left the column's flux to its wings (+50 % beside a track along the trace).
             clean, crmask = remove_cosmic_rays(data[cr_rows], setup, mask=sat[cr_rows])
+            # Next to saturated columns the trace model (fitted without the saturated pixels) is
+            # wrong: those columns are flagged saturated and left as they were read.
+            near_sat = _near_saturated(sat[cr_rows])
+            crmask &= ~near_sat[None, :]
+            clean = np.where(near_sat[None, :], data[cr_rows], clean)
             data[cr_rows] = clean
-            # The cleaned values (a median of neighbours) are far off on a sharp
-            # trace: the hit pixels are also masked, so the optimal extraction
-            # fills them from the spatial profile instead.
-            cr_any[cr_rows] |= crmask
+            cr_hits[cr_rows] += crmask
             n_cr += int(crmask.sum())
         data_sum += data
         var_sum += var
         sat_any |= sat
         exptime += info.exptime
+    cr_any = cr_hits >= max(len(sci), 2)
 
     # Arc: calibrated mean of the arc frames, geometry, rectified along the
     # star's trace, identified. The result depends only on the arc frames,
@@ -352,7 +409,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     if not layout.x_known:
         search_shift += layout.columns(layout.x0)
     trace_key = tuple(np.round(trace.rows(np.array([0, nx // 2, nx - 1])), 1))
-    arc_key = ("arc", setup.name, _files_key(arcs), _files_key(biases, darks, flats), rows.start, rows.stop, trace_key, ap, search_shift)
+    arc_key = ("arc", setup_key, _files_key(arcs), _files_key(biases, darks, flats), rows.start, rows.stop, trace_key, ap, search_shift)
     geometry, solution = _cached(arc_key, lambda: _solve_arc(arcs, masters, setup, rows, trace, half, fwhm_px, nominal, aperture=ap, search_shift=search_shift))
 
     if solution.saturated_lines:
@@ -376,7 +433,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         # one-per-pass rejection misses: compare the raw pixels with the
         # extraction's own 2D model instead, and extract again without them.
         extra = _model_outliers(data_sum[cr_rows], var_sum[cr_rows], ext, row0 + cr_rows.start, trace, geometry, ap, read_var, det.gain)
-        extra &= ~sat_any[cr_rows]
+        extra &= ~_near_saturated(sat_any[cr_rows])[None, :]
         if extra.any():
             cr_any[cr_rows] |= extra
             n_cr += int(extra.sum())
@@ -386,13 +443,26 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     n_sat = int(ext.saturated.sum())
     if n_sat:
         flags.append(f"saturated_columns:{n_sat}")
+    # Checks that catch a broken extraction (spikes, holes, masked stretches) before anything is
+    # archived: a spectrum that fails them is graded fair or poor, never good.
+    ap_rows = slice(half - ap, half + ap + 1)
+    # Share of each aperture pixel's exposures that were interpolated (cosmic rays, masks), saturation apart.
+    filled = rectify(np.minimum(cr_hits / len(sci) + cr_any, 1.0), row0, trace, geometry, half, cval=0.0) if cr_hits.any() else np.zeros(band.shape, np.float32)
+    filled = np.where(mask & ~sband, 1.0, filled)[ap_rows]
+    checks = check_spectrum(ext.flux, ext.variance, ext.raw, fwhm_px=fwhm_px, masked=filled,
+                            profile=ext.profile if ext.profile is not None else np.ones(filled.shape), exclude=ext.saturated)
+    flags.extend(checks.flags)
 
     # Wavelengths, counts per second per angstrom, linear resampling.
     x = np.arange(nx)
     wl = solution(x)
     disp = np.abs(solution.dispersion(x))
-    rate = ext.flux / max(exptime, 1e-6) / disp
-    rate_var = ext.variance / max(exptime, 1e-6) ** 2 / disp**2
+    # Per second when every exposure is known; a frame without one (flagged missing:EXPTIME)
+    # leaves the flux per exposure (ADU/A), not per 1e-6 s.
+    exposure_known = all(i.exptime > 0 for i in sci)
+    per = exptime if exposure_known else float(len(sci))
+    rate = ext.flux / per / disp
+    rate_var = ext.variance / per**2 / disp**2
     if wl[0] > wl[-1]:
         wl, rate, rate_var = wl[::-1], rate[::-1], rate_var[::-1]
     lo = max(wl[0], setup.dispersion.wavelength_min - 50) if False else wl[0]
@@ -404,7 +474,7 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
 
     # Instrument response, extinction, tellurics.
     airmass = float(np.mean([i.airmass for i in sci if i.airmass])) if any(i.airmass for i in sci) else 1.0
-    bunit = "adu / (s Angstrom)"
+    bunit = "adu / (s Angstrom)" if exposure_known else "adu / Angstrom"
     response_file = None
     response_record: dict = {"applied": False}
     tell_done = "none"
@@ -450,16 +520,21 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     elif not ctx_ref:
         flags.append("no_response")
 
-    # Barycentric correction: shift the wavelength axis (BSS_VHEL records it).
+    # Barycentric correction: shift the wavelength axis (BSS_VHEL records it). Coordinates and
+    # site come from the frame's header through the capture-program mapping (frames.py); what
+    # it lacks is flagged, never silently defaulted.
     hdr = first.header
     vbary = 0.0
-    ra, dec = hdr.get("RA"), hdr.get("DEC")
-    if options.barycentric and ra is not None and dec is not None:
-        lat = float(hdr.get("SITELAT", options.latitude))
-        lon = float(hdr.get("SITELONG", options.longitude))
-        elev = float(hdr.get("SITEELEV", options.elevation))
+    ra, dec = first.ra, first.dec
+    if first.site is not None:
+        lat, lon, elev = first.site
+    else:
+        lat, lon, elev = options.latitude, options.longitude, options.elevation
+    if options.barycentric and ra is not None and dec is not None and (first.site is not None or options.site_configured):
         vbary = barycentric_correction(float(ra), float(dec), jd_mid, lat, lon, elev)
         grid = grid * (1 + vbary / C_KMS)
+    elif options.barycentric:
+        flags.append("no_barycentric_correction")
     resolution_a = float(np.median(grid)) / max(solution.resolving_power, 50)
     do_norm = recipe.normalise if options.normalise is None else options.normalise
     if do_norm:
@@ -493,6 +568,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         flags.append("custom_step_axis_resampled")
     grid = linear
 
+    grade = checks.grade
+    if grade == "good" and any(f.split(":")[0] in GRADE_FAIR_FLAGS for f in flags):
+        grade = "fair"
     snr_arr = flux / np.sqrt(fvar)
     snr = float(np.nanmedian(snr_arr[np.isfinite(snr_arr)])) if np.isfinite(snr_arr).any() else 0.0
     obs_id = plan.observation_id or first.observation_id or base
@@ -502,10 +580,10 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "OBJNAME": first.object,
         "OBJECT": first.object,
         "DATE-OBS": Time(jd_start, format="jd", scale="utc").isot,
-        "EXPTIME": (float(exptime), "total exposure, s"),
+        "EXPTIME": (float(exptime), "total exposure, s") if exposure_known else None,
         "OBSERVER": observer or "unknown",
         "BSS_INST": f"{hdr.get('TELESCOP', '')} + {setup.title or setup.name}".strip(" +")[:68],
-        "BSS_SITE": str(hdr.get("SITENAME", options.site_name))[:68],
+        "BSS_SITE": _site_name(hdr, first, options)[:68],
         "BSS_VHEL": (round(vbary, 4), "barycentric correction applied, km/s"),
         "BSS_COSM": "astroscrappy (L.A.Cosmic)" if use_cr else "none",
         "BSS_NORM": "continuum spline" if do_norm else "none",
@@ -517,9 +595,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "BSS_DEC": float(dec) if dec is not None else None,
         "JD-OBS": jd_start,
         "JD-MID": jd_mid,
-        "GEO_LONG": float(hdr.get("SITELONG", options.longitude)),
-        "GEO_LAT": float(hdr.get("SITELAT", options.latitude)),
-        "GEO_ELEV": float(hdr.get("SITEELEV", options.elevation)),
+        "GEO_LONG": float(lon) if first.site is not None or options.site_configured else None,
+        "GEO_LAT": float(lat) if first.site is not None or options.site_configured else None,
+        "GEO_ELEV": float(elev) if first.site is not None or options.site_configured else None,
         "AIRMASS": airmass,
         "BUNIT": bunit,
         "ROSOBSID": obs_id,
@@ -529,6 +607,9 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
         "ROSSNR": (round(snr, 1), "median S/N per pixel"),
         "ROSWRMS": (round(solution.rms_angstrom, 4), "wavelength solution RMS, A"),
         "PARTIAL": (True, f"interrupted: {len(sci)} of {plan.partial.get('planned_frames') or '?'} science frames") if plan.partial else None,
+        "ROSQUAL": (grade, "reduction quality: good, fair or poor"),
+        # Value only (a comment would not fit beside 68 characters); every flag is in the JSON record.
+        "ROSFLAGS": ",".join(flags)[:68] or "none",
     }
     fits_path = out_dir / f"{base}.fits"
     output.write_bess_fits(fits_path, wl0, dwl, flux, keywords, np.sqrt(fvar))
@@ -566,12 +647,15 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
             "window": {"aperture_half_width": ap, "sky_offset": sky_offset, "sky_width": sky_width},
             "layout": layout.to_dict(),
             "rejected_pixels": ext.rejected,
+            "checks": checks.to_dict(),
+            "grade": grade,
         },
         "wavelength_solution": solution.to_dict(),
         "response": response_record,
         "barycentric_kms": vbary,
         "flags": flags,
         "partial": dict(plan.partial, science_frames=len(sci)) if plan.partial else None,
+        "header_mapping": header_mapping,
         "custom_steps": steps_run,
         "seconds": round(time.perf_counter() - t0, 3),
     }

@@ -125,7 +125,7 @@ def open_spectrum(data: bytes) -> SpectrumData:
                 raw = hdul[0].data
                 err = None
                 for hdu in hdul[1:]:
-                    if hdu.name in ("UNCERT", "ERROR", "ERR", "SIGMA") and hdu.data is not None:
+                    if hdu.name in ("STD", "UNCERT", "ERROR", "ERR", "SIGMA") and hdu.data is not None:
                         err = np.asarray(hdu.data, dtype=float).ravel()
                 flux = None if raw is None else np.asarray(raw, dtype=float)
     except Exception as exc:  # astropy raises many kinds on corrupt files
@@ -253,6 +253,15 @@ def describe(spec: SpectrumData) -> SpectrumMeta:
         quality = "fair"
     else:
         quality = "poor"
+    # The reduction's own grade (ROSQUAL: its checks for spikes, holes, masked light, missing
+    # header keywords) can only lower the archive's: a spectrum it calls poor is never good.
+    reduction_grade = str(h.get("ROSQUAL", "")).strip().lower()
+    ranks = {"good": 0, "fair": 1, "poor": 2}
+    if reduction_grade in ranks:
+        if ranks[reduction_grade] > ranks[quality]:
+            quality = reduction_grade
+        if reduction_grade != "good":
+            flags.append(f"reduction_{reduction_grade}")
     return SpectrumMeta(
         object=str(h.get("OBJNAME") or h.get("OBJECT")).strip()[:120],
         date_obs=date_obs,

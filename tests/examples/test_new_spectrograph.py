@@ -105,7 +105,7 @@ def test_render_and_reduce_with_the_new_set_up(observation, tmp_path):
         head = hdul[0].header
         wl = head["CRVAL1"] + head["CDELT1"] * (np.arange(head["NAXIS1"]) + 1 - head["CRPIX1"])
         flux = hdul[0].data.astype(float)
-        sigma = hdul["UNCERT"].data.astype(float)
+        sigma = hdul["STD"].data.astype(float)
     snr = flux / sigma
     band = (wl > 7180) & (wl < 7310)
     clear = (wl > 6000) & (wl < 6400)

@@ -50,6 +50,12 @@ def test_bess_header(reduced):
     assert abs(h["BSS_VHEL"]) > 0.1
     spec = read_spectrum(records[0]["products"]["fits"])
     assert spec.spectral_axis.unit == "Angstrom" and spec.uncertainty is not None
+    # The product opens in the ecosystem with no options (specutils' default reader).
+    from specutils import Spectrum1D
+
+    other = Spectrum1D.read(records[0]["products"]["fits"])
+    assert np.allclose(other.spectral_axis.to_value("Angstrom"), spec.spectral_axis.value)
+    assert np.array_equal(other.flux.value, spec.flux.value) and np.array_equal(other.uncertainty.array, spec.uncertainty.array)
 
 
 def test_wavelength_solution_against_truth(reduced, alpy):

@@ -80,3 +80,12 @@ def test_dynamic_spectrum_rows_in_time_order(be_series):
 def test_line_not_covered(make_bess):
     spec = open_spectrum(make_bess(wl0=4800, n=300))
     assert analysis.equivalent_width(spec, 6562.85) is None
+
+
+@pytest.mark.parametrize("grade,expected", [("good", "good"), ("fair", "fair"), ("poor", "poor"), (None, "good")])
+def test_reduction_grade_can_only_lower_the_archive_quality(make_bess, grade, expected):
+    # A spectrum whose reduction checks failed (ROSQUAL) is never archived as good, whatever its S/N.
+    extra = {"ROSSNR": 250.0} if grade is None else {"ROSSNR": 250.0, "ROSQUAL": grade}
+    meta = describe(open_spectrum(make_bess(extra=extra)))
+    assert meta.quality == expected
+    assert ("reduction_poor" in meta.flags) == (grade == "poor")
