@@ -448,7 +448,7 @@ def _binom_sf(k: int, n: int, p: float) -> float:
 
 
 def _acceptance(coeffs, oi, ci, obs_x, obs_a, found, cat: LineList, nominal, n, fwhm, order, disp, search_shift, search_scale, search_curvature,
-                min_lines) -> tuple[dict, list[str]]:
+                min_lines, all_x=None) -> tuple[dict, list[str]]:
     """Independent checks of a fitted solution: (figures, reasons it is refused; empty = accepted).
 
     - enough lines, spread over the detector (span of the fitted lines);
@@ -485,7 +485,8 @@ def _acceptance(coeffs, oi, ci, obs_x, obs_a, found, cat: LineList, nominal, n, 
     # Strongest catalogue lines expected in the span (as many as lines were found there): how many are seen.
     in_cat = np.isfinite(cat_px) & (cat_px >= lo_x + 2 * fwhm) & (cat_px <= hi_x - 2 * fwhm)
     top = np.argsort(-np.where(in_cat, cat.intensity, -np.inf))[: min(int(in_cat.sum()), max(int(in_span.sum()), 5))]
-    seen = int(sum(np.any(np.abs(obs_x - cat_px[j]) <= tol) for j in top))
+    peaks = obs_x if all_x is None else all_x  # saturated lines, left out of the fit, are seen all the same
+    seen = int(sum(np.any(np.abs(peaks - cat_px[j]) <= tol) for j in top))
     # Departure from the nominal, in pixels, over the fitted span.
     nom = _predict(nominal, sol[inside]) if np.isfinite(sol[inside]).all() else np.full(int(inside.sum()), np.nan)
     depart = np.abs(nom - x[inside])
@@ -513,7 +514,7 @@ def _acceptance(coeffs, oi, ci, obs_x, obs_a, found, cat: LineList, nominal, n, 
     limit = search_shift + search_scale * n / 2 + search_curvature + 3 * fwhm
     if not np.isfinite(figures["nominal_departure_px"]) or figures["nominal_departure_px"] > limit:
         reasons.append(f"the solution departs {figures['nominal_departure_px']:.0f} px from the nominal one (searched: {limit:.0f} px)")
-    if not monotonic or scale.min() < 1 - search_scale - 0.01 or scale.max() > 1 + search_scale + 0.01:
+    if not monotonic or scale.min() < 1 - search_scale - 0.05 or scale.max() > 1 + search_scale + 0.05:
         reasons.append(f"local dispersion {scale.min():.3f}-{scale.max():.3f} x nominal (searched: +-{search_scale:.0%})")
     return figures, reasons
 
@@ -531,7 +532,7 @@ def identify(
     variance: np.ndarray | None = None,
     min_lines: int | None = None,
     saturated: np.ndarray | None = None,
-    valid_margin: float = 0.02,
+    valid_margin: float | None = None,
 ) -> WavelengthSolution:
     """Identify the arc lines, fit the wavelength solution and check it.
 
@@ -544,7 +545,9 @@ def identify(
     placement passing it nearly as well makes the arc ambiguous. Raises
     WavelengthError (saying why) rather than returning a doubtful solution.
     The solution is valid over the span of the fitted lines plus
-    ``valid_margin`` of the detector on each side (``valid_range``).
+    ``valid_margin`` pixels on each side (default three line widths: a cubic
+    drifts by a pixel within a few per cent of the detector beyond its last
+    line) (``valid_range``).
     ``saturated`` (bool per column) leaves out the lines that reach a
     saturated column (their flat tops bias the centre), unless fewer than 3
     lines would be left.
@@ -552,6 +555,7 @@ def identify(
     arc = np.nan_to_num(np.asarray(arc, dtype=np.float64))
     n = len(arc)
     found = find_arc_lines(arc, fwhm, variance=variance)
+    all_x = np.array([l.x for l in found])
     n_saturated, saturated_used = 0, False
     if saturated is not None and np.any(saturated):
         cols = np.nonzero(np.asarray(saturated, bool))[0]
@@ -586,7 +590,7 @@ def identify(
             continue
         coeffs, oi, ci, _ = fit
         figures, reasons = _acceptance(coeffs, oi, ci, obs_x, obs_a, found, cat, nominal, n, fwhm, order, disp, search_shift, search_scale,
-                                       search_curvature, min_lines)
+                                       search_curvature, min_lines, all_x)
         results.append((coeffs, oi, ci, figures, reasons))
     accepted = [r for r in results if not r[4]]
     if not accepted:
@@ -622,7 +626,7 @@ def identify(
         {"x": float(obs_x[i]), "wavelength": float(cat.wavelength[j]), "element": cat.element[j], "residual": float(rr), "fwhm_px": float(f)}
         for i, j, rr, f in zip(oi, ci, resid, fwhm_px)
     ]
-    pad = valid_margin * n
+    pad = 3 * fwhm if valid_margin is None else valid_margin
     valid = (max(float(lo_x) - pad, 0.0), min(float(hi_x) + pad, n - 1.0))
     return WavelengthSolution(
         coeffs=coeffs,

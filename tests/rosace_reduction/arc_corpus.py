@@ -55,18 +55,20 @@ def _kosmos() -> list[Arc]:
     for lamp, lists in lamps.items():
         for grism in ("Blue", "Red"):
             for slit in ("0.86-high", "1.18-ctr", "2.0-low"):
-                out.append(Arc(f"{lamp}{grism}{slit}", f"APO 3.5m KOSMOS {grism.lower()} grism, {lamp} lamp, slit {slit}", lists, 3.0, "pykosmos"))
+                # Line FWHM (px) grows with the slit width: R ~ 2800, 2100 and 800.
+                fwhm = {"0.86-high": 2.7, "1.18-ctr": 3.5, "2.0-low": 8.0}[slit]
+                out.append(Arc(f"{lamp}{grism}{slit}", f"APO 3.5m KOSMOS {grism.lower()} grism, {lamp} lamp, slit {slit}", lists, fwhm, "pykosmos"))
     return out
 
 
 CORPUS: list[Arc] = _kosmos() + [
     Arc("DIS_B400", "APO 3.5m DIS B400, HeNeAr", ("he", "ne", "ar"), 3.0, "pykosmos"),
     Arc("DIS_R300", "APO 3.5m DIS R300, HeNeAr", ("he", "ne", "ar"), 3.0, "pykosmos"),
-    Arc("keck_kcwi_BH2", "Keck KCWI BH2, FeAr", ("fe", "ar"), 2.5, "pypeit"),
-    Arc("keck_kcrm_RH3", "Keck KCRM RH3, FeAr", ("fe", "ar"), 2.5, "pypeit"),
-    Arc("vlt_xshooter_vis1x1_order28", "VLT X-shooter VIS order 28, ThAr", ("thar",), 3.0, "pypeit"),
-    Arc("vlt_xshooter_vis1x1_order24", "VLT X-shooter VIS order 24, ThAr", ("thar",), 3.0, "pypeit"),
-    Arc("vlt_xshooter_vis1x1_order20", "VLT X-shooter VIS order 20, ThAr", ("thar",), 3.0, "pypeit"),
+    Arc("keck_kcwi_BH2", "Keck KCWI BH2, FeAr", ("fe", "ar"), 2.2, "pypeit"),
+    Arc("keck_kcrm_RH3", "Keck KCRM RH3, FeAr", ("fe", "ar"), 2.2, "pypeit"),
+    Arc("vlt_xshooter_vis1x1_order28", "VLT X-shooter VIS order 28, ThAr", ("thar",), 4.5, "pypeit"),
+    Arc("vlt_xshooter_vis1x1_order24", "VLT X-shooter VIS order 24, ThAr", ("thar",), 4.5, "pypeit"),
+    Arc("vlt_xshooter_vis1x1_order20", "VLT X-shooter VIS order 20, ThAr", ("thar",), 4.5, "pypeit"),
     Arc("keck_esi_ECH_order12", "Keck ESI order 12, CuAr+Ne+Hg+Xe", ("cu", "ar", "ne", "hg", "xe"), 3.0, "pypeit"),
     Arc("keck_esi_ECH_order9", "Keck ESI order 9, CuAr+Ne+Hg+Xe", ("cu", "ar", "ne", "hg", "xe"), 3.0, "pypeit"),
 ]

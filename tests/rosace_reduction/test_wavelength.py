@@ -99,7 +99,7 @@ def test_solution_valid_range_is_the_span_of_its_lines():
     sol = identify(arc, nominal, load_line_lists(setup.line_lists), fwhm=fwhm, order=3)
     xs = [l["x"] for l in sol.lines]
     lo, hi = sol.valid_range
-    assert lo == pytest.approx(max(min(xs) - 0.02 * 3000, 0)) and hi == pytest.approx(min(max(xs) + 0.02 * 3000, 2999))
+    assert lo == pytest.approx(max(min(xs) - 3 * 7.6, 0), abs=1) and hi == pytest.approx(min(max(xs) + 3 * 7.6, 2999), abs=1)
     assert sol.extrapolated([lo - 1, (lo + hi) / 2, hi + 1]).tolist() == [True, False, True]
     assert sol.checks["chance_probability"] < 1e-8 and sol.checks["n_lines"] == sol.n_lines
 
