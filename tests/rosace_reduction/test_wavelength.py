@@ -111,3 +111,27 @@ def test_wrong_lamp_is_refused_not_fitted():
     nominal = setup.nominal_wavelength(np.arange(setup.detector.nx))
     with pytest.raises(WavelengthError, match="refused|identified|lines"):
         identify(arc, nominal, load_line_lists(["hg", "kr"]), fwhm=7.6, order=3)
+
+
+def test_reduced_spectrum_records_its_valid_wavelength_range(synthetic_night, tmp_path):
+    """The quality record gives the range the arc lines constrain, and flags the extrapolated columns."""
+    import json
+    import shutil
+
+    from rosace_core.cli import main
+
+    folder, _ = synthetic_night
+    night = tmp_path / "20261120"
+    shutil.copytree(folder, night)
+    assert main(["reduce", str(night), "--output", str(tmp_path / "out"), "--workers", "1"]) == 0
+    rec = json.loads(next((tmp_path / "out").rglob("*.json")).read_text())
+    lo, hi = rec["quality"]["wavelength_valid_range_angstrom"]
+    waves = [l["wavelength"] for l in rec["wavelength_solution"]["lines"]]
+    assert lo < min(waves) < max(waves) < hi
+    sol = rec["wavelength_solution"]
+    assert sol["checks"]["n_lines"] == sol["n_lines"] and sol["checks"]["chance_probability"] < 1e-8
+    n_extra = rec["quality"]["wavelength_extrapolated_px"]
+    flagged = [f for f in rec["flags"] if f.startswith("wavelength_extrapolated:")]
+    assert (n_extra > 0) == bool(flagged)
+    if flagged:
+        assert flagged[0] == f"wavelength_extrapolated:{n_extra}px:valid_{lo:.0f}-{hi:.0f}A"
