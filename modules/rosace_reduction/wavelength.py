@@ -515,7 +515,7 @@ def _acceptance(coeffs, oi, ci, obs_x, obs_a, found, cat: LineList, nominal, n, 
     if not np.isfinite(figures["nominal_departure_px"]) or figures["nominal_departure_px"] > limit:
         reasons.append(f"the solution departs {figures['nominal_departure_px']:.0f} px from the nominal one (searched: {limit:.0f} px)")
     if not monotonic or scale.min() < 1 - search_scale - 0.05 or scale.max() > 1 + search_scale + 0.05:
-        reasons.append(f"local dispersion {scale.min():.3f}-{scale.max():.3f} x nominal (searched: +-{search_scale:.0%})")
+        reasons.append(f"local dispersion {scale.min():.3f}-{scale.max():.3f} x nominal (searched: +-{search_scale:.1%})")
     return figures, reasons
 
 
