@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rosace_core.errors import ConfigError
+from rosace_core.errors import ConfigError, RosaceError
 from rosace_core.resources import resource_path
 
 
@@ -72,6 +72,7 @@ class Recipe(_Open):
     normalise: bool = False
     search_shift: float = Field(200.0, description="largest offset (px) of the arc from the nominal solution searched")
     search_scale: float = Field(0.04, description="largest relative error of the nominal dispersion searched")
+    search_curvature: float = Field(0.0, ge=0, le=200, description="largest error (px at the detector's ends) of the nominal solution's curvature searched")
     cosmic_rays: bool = True
     steps: list[str] = Field(default_factory=list, description="custom steps, 'package.module:Class'")
 
@@ -84,12 +85,23 @@ class InstrumentSetup(_Open):
     kind: str = "longslit"
     resolving_power: float = 1000.0
     lamp: str = "NeAr"
-    line_lists: list[str] = Field(default_factory=lambda: ["ne", "ar"])
+    line_lists: list[str] | None = Field(None, description="resources/linelists/<name>.csv; by default the elements of the lamp")
     flat_lamp: str = "tungsten"
     detector: Detector = Detector()
     dispersion: Dispersion
     geometry: Geometry = Geometry()
     recipe: Recipe = Recipe()
+
+    @model_validator(mode="after")
+    def _lamp_lists(self) -> "InstrumentSetup":
+        if self.line_lists is None:
+            from rosace_reduction.wavelength import lamp_line_lists
+
+            try:
+                self.line_lists = lamp_line_lists(self.lamp)
+            except RosaceError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
     def nominal_wavelength(self, x: np.ndarray | float) -> np.ndarray:
         """Nominal air wavelength (A) at column ``x``."""

@@ -212,7 +212,7 @@ def _solve_arc_band(arc_band: np.ndarray, setup: InstrumentSetup, rows: slice, t
     sat_cols = rectify(saturated.astype(np.float32), row0, trace, geometry, ap, cval=0.0).max(0) > 0 if saturated is not None else None
     lines = load_line_lists(setup.line_lists)
     solution = identify(arc_spec, nominal, lines, fwhm=fwhm_px, order=recipe.wavelength_order, search_shift=shift, search_scale=recipe.search_scale,
-                        saturated=sat_cols)
+                        search_curvature=recipe.search_curvature, saturated=sat_cols)
     return geometry, solution
 
 
@@ -414,6 +414,11 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
 
     if solution.saturated_lines:
         flags.append(f"arc_saturated_lines:{solution.saturated_lines}" + (":used" if solution.saturated_used else ""))
+    # Columns outside the span of the fitted arc lines carry extrapolated wavelengths.
+    n_extra = int(solution.extrapolated(np.arange(nx)).sum())
+    if n_extra:
+        lo_a, hi_a = solution.to_dict()["valid_range_angstrom"]
+        flags.append(f"wavelength_extrapolated:{n_extra}px:valid_{lo_a:.0f}-{hi_a:.0f}A")
 
     # Science rectified and extracted.
     band = rectify(data_sum, row0, trace, geometry, half)
@@ -637,6 +642,8 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
             "wavelength_rms_angstrom": solution.rms_angstrom,
             "wavelength_rms_px": solution.rms_px,
             "arc_lines": solution.n_lines,
+            "wavelength_valid_range_angstrom": solution.to_dict()["valid_range_angstrom"],
+            "wavelength_extrapolated_px": n_extra,
             "resolving_power": solution.resolving_power,
             "trace": trace.to_dict(),
             "geometry": geometry.to_dict(),

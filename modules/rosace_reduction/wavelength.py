@@ -80,6 +80,15 @@ class WavelengthSolution:
     lines: list[dict] = field(default_factory=list)
     saturated_lines: int = 0  # arc lines found reaching saturated pixels (left out of the fit unless saturated_used)
     saturated_used: bool = False  # too few other lines: the saturated ones were fitted anyway
+    valid_range: tuple[float, float] | None = None  # pixels (first, last) where the solution is constrained by lines
+    checks: dict = field(default_factory=dict)  # the acceptance test's figures
+
+    def extrapolated(self, x) -> np.ndarray:
+        """True where pixel ``x`` lies outside the valid range (wavelength extrapolated)."""
+        x = np.asarray(x, dtype=float)
+        if self.valid_range is None:
+            return np.zeros(x.shape, bool)
+        return (x < self.valid_range[0]) | (x > self.valid_range[1])
 
     def __call__(self, x) -> np.ndarray:
         return P.polyval(np.asarray(x, dtype=float) - self.x0, self.coeffs)
@@ -100,6 +109,9 @@ class WavelengthSolution:
             "lines": self.lines,
             "saturated_lines": self.saturated_lines,
             "saturated_used": self.saturated_used,
+            "valid_range_px": list(self.valid_range) if self.valid_range else None,
+            "valid_range_angstrom": sorted(float(w) for w in self(list(self.valid_range))) if self.valid_range else None,
+            "checks": self.checks,
         }
 
 
@@ -279,93 +291,101 @@ def _mutual_match(obs_x: np.ndarray, pred_x: np.ndarray, tol: float) -> list[tup
     return [(i, j) for i, j in enumerate(best_pred) if best_obs[j] == i and d[i, j] <= tol]
 
 
-def identify(
-    arc: np.ndarray,
-    nominal: np.ndarray,
-    lines: LineList,
-    *,
-    fwhm: float,
-    order: int = 3,
-    search_shift: float = 200.0,
-    search_scale: float = 0.04,
-    variance: np.ndarray | None = None,
-    min_lines: int | None = None,
-    saturated: np.ndarray | None = None,
-) -> WavelengthSolution:
-    """Identify the arc lines and fit the wavelength solution.
+# Lamp names -> line lists: the elements named in the lamp ("HgArNe", "ThAr", "CuAr", "FeAr").
+_LAMP_ELEMENTS = ("thar", "ne", "ar", "he", "hg", "kr", "xe", "cu", "fe")
 
-    ``nominal`` is the set-up's nominal wavelength of every pixel (A, air);
-    ``fwhm`` the expected line FWHM in pixels. Raises WavelengthError when too
-    few lines are identified for the requested ``order``. ``saturated`` (bool
-    per column) leaves out the lines that reach a saturated column (their flat
-    tops bias the centre), unless fewer than 3 lines would be left.
-    """
-    arc = np.nan_to_num(np.asarray(arc, dtype=np.float64))
-    n = len(arc)
-    found = find_arc_lines(arc, fwhm, variance=variance)
-    n_saturated, saturated_used = 0, False
-    if saturated is not None and np.any(saturated):
-        cols = np.nonzero(np.asarray(saturated, bool))[0]
-        clean = [l for l in found if np.min(np.abs(cols - l.x)) > fwhm]
-        n_saturated = len(found) - len(clean)
-        if len(clean) >= 3:
-            found = clean
+
+def lamp_line_lists(lamp: str) -> list[str]:
+    """Line lists of a calibration lamp named by its elements: 'NeAr' -> ['ne', 'ar'], 'ThAr' -> ['thar'], 'HgArNe' -> ['hg', 'ar', 'ne']."""
+    key = lamp.strip().lower().replace("-", "").replace(" ", "").replace("+", "")
+    out: list[str] = []
+    while key:
+        for el in _LAMP_ELEMENTS:
+            if key.startswith(el):
+                out.append(el)
+                key = key[len(el):]
+                break
         else:
-            saturated_used = True
-    if len(found) < 3:
-        raise WavelengthError(f"only {len(found)} arc lines found; is the lamp on and the exposure long enough?")
-    obs_x = np.array([l.x for l in found])
-    obs_a = np.array([l.amplitude for l in found])
-    disp = float(np.median(np.abs(np.diff(nominal))))
-    margin = (search_shift + search_scale * n) * disp
-    cat = lines.within(min(nominal[0], nominal[-1]) - margin, max(nominal[0], nominal[-1]) + margin)
-    if len(cat.wavelength) < 3:
-        raise WavelengthError("the line lists have fewer than 3 lines in the nominal range of the set-up")
-    iso = _isolated(cat.wavelength, cat.intensity, 1.5 * fwhm * disp)
+            raise WavelengthError(f"unknown calibration lamp {lamp!r}: name it by its elements (NeAr, HgAr, ThAr, HeNeAr, CuAr, FeAr, Kr, Xe...)")
+    return list(dict.fromkeys(out))
 
-    # 1. Coarse placement: correlate observed line "stick" spectra with the catalogue, over scales.
+
+@dataclass
+class _Candidate:
+    score: float
+    scale: float
+    curvature: float
+    shift: float
+
+
+def _coarse_candidates(obs_x, obs_a, cat_wl, cat_w, nominal, n, fwhm, search_shift, search_scale, search_curvature, keep=6) -> list[_Candidate]:
+    """Cross-correlate the observed lines with the catalogue over non-linear nominals.
+
+    The catalogue is placed with the nominal solution, then distorted by a
+    dispersion scale, a curvature (pixels of extra displacement at the
+    detector's ends, quadratic in position) and a shift; every shift comes at
+    once from one batched FFT per curvature. Returns the best distinct
+    (scale, curvature, shift) candidates, best first. Written by hand:
+    specreduce/astropy offer no search over a distorted template.
+    """
+    xc = n / 2
+    base_pred = _predict(nominal, cat_wl)
+    u = base_pred - xc
     obs_sticks = np.zeros(n)
     np.add.at(obs_sticks, np.clip(np.round(obs_x).astype(int), 0, n - 1), np.sqrt(obs_a / obs_a.max()))
     sigma_c = max(fwhm / 2.3548, 1.5)
     obs_s = ndimage.gaussian_filter1d(obs_sticks, sigma_c)
-    xc = n / 2
-    base_pred = _predict(nominal, cat.wavelength)
-    pad = int(search_shift) + 8
-    weights = np.sqrt(cat.intensity / cat.intensity.max())
+    pad = int(search_shift + search_curvature) + 8
     step = max(0.25 * fwhm / n, 2e-4)
     scales = np.arange(1 - search_scale, 1 + search_scale + step / 2, step)
-    # All scales at once: catalogue pixel positions if the true dispersion is
-    # nominal / scale about the centre, as smoothed stick spectra, one row per scale.
+    c_step = max(0.5 * fwhm, 1.0)
+    n_c = int(np.ceil(search_curvature / c_step))
+    curvatures = np.arange(-n_c, n_c + 1) * c_step if n_c else np.zeros(1)
     width = n + 2 * pad
-    px = xc + (base_pred[None, :] - xc) / scales[:, None]
-    ok = np.isfinite(px) & (px > -pad) & (px < n + pad)
-    rows_i, cols_i = np.nonzero(ok)
-    models = np.zeros((len(scales), width))
-    np.add.at(models, (rows_i, np.round(px[ok] + pad).astype(int).clip(0, width - 1)), weights[cols_i])
-    models = ndimage.gaussian_filter1d(models, sigma_c, axis=1)
-    # corr[k] = sum_i model[k + i] obs[i] for every shift k (one batched FFT):
-    # the observed lines sit (pad - k) px from the prediction.
     nfft = int(2 ** np.ceil(np.log2(width + n)))
-    spec = np.fft.rfft(models, nfft, axis=1) * np.conj(np.fft.rfft(obs_s, nfft))[None, :]
-    corr = np.fft.irfft(spec, nfft, axis=1)[:, : width - n + 1]
-    best_k = corr.argmax(axis=1)
-    best_val = corr[np.arange(len(scales)), best_k]
-    i_best = int(np.argmax(best_val))
-    scale, shift = float(scales[i_best]), float(pad - best_k[i_best])
-    pred = xc + (base_pred - xc) / scale + shift
+    obs_f = np.conj(np.fft.rfft(obs_s, nfft))
+    rows = []
+    for c in curvatures:
+        px = xc + u[None, :] / scales[:, None] + c * (u[None, :] / xc) ** 2
+        ok = np.isfinite(px) & (px > -pad) & (px < n + pad)
+        rows_i, cols_i = np.nonzero(ok)
+        models = np.zeros((len(scales), width))
+        np.add.at(models, (rows_i, np.round(px[ok] + pad).astype(int).clip(0, width - 1)), cat_w[cols_i])
+        models = ndimage.gaussian_filter1d(models, sigma_c, axis=1)
+        # corr[k] = sum_i model[k + i] obs[i]: the observed lines sit (pad - k) px from the prediction.
+        corr = np.fft.irfft(np.fft.rfft(models, nfft, axis=1) * obs_f[None, :], nfft, axis=1)[:, : width - n + 1]
+        lo_k, hi_k = max(pad - int(search_shift), 0), min(pad + int(search_shift), width - n) + 1
+        corr = corr[:, lo_k:hi_k]
+        best_k = corr.argmax(axis=1)
+        for i, k in enumerate(best_k):
+            rows.append((float(corr[i, k]), float(scales[i]), float(c), float(pad - (k + lo_k))))
+    rows.sort(key=lambda r: -r[0])
+    out: list[_Candidate] = []
+    for score, sc, c, sh in rows:
+        distinct = all(abs(sh - o.shift) > 3 * fwhm or abs(sc - o.scale) * xc > 3 * fwhm or abs(c - o.curvature) > 3 * fwhm for o in out)
+        if distinct:
+            out.append(_Candidate(score, sc, c, sh))
+            if len(out) >= keep:
+                break
+    return out
 
-    # 2. Match, then refine the mapping predicted -> observed pixel (a low-order
-    # correction of the nominal shape, so that the nominal curvature is kept
-    # while lines are sparse), re-match tighter; finally fit the wavelength
+
+def _refine(cand: _Candidate, obs_x, found, cat: LineList, iso, nominal, n, fwhm, order, disp):
+    """Match the catalogue placed by ``cand`` to the observed lines and fit; None if too few lines."""
+    xc = n / 2
+    u = _predict(nominal, cat.wavelength) - xc
+    pred = xc + u / cand.scale + cand.curvature * (u / xc) ** 2 + cand.shift
+    # Match, then refine the mapping predicted -> observed pixel (a low-order
+    # correction of the candidate's shape, so that its curvature is kept while
+    # lines are sparse), re-match tighter; finally fit the wavelength
     # polynomial of the recipe's order with sigma clipping.
     tolerances = [max(3 * fwhm, 6.0), max(1.5 * fwhm, 3.0), max(0.7 * fwhm, 1.5), max(0.5 * fwhm, 1.0)]
     iso_pred0 = np.where(iso, pred, np.nan)
     cur = iso_pred0.copy()
-    pairs: list[tuple[int, int]] = []
     for i, tol in enumerate(tolerances):
         pairs = _mutual_match(obs_x, cur, tol)
-        if len(pairs) < 3:
-            raise WavelengthError(f"only {len(pairs)} arc lines identified; check the lamp and the nominal dispersion of the set-up")
+        if len(pairs) < 4:
+            return None
         oi = np.array([p[0] for p in pairs])
         ci = np.array([p[1] for p in pairs])
         deg = min(1 + i // 2, len(pairs) - 2, 2)
@@ -380,29 +400,221 @@ def identify(
             keep = new
         cur = P.polyval(iso_pred0 - xc, m)
     pairs = _mutual_match(obs_x, cur, tolerances[-1])
+    if len(pairs) < 4:
+        return None
     oi = np.array([p[0] for p in pairs])
     ci = np.array([p[1] for p in pairs])
-    x0 = xc
-    final_deg = min(order, len(oi) - 2)
-    if final_deg < 1 or (min_lines and len(oi) < min_lines):
-        raise WavelengthError(f"only {len(oi)} arc lines identified")
+    final_deg = min(order, len(oi) - 3)
+    if final_deg < 1:
+        return None
     keep = np.ones(len(oi), bool)
-    for _ in range(6):
-        coeffs = P.polyfit(obs_x[oi[keep]] - x0, cat.wavelength[ci[keep]], final_deg)
-        resid = cat.wavelength[ci] - P.polyval(obs_x[oi] - x0, coeffs)
+    # Iterative fit with sigma clipping (3 sigma of a robust scatter).
+    for _ in range(8):
+        coeffs = P.polyfit(obs_x[oi[keep]] - xc, cat.wavelength[ci[keep]], final_deg)
+        resid = cat.wavelength[ci] - P.polyval(obs_x[oi] - xc, coeffs)
         s_ = 1.4826 * np.median(np.abs(resid[keep])) + 1e-3 * disp
         new = np.abs(resid) < max(3 * s_, 0.05 * disp)
-        if new.sum() < final_deg + 2 or (new == keep).all():
+        if new.sum() < final_deg + 3 or (new == keep).all():
             break
         keep = new
-    used = np.stack([oi[keep], ci[keep]], axis=1)
-    final_deg = min(order, len(used) - 2)
-    if final_deg < 1:
-        raise WavelengthError(f"only {len(used)} arc lines kept in the fit")
-    oi, ci = used[:, 0], used[:, 1]
+    oi, ci = oi[keep], ci[keep]
+    # Leave-one-out: a line counts only if the others predict it (a lone line at
+    # the end of the span bends the polynomial onto a wrong identification
+    # without leaving a residual); the worst unconfirmed line goes first.
+    while True:
+        final_deg = min(order, len(oi) - 3)
+        if final_deg < 1:
+            return None
+        loo = np.empty(len(oi))
+        for k in range(len(oi)):
+            m = np.arange(len(oi)) != k
+            c_k = P.polyfit(obs_x[oi[m]] - xc, cat.wavelength[ci[m]], final_deg)
+            d_k = abs(P.polyval(obs_x[oi[k]] - xc, P.polyder(c_k))) or disp
+            loo[k] = abs(cat.wavelength[ci[k]] - P.polyval(obs_x[oi[k]] - xc, c_k)) / d_k
+        worst = int(np.argmax(loo))
+        if loo[worst] <= max(1.0, 0.5 * fwhm):
+            break
+        oi, ci = np.delete(oi, worst), np.delete(ci, worst)
     w = 1.0 / np.maximum(np.array([found[i].x_err for i in oi]), 0.01)
-    coeffs = P.polyfit(obs_x[oi] - x0, cat.wavelength[ci], final_deg, w=w)
+    coeffs = P.polyfit(obs_x[oi] - xc, cat.wavelength[ci], final_deg, w=w)
+    return coeffs, oi, ci, cur
+
+
+def _binom_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    from scipy import stats
+
+    return float(stats.binom.sf(k - 1, n, min(max(p, 1e-9), 1.0)))
+
+
+def _acceptance(coeffs, oi, ci, obs_x, obs_a, found, cat: LineList, nominal, n, fwhm, order, disp, search_shift, search_scale, search_curvature,
+                min_lines, all_x=None) -> tuple[dict, list[str]]:
+    """Independent checks of a fitted solution: (figures, reasons it is refused; empty = accepted).
+
+    - enough lines, spread over the detector (span of the fitted lines);
+    - residual RMS a fraction of the line width;
+    - the lines found and the catalogue agree far beyond chance: of the
+      strongest observed lines inside the span, the share lying on a
+      catalogue line is compared with the share a random placement gives
+      (binomial tail probability), and of the strongest catalogue lines
+      expected inside the span, enough are seen;
+    - the solution stays within the searched tolerance of the nominal one.
+    """
+    xc = n / 2
+    x_fit = obs_x[oi]
+    lo_x, hi_x = float(x_fit.min()), float(x_fit.max())
+    span = hi_x - lo_x
+    resid = cat.wavelength[ci] - P.polyval(x_fit - xc, coeffs)
+    local = np.abs(P.polyval(x_fit - xc, P.polyder(coeffs)))
+    deg = len(coeffs) - 1
+    dof = max(len(oi) - deg - 1, 1)
+    rms_px = float(np.sqrt(np.sum((resid / local) ** 2) / dof))
+    x = np.arange(n, dtype=float)
+    sol = P.polyval(x - xc, coeffs)
+    dsol = P.polyval(x - xc, P.polyder(coeffs))
+    inside = (x >= lo_x) & (x <= hi_x)
+    # Chance agreement: strongest observed lines in the span vs the whole catalogue there.
+    tol = max(0.5 * fwhm, 1.0)
+    in_span = (obs_x >= lo_x) & (obs_x <= hi_x)
+    strong = np.argsort(-np.where(in_span, obs_a, -np.inf))[: min(25, int(in_span.sum()))]
+    cat_px = _predict(sol if sol[-1] > sol[0] else sol, cat.wavelength) if np.all(np.diff(sol) > 0) or np.all(np.diff(sol) < 0) else np.full(len(cat.wavelength), np.nan)
+    cat_in = cat_px[np.isfinite(cat_px) & (cat_px >= lo_x) & (cat_px <= hi_x)]
+    hits = int(sum(np.any(np.abs(cat_in - obs_x[i]) <= tol) for i in strong)) if len(cat_in) else 0
+    p_chance = min(1.0, len(cat_in) * 2 * tol / max(span, 1.0))
+    p_value = _binom_sf(hits, len(strong), p_chance) if len(strong) else 1.0
+    # Strongest catalogue lines expected in the span (as many as lines were found there): how many are seen.
+    in_cat = np.isfinite(cat_px) & (cat_px >= lo_x + 2 * fwhm) & (cat_px <= hi_x - 2 * fwhm)
+    top = np.argsort(-np.where(in_cat, cat.intensity, -np.inf))[: min(int(in_cat.sum()), max(int(in_span.sum()), 5))]
+    peaks = obs_x if all_x is None else all_x  # saturated lines, left out of the fit, are seen all the same
+    seen = int(sum(np.any(np.abs(peaks - cat_px[j]) <= tol) for j in top))
+    # Departure from the nominal, in pixels, over the fitted span.
+    nom = _predict(nominal, sol[inside]) if np.isfinite(sol[inside]).all() else np.full(int(inside.sum()), np.nan)
+    depart = np.abs(nom - x[inside])
+    scale = np.abs(dsol[inside]) / np.maximum(np.abs(np.gradient(nominal))[inside], 1e-12)
+    monotonic = bool(np.all(dsol * dsol[n // 2] > 0))
+    figures = {
+        "n_lines": int(len(oi)), "span_px": span, "rms_px": rms_px, "strong_lines_on_catalogue": hits, "strong_lines_checked": int(len(strong)),
+        "chance_fraction": p_chance, "chance_probability": p_value, "catalogue_lines_seen": seen, "catalogue_lines_expected": int(len(top)),
+        "nominal_departure_px": float(np.nanmax(depart)) if np.isfinite(depart).any() else float("inf"),
+        "dispersion_ratio": [float(scale.min()), float(scale.max())],
+    }
+    reasons = []
+    need = max(min_lines or 0, deg + 3, 6)
+    if len(oi) < need:
+        reasons.append(f"{len(oi)} lines identified, {need} needed")
+    middle = int(np.sum((x_fit > lo_x + span / 3) & (x_fit < hi_x - span / 3)))
+    if span < 0.25 * n or middle == 0:
+        reasons.append(f"the identified lines span {span:.0f} px of {n}" + ("" if middle else ", none in the middle third"))
+    if rms_px > 0.25:
+        reasons.append(f"residual RMS {rms_px:.2f} px")
+    if p_value > 1e-8:
+        reasons.append(f"{hits} of the {len(strong)} strongest lines fall on catalogue lines, chance gives {p_chance * len(strong):.1f}")
+    if len(top) and seen < 0.5 * len(top):
+        reasons.append(f"{seen} of the {len(top)} strongest catalogue lines in range are seen")
+    limit = search_shift + search_scale * n / 2 + search_curvature + 3 * fwhm
+    if not np.isfinite(figures["nominal_departure_px"]) or figures["nominal_departure_px"] > limit:
+        reasons.append(f"the solution departs {figures['nominal_departure_px']:.0f} px from the nominal one (searched: {limit:.0f} px)")
+    if not monotonic or scale.min() < 1 - search_scale - 0.05 or scale.max() > 1 + search_scale + 0.05:
+        reasons.append(f"local dispersion {scale.min():.3f}-{scale.max():.3f} x nominal (searched: +-{search_scale:.1%})")
+    return figures, reasons
+
+
+def identify(
+    arc: np.ndarray,
+    nominal: np.ndarray,
+    lines: LineList,
+    *,
+    fwhm: float,
+    order: int = 3,
+    search_shift: float = 200.0,
+    search_scale: float = 0.04,
+    search_curvature: float = 0.0,
+    variance: np.ndarray | None = None,
+    min_lines: int | None = None,
+    saturated: np.ndarray | None = None,
+    valid_margin: float | None = None,
+) -> WavelengthSolution:
+    """Identify the arc lines, fit the wavelength solution and check it.
+
+    ``nominal`` is the set-up's nominal wavelength of every pixel (A, air);
+    ``fwhm`` the expected line FWHM in pixels. The search covers offsets up to
+    ``search_shift`` px, dispersion errors up to ``search_scale`` (relative)
+    and curvature errors up to ``search_curvature`` px at the detector's ends.
+    Several candidate placements are fitted; each fit must pass an
+    independent acceptance test (:func:`_acceptance`), and a second, different
+    placement passing it nearly as well makes the arc ambiguous. Raises
+    WavelengthError (saying why) rather than returning a doubtful solution.
+    The solution is valid over the span of the fitted lines plus
+    ``valid_margin`` pixels on each side (default three line widths: a cubic
+    drifts by a pixel within a few per cent of the detector beyond its last
+    line) (``valid_range``).
+    ``saturated`` (bool per column) leaves out the lines that reach a
+    saturated column (their flat tops bias the centre), unless fewer than 3
+    lines would be left.
+    """
+    arc = np.nan_to_num(np.asarray(arc, dtype=np.float64))
+    n = len(arc)
+    found = find_arc_lines(arc, fwhm, variance=variance)
+    all_x = np.array([l.x for l in found])
+    n_saturated, saturated_used = 0, False
+    if saturated is not None and np.any(saturated):
+        cols = np.nonzero(np.asarray(saturated, bool))[0]
+        clean = [l for l in found if np.min(np.abs(cols - l.x)) > fwhm]
+        n_saturated = len(found) - len(clean)
+        if len(clean) >= 3:
+            found = clean
+        else:
+            saturated_used = True
+    if len(found) < 3:
+        raise WavelengthError(f"only {len(found)} arc lines found; is the lamp on and the exposure long enough?")
+    obs_x = np.array([l.x for l in found])
+    obs_a = np.array([l.amplitude for l in found])
+    disp = float(np.median(np.abs(np.diff(nominal))))
+    margin = (search_shift + search_scale * n + search_curvature) * disp
+    cat = lines.within(min(nominal[0], nominal[-1]) - margin, max(nominal[0], nominal[-1]) + margin)
+    if len(cat.wavelength) < 3:
+        raise WavelengthError("the line lists have fewer than 3 lines in the nominal range of the set-up")
+    # Dense lists (ThAr): only the strongest lines, a few times as many as were found, take part.
+    n_cat = max(3 * len(found), 40)
+    if len(cat.wavelength) > n_cat:
+        strongest = np.sort(np.argsort(-cat.intensity)[:n_cat])
+        cat = LineList(cat.wavelength[strongest], [cat.element[i] for i in strongest], cat.intensity[strongest])
+    iso = _isolated(cat.wavelength, cat.intensity, 1.5 * fwhm * disp)
+    weights = np.sqrt(cat.intensity / cat.intensity.max()) * iso
+
+    candidates = _coarse_candidates(obs_x, obs_a, cat.wavelength, weights, nominal, n, fwhm, search_shift, search_scale, search_curvature)
+    results = []
+    for cand in candidates:
+        fit = _refine(cand, obs_x, found, cat, iso, nominal, n, fwhm, order, disp)
+        if fit is None:
+            continue
+        coeffs, oi, ci, _ = fit
+        figures, reasons = _acceptance(coeffs, oi, ci, obs_x, obs_a, found, cat, nominal, n, fwhm, order, disp, search_shift, search_scale,
+                                       search_curvature, min_lines, all_x)
+        results.append((coeffs, oi, ci, figures, reasons))
+    accepted = [r for r in results if not r[4]]
+    if not accepted:
+        best = max(results, key=lambda r: r[3]["n_lines"], default=None)
+        why = "; ".join(best[4]) if best else "too few lines matched the line lists"
+        raise WavelengthError(f"wavelength calibration refused: {why} (lamp, line lists and nominal dispersion of the set-up?)")
+    # Distinct accepted solutions (differing by more than a line width somewhere in the span) make the arc ambiguous.
+    x = np.arange(n, dtype=float) - n / 2
+    accepted.sort(key=lambda r: -r[3]["n_lines"] / (r[3]["rms_px"] + 0.05))
+    best = accepted[0]
+    sol0 = P.polyval(x, best[0])
+    lo_x, hi_x = obs_x[best[1]].min(), obs_x[best[1]].max()
+    inside = (x + n / 2 >= lo_x) & (x + n / 2 <= hi_x)
+    for other in accepted[1:]:
+        diff_px = np.abs(P.polyval(x, other[0]) - sol0)[inside] / max(disp, 1e-12)
+        comparable = other[3]["n_lines"] >= 0.7 * best[3]["n_lines"] and other[3]["rms_px"] <= 2 * best[3]["rms_px"] + 0.05
+        if diff_px.max() > fwhm and comparable:
+            raise WavelengthError(
+                f"wavelength calibration refused: two different identifications fit the arc ({best[3]['n_lines']} and {other[3]['n_lines']} lines, "
+                f"{diff_px.max():.0f} px apart); narrow the nominal dispersion of the set-up")
+    coeffs, oi, ci, figures, _ = best
+    x0 = n / 2
     resid = cat.wavelength[ci] - P.polyval(obs_x[oi] - x0, coeffs)
+    final_deg = len(coeffs) - 1
     dof = max(len(oi) - final_deg - 1, 1)
     rms_a = float(np.sqrt(np.sum(resid**2) / dof))
     local_disp = np.abs(P.polyval(obs_x[oi] - x0, P.polyder(coeffs)))
@@ -414,6 +626,8 @@ def identify(
         {"x": float(obs_x[i]), "wavelength": float(cat.wavelength[j]), "element": cat.element[j], "residual": float(rr), "fwhm_px": float(f)}
         for i, j, rr, f in zip(oi, ci, resid, fwhm_px)
     ]
+    pad = 3 * fwhm if valid_margin is None else valid_margin
+    valid = (max(float(lo_x) - pad, 0.0), min(float(hi_x) + pad, n - 1.0))
     return WavelengthSolution(
         coeffs=coeffs,
         x0=float(x0),
@@ -425,4 +639,6 @@ def identify(
         lines=table,
         saturated_lines=n_saturated,
         saturated_used=saturated_used,
+        valid_range=valid,
+        checks=figures,
     )

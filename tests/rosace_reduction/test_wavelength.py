@@ -1,7 +1,4 @@
-"""Arc line identification: synthetic arcs with a known solution, and real arcs shipped by pykosmos."""
-
-import importlib.util
-from pathlib import Path
+"""Arc line identification: synthetic arcs with a known solution (real arcs: test_wavelength_corpus.py)."""
 
 import numpy as np
 import pytest
@@ -61,37 +58,6 @@ def test_no_lines_is_a_clear_error():
         identify(flat, nominal, load_line_lists(["ne"]), fwhm=7.0)
 
 
-def _pykosmos_arcs() -> Path | None:
-    spec = importlib.util.find_spec("pykosmos")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "resources" / "arctemplates"
-
-
-@pytest.mark.parametrize("template", ["NeBlue1.18-ctr", "NeRed1.18-ctr", "NeBlue0.86-high", "NeRed0.86-high"])
-def test_real_kosmos_neon_arcs_match_published_solution(template):
-    """Real APO/KOSMOS neon arcs (pykosmos templates): identified from a perturbed nominal solution
-    (15 px off, dispersion 1 % off), the solution matches the published one within the published
-    solution's own scatter against NIST (about 0.1 A) where lines constrain it."""
-    folder = _pykosmos_arcs()
-    if folder is None:
-        pytest.skip("pykosmos (dev extra) not installed")
-    data = np.genfromtxt(folder / f"{template}.spec", delimiter=",", names=True)
-    wave, flux = data["wave"], data["flux"]
-    n = len(wave)
-    x = np.arange(n)
-    c = np.polyfit(x - n / 2, wave, 3)
-    nominal = np.polyval(c * [1, 1, 1.01, 1], x - n / 2 + 15)
-    sol = identify(flux, nominal, load_line_lists(["ne"]), fwhm=3.0, order=3, search_shift=100, search_scale=0.03)
-    xs = [l["x"] for l in sol.lines]
-    inside = (x >= min(xs)) & (x <= max(xs))
-    diff = (sol(x) - wave)[inside]
-    assert sol.n_lines >= 15
-    assert sol.rms_angstrom < 0.06
-    assert np.sqrt(np.mean(diff**2)) < 0.1
-    assert np.abs(diff).max() < 0.25
-
-
 @pytest.mark.parametrize("name", ["alpy600", "lhires2400"])
 def test_vectorised_line_fits_match_curve_fit_reference(name):
     """The batched Gaussian fits give the centres, widths and errors of one curve_fit per line."""
@@ -108,3 +74,64 @@ def test_vectorised_line_fits_match_curve_fit_reference(name):
     assert max(abs(a.x - b.x) for a, b in real) < 5e-3  # optimiser tolerances; 10x below the 0.05 px goal
     assert [a.sigma for a, _ in real] == pytest.approx([b.sigma for _, b in real], rel=0.01)
     assert [a.x_err for a, _ in real] == pytest.approx([b.x_err for _, b in real], rel=0.02)
+
+
+@pytest.mark.parametrize("lamp,lists", [("NeAr", ["ne", "ar"]), ("ThAr", ["thar"]), ("HgArNe", ["hg", "ar", "ne"]), ("He-Ne-Ar", ["he", "ne", "ar"]), ("CuAr", ["cu", "ar"])])
+def test_lamp_names_select_line_lists(lamp, lists):
+    from rosace_reduction.wavelength import lamp_line_lists
+
+    assert lamp_line_lists(lamp) == lists
+    assert len(load_line_lists(lists).wavelength) > 5
+
+
+def test_unknown_lamp_is_a_clear_error():
+    from rosace_reduction.wavelength import lamp_line_lists
+
+    with pytest.raises(WavelengthError, match="unknown calibration lamp 'Sodium'"):
+        lamp_line_lists("Sodium")
+
+
+def test_solution_valid_range_is_the_span_of_its_lines():
+    setup = load_instrument("alpy600")
+    arc, _ = synthetic_arc(setup, 23.0, 1.012, np.random.default_rng(3))
+    nominal = setup.nominal_wavelength(np.arange(setup.detector.nx))
+    fwhm = np.median(nominal) / setup.resolving_power / abs(setup.dispersion.dispersion)
+    sol = identify(arc, nominal, load_line_lists(setup.line_lists), fwhm=fwhm, order=3)
+    xs = [l["x"] for l in sol.lines]
+    lo, hi = sol.valid_range
+    assert lo == pytest.approx(max(min(xs) - 3 * 7.6, 0), abs=1) and hi == pytest.approx(min(max(xs) + 3 * 7.6, 2999), abs=1)
+    assert sol.extrapolated([lo - 1, (lo + hi) / 2, hi + 1]).tolist() == [True, False, True]
+    assert sol.checks["chance_probability"] < 1e-8 and sol.checks["n_lines"] == sol.n_lines
+
+
+def test_wrong_lamp_is_refused_not_fitted():
+    """A neon arc identified against the Hg/Kr lists: refused, never a confident solution."""
+    setup = load_instrument("alpy600")
+    arc, _ = synthetic_arc(setup, 23.0, 1.012, np.random.default_rng(3))
+    nominal = setup.nominal_wavelength(np.arange(setup.detector.nx))
+    with pytest.raises(WavelengthError, match="refused|identified|lines"):
+        identify(arc, nominal, load_line_lists(["hg", "kr"]), fwhm=7.6, order=3)
+
+
+def test_reduced_spectrum_records_its_valid_wavelength_range(synthetic_night, tmp_path):
+    """The quality record gives the range the arc lines constrain, and flags the extrapolated columns."""
+    import json
+    import shutil
+
+    from rosace_core.cli import main
+
+    folder, _ = synthetic_night
+    night = tmp_path / "20261120"
+    shutil.copytree(folder, night)
+    assert main(["reduce", str(night), "--output", str(tmp_path / "out"), "--workers", "1"]) == 0
+    rec = json.loads(next((tmp_path / "out").rglob("*.json")).read_text())
+    lo, hi = rec["quality"]["wavelength_valid_range_angstrom"]
+    waves = [l["wavelength"] for l in rec["wavelength_solution"]["lines"]]
+    assert lo < min(waves) < max(waves) < hi
+    sol = rec["wavelength_solution"]
+    assert sol["checks"]["n_lines"] == sol["n_lines"] and sol["checks"]["chance_probability"] < 1e-8
+    n_extra = rec["quality"]["wavelength_extrapolated_px"]
+    flagged = [f for f in rec["flags"] if f.startswith("wavelength_extrapolated:")]
+    assert (n_extra > 0) == bool(flagged)
+    if flagged:
+        assert flagged[0] == f"wavelength_extrapolated:{n_extra}px:valid_{lo:.0f}-{hi:.0f}A"
