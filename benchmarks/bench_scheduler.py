@@ -50,7 +50,7 @@ def make_files(n: int, seed: int = SEED) -> list[dict]:
             c["windows"] = [{"start": datetime.fromtimestamp(ws, timezone.utc).isoformat(), "end": datetime.fromtimestamp(ws + 3 * 3600, timezone.utc).isoformat()}]
         files.append({
             "rosace": 1, "id": f"bench-{i:05d}", "observer": {"name": "Benchmark"},
-            "target": {"name": f"Star {i}", "ra": float(rng.uniform(0, 360)), "dec": float(np.degrees(np.arcsin(rng.uniform(-0.3, 1.0))))},
+            "target": {"name": f"Star {i}", "ra_deg": float(rng.uniform(0, 360)), "dec": float(np.degrees(np.arcsin(rng.uniform(-0.3, 1.0))))},
             "instrument": {"spectrograph": "alpy600"},
             "sequence": {"science": {"count": int(rng.integers(1, 5)), "exposure": float(round(rng.uniform(60, 600)))},
                          "arcs": {"exposure": 10, "when": "bracket"}, "reference_star": {"mode": "none"}},

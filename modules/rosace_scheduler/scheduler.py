@@ -20,7 +20,7 @@ from rosace_core.astro import configure_offline
 from rosace_core.clock import now as clock_now
 from rosace_core.config import ObservatoryConfig
 from rosace_core.errors import ConflictError, NotFoundError
-from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, parse_observing_file
+from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, from_stored, parse_observing_file
 
 from rosace_scheduler.constraints import constraint_masks
 from rosace_scheduler.observing_request import ObservingRequest, request_from_file
@@ -128,7 +128,7 @@ class Scheduler:
     def _load(self) -> None:
         for row in self.store.load_files():
             try:
-                of = ObservingFile.model_validate(row["content"])
+                of = from_stored(row["content"])
             except Exception as exc:  # a row written by a future version: skip it, loudly
                 log.warning("stored file %s no longer valid: %s", row["id"], exc)
                 continue

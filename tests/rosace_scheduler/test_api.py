@@ -17,7 +17,7 @@ EVENING = "2026-11-20T19:00:00Z"
 BAD = """rosace: 1
 id: broken-file
 observer: {name: X}
-target: {name: Y, ra: 400, dec: 10}
+target: {name: Y, ra_deg: 400, dec: 10}
 instrument: {spectrograph: alpy600}
 sequence:
   science: {count: 1, exposure: 60}
@@ -43,7 +43,7 @@ def test_submit_validate_queue_next_outcome_history(server, examples_dir):
         c.submit(BAD, "yaml", "broken.yaml")
     assert err.value.status == 422
     errors = err.value.problem["errors"]
-    assert {e["path"] for e in errors} == {"target.ra", "priority"}
+    assert {e["path"] for e in errors} == {"target.ra_deg", "priority"}
     assert all(e["line"] for e in errors)
     v = c.validate(BAD, "yaml", "broken.yaml")
     assert v["valid"] is False and len(v["errors"]) == 2
@@ -98,7 +98,7 @@ def test_invalid_file_in_folder_never_breaks_the_queue(config, queue_folder):
     assert len(q["files"]) == shipped
     assert sched.next(EVENING)["observation"] is not None
     # fixing the file takes it in; deleting a file takes it out
-    (queue_folder / "broken.yaml").write_text(BAD.replace("ra: 400", "ra: 40").replace("priority: 12", "priority: 2"), encoding="utf-8")
+    (queue_folder / "broken.yaml").write_text(BAD.replace("ra_deg: 400", "ra_deg: 40").replace("priority: 12", "priority: 2"), encoding="utf-8")
     (queue_folder / "nova_too_window.yaml").unlink()
     changes = sched.scan_folder()
     assert changes["added"] == ["broken-file"] and changes["removed"] == ["too-nova-cas-2026"]

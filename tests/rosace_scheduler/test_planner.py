@@ -16,7 +16,7 @@ EVENING = "2026-11-20T19:00:00Z"
 def _file(i, ra, dec, priority, *, count=2, exposure=300, spectrograph="alpy600", **constraints):
     return {
         "rosace": 1, "id": f"req-{i:03d}", "observer": {"name": "Test"},
-        "target": {"name": f"Star {i}", "ra": float(ra), "dec": float(dec)},
+        "target": {"name": f"Star {i}", "ra_deg": float(ra), "dec": float(dec)},
         "instrument": {"spectrograph": spectrograph},
         "sequence": {"science": {"count": count, "exposure": exposure}, "arcs": {"exposure": 10, "when": "bracket"}, "reference_star": {"mode": "none"}},
         "constraints": constraints, "priority": int(priority),
