@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("completed", "failed", "interrupted")
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
 LOOKAHEAD_NIGHTS = 3
+_FROM = "\x00from\x00"  # place of the time asked in a cached reason
 DAY = 86400.0
 
 
@@ -77,7 +78,7 @@ class _Cached:
         self.table, self.version, self.keys = table, version, keys
         self.hist_version = -1
         self.arrays: dict | None = None
-        self.reasons: dict[str, str] = {}
+        self.reasons: dict[tuple[str, int], str] = {}  # (file id, grid index asked) -> reason
 
 
 class Scheduler:
@@ -116,6 +117,8 @@ class Scheduler:
         self._hist_version = 0
         self._hist_log: list[tuple[int, str]] = []
         self._history: dict[str, _History] = {}
+        #: dispatched observations without an outcome yet: id -> (file id, planned start, planned end)
+        self._running: dict[str, tuple[str, float, float]] = {}
         self._skies: dict[date, NightSky] = {}
         self._cache: dict[date, _Cached] = {}
         self._stop = threading.Event()
@@ -151,6 +154,9 @@ class Scheduler:
             h.pending.pop(obs["id"], None)
         elif obs.get("planned_end") is not None:
             h.pending[obs["id"]] = obs["planned_end"] + self.options.dispatch_grace
+            self._running[obs["id"]] = (obs["file_id"], obs.get("planned_start") or obs.get("dispatched") or obs["planned_end"], obs["planned_end"])
+        if outcome:
+            self._running.pop(obs["id"], None)
 
     def parse(self, content: str, fmt: str | None = None, filename: str | None = None) -> ObservingFile:
         """Parse and validate Observing File text; raise ObservingFileError with every problem."""
@@ -299,7 +305,7 @@ class Scheduler:
                 table = NightTable(self.sky(night), reqs, self.options, rules=self.rules)
             fresh = _Cached(table, self._version, keys)
             if cached is not None:  # reasons of unchanged files stay valid
-                fresh.reasons = {k: v for k, v in cached.reasons.items() if keys.get(k) == cached.keys.get(k)}
+                fresh.reasons = {k: v for k, v in cached.reasons.items() if keys.get(k[0]) == cached.keys.get(k[0])}
             self._cache[night] = fresh
             for old in sorted(self._cache)[:-3]:
                 self._cache.pop(old)
@@ -328,6 +334,7 @@ class Scheduler:
         a = {
             "static": np.zeros(n, bool),
             "last": np.full(n, np.nan),
+            "last_night": np.full(n, np.nan),  # date ordinal of the night of the last completed visit
             "done": np.zeros(n),
             "wanted": np.full(n, np.inf),
             "period": np.full(n, np.nan),
@@ -348,11 +355,17 @@ class Scheduler:
         cached.arrays, cached.hist_version = a, self._hist_version
         return a
 
+    def _due_text(self, a: dict, i: int, due: float) -> str:
+        if a["period"][i] >= DAY / 2:  # counted in nights: due from the start of a night
+            return f"cadence: next visit due the night of {self.night_of(due + 1).isoformat()} (one visit a night)"
+        return f"cadence: next visit due from {iso(due)}"
+
     def _fill_row(self, a: dict, i: int, r: ObservingRequest, noon: float) -> None:
         h = self._history.get(r.file_id)
         if h is None:
             return
         a["last"][i] = max(h.completed) if h.completed else np.nan
+        a["last_night"][i] = self.night_of(a["last"][i]).toordinal() if h.completed else np.nan
         a["done"][i] = len(h.completed)
         a["failed_tonight"][i] = sum(1 for t in h.failed if t is not None and t >= noon)
         a["pending_until"][i] = max(h.pending.values()) if h.pending else -np.inf
@@ -372,6 +385,12 @@ class Scheduler:
         eligible = a["static"] & (a["done"] < a["wanted"]) & (a["failed_tonight"] < self.options.max_retries + 1) & (a["pending_until"] <= t) & (a["window_end"] > t)
         with np.errstate(invalid="ignore"):
             due = a["last"] + a["period"] - a["tol"]
+            # cadences of half a day or more count nights: at most one visit a night, the next one from
+            # the night (period - tolerance) nights later, rounded to the nearest night (at least the next)
+            nights = np.maximum(1.0, np.floor((a["period"] - a["tol"]) / DAY + 0.5))
+            tonight = cached.table.sky.night.toordinal()
+            due_night = noon + (a["last_night"] + nights - tonight) * DAY
+            due = np.where(a["period"] >= DAY / 2, due_night, due)
             not_before = np.where(has_cad & has_last, due, -np.inf)
             # without a cadence, a visit done tonight is not repeated tonight
             not_before = np.where(~has_cad & has_last & (a["last"] >= noon), np.inf, not_before)
@@ -394,7 +413,10 @@ class Scheduler:
             vec = None
             if pointing and pointing.get("ra") is not None and pointing.get("dec") is not None:
                 vec = radec_to_vectors([float(pointing["ra"])], [float(pointing["dec"])])[0]
-            ranked = table.rank(t, st, vec, limit=1 + runner_ups)
+            blocked = []
+            ranked = table.rank(t, st, vec, limit=1 + runner_ups, blocked=blocked)
+            if not ranked and blocked:
+                return self._holding(cached, st, t, vec, blocked)
             if not ranked:
                 reason, retry = self._nothing(cached, st, t, vec)
                 return {"observation": None, "runner_ups": [], "reason": reason, "retry_at": iso(retry)}
@@ -402,7 +424,7 @@ class Scheduler:
             qf = self.files[table.ids[best.index]]
             obs_id = f"{qf.of.id}-{datetime.fromtimestamp(t, tz=timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
             self.store.add_observation(id=obs_id, file_id=qf.of.id, target=qf.request.target, dispatched=t, planned_start=best.start, planned_end=best.end)
-            self._note_observation({"id": obs_id, "file_id": qf.of.id, "planned_end": best.end})
+            self._note_observation({"id": obs_id, "file_id": qf.of.id, "planned_start": best.start, "planned_end": best.end})
             self._history_changed(qf.of.id)
             observation = {
                 "observation_id": obs_id,
@@ -427,6 +449,23 @@ class Scheduler:
             ]
             why = ", ".join(f"{k} {v:+.2f}" for k, v in best.rules.items())
             return {"observation": observation, "runner_ups": others, "reason": f"highest score {best.score:.2f} ({why})", "retry_at": None}
+
+    def _holding(self, cached: _Cached, st: RequestState, t: float, vec, blocked: list) -> dict:
+        """Answer of ``next`` when everything that fits now would take a higher-priority request's last chance tonight."""
+        table = cached.table
+        b = blocked[0]
+        victim = table.reqs[b.victim]
+        others = st.eligible.copy()
+        others[[x.choice.index for x in blocked]] = False
+        alt = table.next_start(t, others, table.slew_times(vec), st.not_before)
+        retry = min(b.victim_from, alt) if alt is not None else b.victim_from
+        retry = max(retry, t + table.sky.step)
+        who = table.reqs[b.choice.index]
+        reason = (f"holding the time for {victim.file_id} (priority {victim.priority}, observable from {iso(b.victim_from)}): "
+                  f"{who.file_id} (priority {who.priority}) would run until {iso(b.choice.end)} and take its last chance tonight"
+                  + (f"; {len(blocked) - 1} other candidate(s) likewise" if len(blocked) > 1 else ""))
+        held = [{"file_id": table.ids[x.choice.index], "would_end": iso(x.choice.end), "protects": table.ids[x.victim]} for x in blocked[:5]]
+        return {"observation": None, "runner_ups": [], "held_back": held, "reason": reason, "retry_at": iso(retry)}
 
     def _nothing(self, cached: _Cached, st: RequestState, t: float, vec) -> tuple[str, float | None]:
         table = cached.table
@@ -465,13 +504,15 @@ class Scheduler:
             left[hit] = False
 
         sidereal = np.array([r.sidereal for r in table.reqs], bool)
+        sky_end, sky_noon = table.sky.end, table.sky.mid_unix - DAY / 2
         take("unsupported", ~sidereal)
         take("wrong_instrument", ~a["static"])
         take("completed", a["done"] >= a["wanted"])
         take("expired", a["window_end"] <= t)
         take("in_progress", a["pending_until"] > t)
         take("held", a["failed_tonight"] >= self.options.max_retries + 1)
-        take("done_tonight", np.isinf(st.not_before) & (st.not_before > 0))
+        with np.errstate(invalid="ignore"):
+            take("done_tonight", (st.not_before >= sky_end) & (a["last"] >= sky_noon))
         take("not_due", st.not_before > t)
         first = np.full(n, np.nan)
         sky = table.sky
@@ -508,13 +549,11 @@ class Scheduler:
             elif s == "done_tonight":
                 out.append("observed tonight; the next visit is for another night")
             elif s == "not_due":
-                out.append(f"cadence: next visit due from {iso(st.not_before[i])}")
+                out.append(self._due_text(a, i, st.not_before[i]))
             elif s == "observable":
                 out.append("observable now" if first[i] <= t else f"observable tonight from {iso(first[i])}")
             else:
-                if r.file_id not in cached.reasons:
-                    cached.reasons[r.file_id] = self._why_not(table, i)
-                out.append(cached.reasons[r.file_id])
+                out.append(self._reason(cached, i, t))
         return out
 
     def _state_counts(self, cached: _Cached, st: RequestState, t: float, slew: np.ndarray) -> dict[str, int]:
@@ -580,14 +619,26 @@ class Scheduler:
             table, sky = cached.table, cached.table.sky
             t0 = t_now if sky.start <= t_now < sky.end else sky.start
             st = self.state(cached, t0)
-            choices = table.plan(t0, st)
+            # what is running now (dispatched, no outcome yet, inside its planned time): the plan starts when it ends
+            running = sorted((v for v in self._running.values() if v[1] <= t0 < v[2]), key=lambda v: v[2])
+            busy_until, pointing = t0, None
             obs = []
+            for fid, r_start, r_end in running:
+                busy_until = max(busy_until, r_end)
+                i = table.index.get(fid)
+                if i is not None:
+                    pointing = table.vec[i]
+                    r, qf = table.reqs[i], self.files[fid]
+                    obs.append({"file_id": fid, "title": qf.of.title, "target": r.target, "ra": r.ra, "dec": r.dec, "priority": r.priority,
+                                "start": iso(r_start), "end": iso(r_end), "duration": r_end - r_start, "slew": None, "score": None, "rules": {},
+                                "running": True})
+            choices = table.plan(busy_until, st, pointing)
             for c in choices:
                 r = table.reqs[c.index]
                 qf = self.files[r.file_id]
                 obs.append({"file_id": r.file_id, "title": qf.of.title, "target": r.target, "ra": r.ra, "dec": r.dec, "priority": r.priority,
                             "start": iso(c.start), "end": iso(c.end), "duration": c.end - c.start, "slew": c.slew,
-                            "score": round(c.score, 4), "rules": c.rules})
+                            "score": round(c.score, 4), "rules": c.rules, "running": False})
             planned = {o["file_id"] for o in obs}
             labels, first = self._states(cached, st, t0)
             rows = [i for i, fid in enumerate(table.ids) if fid not in planned]
@@ -598,7 +649,7 @@ class Scheduler:
                 "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "start": iso(t0), "end": iso(sky.end),
                 "grid_step": sky.step, "generated": iso(clock_now().timestamp()),
                 "observations": obs, "unscheduled": left,
-                "value": round(sum(o["priority"] * o["duration"] for o in obs) / 3600.0, 3),
+                "value": round(sum(o["priority"] * o["duration"] for o in obs if not o["running"]) / 3600.0, 3),
             }
             if curves:
                 doc["curves"] = self._curves(table, sorted(planned))
@@ -637,9 +688,9 @@ class Scheduler:
         if a["failed_tonight"][i] >= self.options.max_retries + 1:
             return "held", f"failed {int(a['failed_tonight'][i])} times tonight; held until the next night"
         if st.not_before[i] > t:
-            if np.isinf(st.not_before[i]):
+            if st.not_before[i] >= table.sky.end and a["last"][i] >= table.sky.mid_unix - DAY / 2:
                 return "done_tonight", "observed tonight; the next visit is for another night"
-            return "not_due", f"cadence: next visit due from {iso(st.not_before[i])}"
+            return "not_due", self._due_text(a, i, st.not_before[i])
         window = table.first_window(i, max(t, st.not_before[i]))
         if window is not None:
             if window[0] <= t:
@@ -647,52 +698,59 @@ class Scheduler:
             return "observable", f"observable tonight from {iso(window[0])}"
         if cheap:
             return "not_tonight", ""
-        if fid not in cached.reasons:
-            self._fill_reasons(cached, [fid])
-        return "not_tonight", cached.reasons[fid]
+        return "not_tonight", self._reason(cached, i, t)
 
-    def _fill_reasons(self, cached: _Cached, fids: list[str]) -> None:
-        """Work out why files cannot be observed tonight (from the table's per-night summary, cached)."""
+    def _reason(self, cached: _Cached, i: int, t: float) -> str:
+        """Why request ``i`` cannot be observed in what is left of the night from ``t`` (cached per grid instant)."""
         table = cached.table
-        for fid in fids:
-            if fid not in cached.reasons:
-                i = table.index[fid]
-                cached.reasons[fid] = self._why_not(table, i)
+        k = 0 if t <= table.sky.start else min(table._k(t), len(table.sky.times) - 1)
+        key = (table.ids[i], k)
+        why = cached.reasons.get(key)
+        if why is None:
+            why = cached.reasons[key] = self._why_not(table, i, k)
+        return why.replace(_FROM, iso(t))
 
-    def _why_not(self, table: NightTable, i: int) -> str:
-        """Say which constraint keeps request ``i`` from being observed tonight."""
+    def _why_not(self, table: NightTable, i: int, k: int = 0) -> str:
+        """Say which constraint keeps request ``i`` from being observed from grid instant ``k`` to the end of the night.
+
+        Reasons are for the time asked: at 01:00 they speak of 01:00 to sunrise, not of the whole night.
+        """
         sky, r = table.sky, table.reqs[i]
-        never = [name for c, name in enumerate(table.constraint_names) if table.never[i, c]]
+        whole = k == 0
+        when = "tonight" if whole else f"from {_FROM} to the end of the night"  # the time asked, put in by _reason
+        never = [name for c, name in enumerate(table.constraint_names) if table.last_pass[i, c] < k or table.never[i, c]]
         if never:
+            highest = table.max_alt[i] if whole else float(np.degrees(np.arcsin(np.clip((table.cirs[i] @ sky.rotation[k:, 2, :].T).max(), -1, 1))))
             parts = []
             for name in never:
                 if name == "altitude":
-                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg tonight (highest {table.max_alt[i]:.1f} deg)")
+                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg {when} (highest {highest:.1f} deg)")
                 elif name == "sun":
-                    parts.append(f"sun: never below {r.sun_max_altitude:.0f} deg tonight")
+                    parts.append(f"sun: never below {r.sun_max_altitude:.0f} deg {when}")
                 elif name == "time_window":
-                    parts.append("time window: none of its windows is open tonight")
+                    parts.append(f"time window: none of its windows is open {when}")
                 elif name == "phase":
-                    parts.append("phase: never inside its phase windows tonight")
+                    parts.append(f"phase: never inside its phase windows {when}")
                 elif name == "moon_separation":
-                    parts.append(f"moon: never {r.moon_min_separation:.0f} deg away from the moon tonight")
+                    parts.append(f"moon: never {r.moon_min_separation:.0f} deg away from the moon {when}")
                 elif name == "moon_illumination":
-                    parts.append("moon: too bright all night")
+                    parts.append("moon: too bright all night" if whole else f"moon: too bright {when}")
                 else:
                     title = self.rules.title(name)
                     error = self.rules.errors.get(name)
-                    parts.append(f"{name}: " + (f"the rule failed ({error})" if error else "never passes tonight") + (f" ({title})" if title else ""))
+                    parts.append(f"{name}: " + (f"the rule failed ({error})" if error else f"never passes {when}") + (f" ({title})" if title else ""))
             return "; ".join(parts)
-        longest = int(table.run[i].max()) * sky.step
+        best = int(table.best_run[i, k])
+        longest = best * sky.step
         need = table.duration[i] + self.options.first_slew
         steps = int(math.ceil(need / sky.step - 1e-9)) + 1  # grid instants bracketing the observation
-        blocking = self._blocking_rules(table, i, need) if int(table.run[i].max()) < steps else []
+        blocking = self._blocking_rules(table, i, need) if whole and best < steps else []
         if blocking:
             return "; ".join(f"{name}: the built-in constraints allow it tonight, this rule does not" + (f" ({self.rules.title(name)})" if self.rules.title(name) else "")
                              for name in blocking)
         if longest == 0:
-            return "every constraint passes at some time tonight, but never all at once"
-        return f"all constraints hold together for at most {longest / 60:.0f} min tonight; the observation needs {need / 60:.0f} min"
+            return f"every constraint passes at some time {when}, but never all at once"
+        return f"all constraints hold together for at most {longest / 60:.0f} min {when}; the observation needs {need / 60:.0f} min"
 
     def _blocking_rules(self, table: NightTable, i: int, need: float) -> list[str]:
         """Return the user constraints without which request ``i`` would fit tonight (from the table's runs)."""

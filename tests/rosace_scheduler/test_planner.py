@@ -121,10 +121,10 @@ def test_cadence_due_not_yet_due_and_overdue(config, tmp_path):
     obs = s.next(EVENING)["observation"]
     s.record_outcome(obs["observation_id"], "req-001", "completed", obs["start"], obs["end"])
     done = datetime.fromisoformat(obs["end"].replace("Z", "+00:00"))
-    # one night later: not yet due (due from done + 2 d)
+    # one night later: not yet due (due from the night 3 - 1 = 2 nights later, counted in nights)
     q = {f["id"]: f for f in s.queue(done + timedelta(days=1))["files"]}
     assert q["req-001"]["state"] == "not_due"
-    assert (done + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M") in q["req-001"]["reason"]
+    assert f"due the night of {(done + timedelta(days=2)).date().isoformat()}" in q["req-001"]["reason"]
     assert s.next(done + timedelta(days=1))["observation"] is None
     # two nights and a bit later: due again, observable
     again = s.next(done + timedelta(days=2, minutes=5))["observation"]
