@@ -117,3 +117,31 @@ def test_core_imports_neither_qt_nor_flask():
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'flask'))))")
     out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_queue_is_paginated_over_http(server):
+    srv, sched = server
+    c = SchedulerClient(srv.url, token="secret")
+    whole = c.get("/queue", params={"time": EVENING, "limit": 10000})
+    total = whole["total"]
+    assert total == len(whole["files"]) >= 5 and whole["next_offset"] is None
+    assert sum(whole["counts"].values()) == total
+    pages, offset = [], 0
+    while offset is not None:
+        doc = c.get("/queue", params={"time": EVENING, "limit": 2, "offset": offset})
+        assert len(doc["files"]) <= 2 and doc["total"] == total
+        pages += doc["files"]
+        offset = doc["next_offset"]
+    assert pages == whole["files"]
+    assert c.queue(EVENING)["files"] == whole["files"]  # the client fetches every page
+    observable = c.get("/queue", params={"time": EVENING, "state": "observable"})
+    assert observable["total"] == whole["counts"]["observable"] and {f["state"] for f in observable["files"]} == {"observable"}
+    with pytest.raises(ApiError) as err:
+        c.get("/queue", params={"limit": 0})
+    assert err.value.status in (400, 422)
+    # documented in the OpenAPI document
+    import requests
+
+    spec = requests.get(srv.url + "/api/v1/openapi.json", timeout=10).json()
+    params = {p["name"] for p in spec["paths"]["/api/v1/scheduler/queue"]["get"]["parameters"]}
+    assert {"limit", "offset", "state", "time"} <= params

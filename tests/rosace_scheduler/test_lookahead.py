@@ -143,3 +143,24 @@ def test_reasons_are_for_the_time_asked(sched):
     assert late == "time window: none of its windows is open from 2026-11-21T03:00:00Z to the end of the night", late
     # asked in the evening, the same file is observable
     assert {f["id"]: f for f in sched.queue("2026-11-20T19:00:00Z")["files"]}["evening"]["state"] == "observable"
+
+
+def test_tables_are_prepared_ahead_and_the_end_of_night_builds_nothing(sched):
+    from datetime import date, timedelta
+
+    for i in range(20):
+        _submit(sched, _file(f"f{i:02d}", 18.0 * i, 80.0 - i, 5))
+    night = date(2026, 11, 20)
+    sched.prepare(night)
+    prepared = sched._cache[night]
+    assert prepared.arrays is not None
+    assert sched.next("2026-11-20T19:00:00Z")["observation"] is not None
+    assert sched._cache[night] is prepared, "the first next of the night used the prepared table"
+    # a queue change is folded in incrementally (same rows reused), not rebuilt from scratch
+    _submit(sched, _file("late-comer", 100.0, 70.0, 5))
+    assert "late-comer" in sched.table(night).table.index
+    # the end of the night: "nothing fits", with a retry time, and no table built for the next night
+    answer = sched.next("2026-11-21T07:30:00Z")
+    assert answer["observation"] is None and "the night is over" in answer["reason"]
+    assert night + timedelta(days=1) not in sched._cache
+    assert _u("2026-11-21T15:00:00Z") < _u(answer["retry_at"]) < _u("2026-11-21T19:00:00Z")
