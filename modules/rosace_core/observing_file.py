@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -91,16 +92,21 @@ class _Model(BaseModel):
         return out
 
 
-def _plain(value: Any) -> Any:
+@lru_cache(maxsize=None)
+def _adapter(kind: type):
     from pydantic import TypeAdapter
 
+    return TypeAdapter(kind)  # building one costs about a millisecond: once per type, not per value
+
+
+def _plain(value: Any) -> Any:
     if isinstance(value, _Model):
         return value._with_extensions()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    return TypeAdapter(type(value)).dump_python(value, mode="json")
+    return _adapter(type(value)).dump_python(value, mode="json")
 
 
 _SEXA_RE = re.compile(r"([+-]?)(\d{1,3})([:\sdh])\s*(\d{1,2})[:\sm']\s*(\d{1,2}(?:\.\d*)?)\s*[s\"]?")
