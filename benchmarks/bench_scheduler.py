@@ -161,16 +161,18 @@ def peak_mb(fn) -> float:
 
 
 def _post(session, url, body):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = session.post(url, json=body, headers={"Authorization": "Bearer bench"}, timeout=120)
     r.raise_for_status()
+    _post.cpu = time.process_time() - c0  # server and client share this process: CPU of the whole round trip
     return time.perf_counter() - t0, r.json()
 
 
 def _get(session, url, params):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = session.get(url, params=params, timeout=120)
     r.raise_for_status()
+    _get.cpu = time.process_time() - c0
     return time.perf_counter() - t0, r.json()
 
 
@@ -203,17 +205,23 @@ def bench_next(tmp: Path, n: int = 10000, calls: int = 300) -> dict:
         out["prepare_s"], out["prepare_cpu_s"] = round(time.perf_counter() - t0, 3), round(time.process_time() - c0, 3)
         out["first_next_s"] = round(_post(http, base + "/next", {"time": "2026-11-20T18:01:00Z"})[0], 3)
         start = datetime(2026, 11, 20, 18, 2, tzinfo=timezone.utc).timestamp()
-        lat, got = [], 0
+        lat, cpu, got = [], [], 0
         for k in range(calls):
             t = start + k * 120.0
             body = {"time": datetime.fromtimestamp(t, timezone.utc).isoformat(), "pointing": {"ra": float(k % 360), "dec": 30.0}}
             dt, doc = _post(http, base + "/next", body)
             lat.append(dt)
+            cpu.append(_post.cpu)
             got += doc["observation"] is not None
-        lat_ms = np.array(lat) * 1000
+        lat_ms, cpu_ms = np.array(lat) * 1000, np.array(cpu) * 1000
         out.update({"calls": calls, "observations": got, "p50_ms": round(float(np.percentile(lat_ms, 50)), 2),
-                    "p99_ms": round(float(np.percentile(lat_ms, 99)), 2), "max_ms": round(float(lat_ms.max()), 2)})
-        queue = [_get(http, base + "/queue", {"time": "2026-11-20T23:00:00Z", "limit": 500, "offset": 500 * k}) for k in range(5)]
+                    "p99_ms": round(float(np.percentile(lat_ms, 99)), 2), "max_ms": round(float(lat_ms.max()), 2),
+                    "cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 2), "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 2)})
+        queue, qcpu = [], []
+        for k in range(5):
+            queue.append(_get(http, base + "/queue", {"time": "2026-11-20T23:00:00Z", "limit": 500, "offset": 500 * k}))
+            qcpu.append(_get.cpu)
+        out["queue_page_cpu_ms"] = round(float(np.median(qcpu)) * 1000, 1)
         out["queue_page_ms"] = round(float(np.median([q[0] for q in queue])) * 1000, 1)
         out["queue_page_max_ms"] = round(max(q[0] for q in queue) * 1000, 1)
         out["queue_total"] = queue[0][1]["total"]
@@ -295,7 +303,9 @@ def main(argv=None) -> int:
         "first_next_cold_s": nxt["first_next_cold_s"],
         "next_p50_ms": nxt["p50_ms"],
         "next_p99_ms": nxt["p99_ms"],
+        "next_cpu_p99_ms": nxt["cpu_p99_ms"],
         "queue_page_ms": nxt["queue_page_ms"],
+        "queue_page_cpu_ms": nxt["queue_page_cpu_ms"],
         "queue_all_s": nxt["queue_all_s"],
         "end_of_night_ms": nxt["end_of_night_ms"],
     }
