@@ -793,13 +793,30 @@ class Scheduler:
         longest = best * sky.step
         need = table.duration[i] + self.options.first_slew
         steps = int(math.ceil(need / sky.step - 1e-9)) + 1  # grid instants bracketing the observation
-        blocking = self._blocking_rules(table, i, need) if whole and best < steps else []
+        blocking = [] if best >= steps else self._blocking_rules(table, i, need) if whole else self._blocking_rules_from(table, i, need, k)
         if blocking:
             return "; ".join(f"{name}: the built-in constraints allow it tonight, this rule does not" + (f" ({self.rules.title(name)})" if self.rules.title(name) else "")
                              for name in blocking)
         if longest == 0:
             return f"every constraint passes at some time {when}, but never all at once"
         return f"all constraints hold together for at most {longest / 60:.0f} min {when}; the observation needs {need / 60:.0f} min"
+
+    def _blocking_rules_from(self, table: NightTable, i: int, need: float, k: int) -> list[str]:
+        """The user constraints without which request ``i`` would still fit from grid instant ``k`` (one row recomputed)."""
+        if not self.rules.constraints:
+            return []
+        from rosace_scheduler.constraints import CONSTRAINT_NAMES, run_lengths
+
+        steps = int(math.ceil(need / table.sky.step - 1e-9)) + 1
+        masks, _ = constraint_masks(table.sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
+        base = np.ones((1, len(table.sky.times)), bool)
+        for name in CONSTRAINT_NAMES:
+            if name in masks:
+                base &= masks[name]
+        if run_lengths(base)[0, k:].max(initial=0) < steps:
+            return []  # the built-in constraints alone already keep it out
+        out = [name for name in self.rules.constraint_names if run_lengths(base & masks[name])[0, k:].max(initial=0) < steps]
+        return out or list(self.rules.constraint_names)
 
     def _blocking_rules(self, table: NightTable, i: int, need: float) -> list[str]:
         """Return the user constraints without which request ``i`` would fit tonight (from the table's runs)."""
