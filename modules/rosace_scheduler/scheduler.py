@@ -22,7 +22,7 @@ from rosace_core.config import ObservatoryConfig
 from rosace_core.errors import ConflictError, NotFoundError
 from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, from_stored, parse_observing_file
 
-from rosace_scheduler.constraints import constraint_masks
+from rosace_scheduler.constraints import CONSTRAINT_NAMES, constraint_masks, run_lengths
 from rosace_scheduler.observing_request import ObservingRequest, request_from_file
 from rosace_scheduler.options import scheduler_options
 from rosace_scheduler.planner import NightTable, RequestState
@@ -805,8 +805,6 @@ class Scheduler:
         """The user constraints without which request ``i`` would still fit from grid instant ``k`` (one row recomputed)."""
         if not self.rules.constraints:
             return []
-        from rosace_scheduler.constraints import CONSTRAINT_NAMES, run_lengths
-
         steps = int(math.ceil(need / table.sky.step - 1e-9)) + 1
         masks, _ = constraint_masks(table.sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
         base = np.ones((1, len(table.sky.times)), bool)

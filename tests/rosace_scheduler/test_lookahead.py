@@ -1,7 +1,7 @@
 """Dispatch with look-ahead, the plan knows what is running, cadences per night, reasons for the time asked."""
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 
