@@ -1,4 +1,4 @@
-"""The Observing File, format version 1: what an observer wants observed.
+"""The Observing File, format version 1 (revision 1.1): what an observer wants observed.
 
 This is ROSACE's long-term contract between observers and observatories
 (specification: ``docs/observing-file.md``). A file is YAML or JSON, carries
@@ -10,6 +10,11 @@ Compatibility promise: a version 1 file keeps working. A later version adds an
 upgrader to ``UPGRADERS`` that turns the older dict into the newer one on load.
 Keys starting with ``x-`` are extensions: kept, round-tripped, never interpreted.
 Any other unknown key is an error, so a typo never passes silently.
+
+Revision 1.1 (``rosace: 1.1``; ``rosace: 1`` files are read by the same rules): a right
+ascension is 'hh:mm:ss.s' text, a value with a unit ('5.588h') or ``ra_deg`` (degrees); a
+bare number is an error naming the field, since ``ra: 5.588`` was as often meant as hours
+as degrees (format 1 read it as degrees without a word).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -36,6 +42,8 @@ from pydantic import (
 from rosace_core.errors import RosaceError
 
 FORMAT_VERSION = 1
+#: the revisions of format 1 this ROSACE reads; 1.1 refuses a bare-number RA (``ra_deg`` or a unit instead)
+FORMAT_REVISIONS = (1, 1.1)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 
 #: Functions that upgrade a file dict from version N to N+1, keyed by N.
@@ -84,55 +92,120 @@ class _Model(BaseModel):
         return out
 
 
-def _plain(value: Any) -> Any:
+@lru_cache(maxsize=None)
+def _adapter(kind: type):
     from pydantic import TypeAdapter
 
+    return TypeAdapter(kind)  # building one costs about a millisecond: once per type, not per value
+
+
+def _plain(value: Any) -> Any:
     if isinstance(value, _Model):
         return value._with_extensions()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    return TypeAdapter(type(value)).dump_python(value, mode="json")
+    return _adapter(type(value)).dump_python(value, mode="json")
+
+
+_SEXA_RE = re.compile(r"([+-]?)(\d{1,3})([:\sdh])\s*(\d{1,2})[:\sm']\s*(\d{1,2}(?:\.\d*)?)\s*[s\"]?")
+#: a number with an angle unit: '5.588h', '83.82 deg' (hand-written: a regex this small beats
+#: astropy.units here, which would also accept units the JSON Schema cannot describe)
+_UNIT_RE = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))\s*(h|hr|hours?|hourangle|d|deg|degrees?|°)")
+_HOUR_UNITS = ("h", "hr", "hour", "hours", "hourangle")
+
+
+def _bare_ra(value: Any) -> str:
+    return (f"ra {value!r}: a bare number is ambiguous (hours or degrees?) and is refused since format 1.1 "
+            f"(format 1 read it as degrees): write 'hh:mm:ss.s' text, a unit ('{value}h' or '{value} deg') "
+            f"or 'ra_deg: {value}'")
 
 
 def _sexagesimal(value: Any, *, hours: bool, field: str) -> Any:
-    """Turn 'hh:mm:ss' / 'dd mm ss' text into decimal degrees; pass numbers through."""
+    """Turn 'hh:mm:ss' / 'dd mm ss' text or a number with a unit into decimal degrees.
+
+    Declinations may also be bare numbers (degrees). A right ascension may not: a bare
+    ``ra: 5.588`` was meant as hours as often as degrees, so it is an error (``ra_deg``
+    says degrees explicitly). Sexagesimal RA is hours unless its first separator is 'd'.
+    """
     if isinstance(value, bool):
-        raise ValueError(f"{field} must be a number of degrees or sexagesimal text")
+        raise ValueError(f"{field} must be {'text or ra_deg' if hours else 'a number of degrees or sexagesimal text'}")
     if isinstance(value, (int, float)):
+        if hours:
+            raise ValueError(_bare_ra(value))
         return float(value)
     if not isinstance(value, str):
-        raise ValueError(f"{field} must be a number of degrees or sexagesimal text")
+        raise ValueError(f"{field} must be {'text or ra_deg' if hours else 'a number of degrees or sexagesimal text'}")
     text = value.strip()
-    match = re.fullmatch(r"([+-]?)(\d{1,3})[:\sdh]\s*(\d{1,2})[:\sm']\s*(\d{1,2}(?:\.\d*)?)\s*[s\"]?", text)
+    match = _SEXA_RE.fullmatch(text)
     if not match:
+        unit = _UNIT_RE.fullmatch(text)
+        if unit:
+            number = float(unit.group(1))
+            return number * 15.0 if unit.group(2) in _HOUR_UNITS else number
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
-            unit = "hh:mm:ss.s" if hours else "+dd:mm:ss.s"
-            raise ValueError(f"{field} {value!r} is neither degrees nor {unit}") from None
+            form = "hh:mm:ss.s or a value with a unit ('5.588h', '83.82 deg')" if hours else "+dd:mm:ss.s"
+            raise ValueError(f"{field} {value!r} is neither degrees nor {form}") from None
+        if hours:
+            raise ValueError(_bare_ra(value))
+        return number
     sign = -1.0 if match.group(1) == "-" else 1.0
-    a, b, c = float(match.group(2)), float(match.group(3)), float(match.group(4))
+    in_hours = hours and match.group(3) != "d"
+    a, b, c = float(match.group(2)), float(match.group(4)), float(match.group(5))
     if b >= 60 or c >= 60:
         raise ValueError(f"{field} {value!r}: minutes and seconds must be below 60")
-    if hours and a >= 24:
+    if in_hours and a >= 24:
         raise ValueError(f"{field} {value!r}: hours must be below 24")
     degrees = sign * (a + b / 60 + c / 3600)
-    return degrees * 15.0 if hours else degrees
+    return degrees * 15.0 if in_hours else degrees
 
 
 _SEXA = r"^[+-]?\d{1,3}[:\sdh]\s*\d{1,2}[:\sm']\s*\d{1,2}(\.\d*)?\s*[s\"]?$"
+_WITH_UNIT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)\s*(h|hr|hours?|hourangle|d|deg|degrees?|°)\s*$"
 RA = Annotated[
     float,
-    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 360}, {"type": "string", "pattern": _SEXA}],
-                    "description": "ICRS right ascension: degrees, or 'hh:mm:ss.s' text"}),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": _SEXA}, {"type": "string", "pattern": _WITH_UNIT}],
+                    "description": "ICRS right ascension: 'hh:mm:ss.s' text (hours; 'dd d mm m ss s' for degrees) or a value with a unit "
+                                   "('5.588h', '83.82 deg'); a bare number is refused (use ra_deg)"}),
 ]
+RA_DEG = Annotated[float, WithJsonSchema({"type": "number", "minimum": 0, "exclusiveMaximum": 360,
+                                          "description": "ICRS right ascension in degrees (instead of ra)"})]
 DEC = Annotated[
     float,
     WithJsonSchema({"anyOf": [{"type": "number", "minimum": -90, "maximum": 90}, {"type": "string", "pattern": _SEXA}],
                     "description": "ICRS declination: degrees, or '+dd:mm:ss.s' text"}),
 ]
+
+
+def _one_ra_schema(schema: dict) -> None:
+    _schema_extensions(schema)
+    schema["not"] = {"required": ["ra", "ra_deg"]}
+
+
+def _target_ra_schema(schema: dict) -> None:
+    _schema_extensions(schema)
+    schema["oneOf"] = [{"required": ["ra"]}, {"required": ["ra_deg"]}]
+
+
+def _ra_from_deg(model, required: bool):
+    """After validation: ``ra`` holds degrees whichever key the file used (``ra`` or ``ra_deg``); ``ra_deg`` is None."""
+    if model.ra is not None and model.ra_deg is not None:
+        raise ValueError("give either 'ra' or 'ra_deg', not both")
+    if model.ra is None and model.ra_deg is not None:
+        model.ra, model.ra_deg = model.ra_deg, None  # one canonical form: ``ra`` in degrees
+    if required and model.ra is None:
+        raise ValueError("missing the right ascension: add 'ra' (hh:mm:ss.s text or a value with a unit) or 'ra_deg' (degrees)")
+    return model
+
+
+def _ra_as_degrees(out: dict, ra: float | None) -> dict:
+    """Write ``ra`` back as ``ra_deg`` (same place in the key order), so that a dumped file reloads."""
+    if ra is None:
+        return out
+    return {("ra_deg" if k == "ra" else k): (ra if k == "ra" else v) for k, v in out.items() if k != "ra_deg"}
 
 
 class Observer(_Model):
@@ -163,7 +236,10 @@ class SiderealTarget(_Model):
 
     type: Literal["sidereal"] = "sidereal"
     name: str = Field(min_length=1, max_length=80, description="standard name (BeSS OBJNAME)")
-    ra: RA = Field(ge=0, lt=360, description="ICRS right ascension, degrees (or 'hh:mm:ss.s' text)")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_target_ra_schema)
+
+    ra: RA | None = Field(None, ge=0, lt=360, description="ICRS right ascension: 'hh:mm:ss.s' text or a value with a unit; read as degrees")
+    ra_deg: RA_DEG | None = Field(None, ge=0, lt=360, description="ICRS right ascension, degrees (instead of ra)")
     dec: DEC = Field(ge=-90, le=90, description="ICRS declination, degrees (or '+dd:mm:ss' text)")
     epoch: float = Field(2000.0, ge=1800, le=2200, description="epoch of the position, Julian year")
     pm_ra_cosdec: float = Field(0.0, description="proper motion in RA * cos(Dec), mas/yr")
@@ -176,12 +252,19 @@ class SiderealTarget(_Model):
     @field_validator("ra", mode="before")
     @classmethod
     def _ra(cls, value):
-        return _sexagesimal(value, hours=True, field="ra")
+        return None if value is None else _sexagesimal(value, hours=True, field="ra")
 
     @field_validator("dec", mode="before")
     @classmethod
     def _dec(cls, value):
         return _sexagesimal(value, hours=False, field="dec")
+
+    @model_validator(mode="after")
+    def _one_ra(self):
+        return _ra_from_deg(self, required=True)
+
+    def _with_extensions(self) -> dict:
+        return _ra_as_degrees(super()._with_extensions(), self.ra)
 
 
 class EphemerisPoint(_Model):
@@ -269,8 +352,11 @@ class ReferenceStar(_Model):
     """The reference star used for the instrument response."""
 
     mode: Literal["auto", "named", "none"] = "auto"
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_ra_schema)
+
     name: str | None = None
     ra: RA | None = Field(None, ge=0, lt=360)
+    ra_deg: RA_DEG | None = Field(None, ge=0, lt=360, description="degrees (instead of ra)")
     dec: DEC | None = Field(None, ge=-90, le=90)
 
     @field_validator("ra", mode="before")
@@ -287,7 +373,10 @@ class ReferenceStar(_Model):
     def _named_needs_name(self):
         if self.mode == "named" and not self.name:
             raise ValueError("a named reference star needs a 'name'")
-        return self
+        return _ra_from_deg(self, required=False)
+
+    def _with_extensions(self) -> dict:
+        return _ra_as_degrees(super()._with_extensions(), self.ra)
 
 
 class Sequence(_Model):
@@ -329,7 +418,16 @@ class Cadence(_Model):
     """Repeat the observation every ``period`` days, within ``tolerance`` days."""
 
     period: float = Field(gt=0, le=3650, description="days")
-    tolerance: float = Field(0.5, ge=0, description="days either side of the due date")
+    tolerance: float | None = Field(None, ge=0, description="days before the due date a visit may already be made; below the period (default: 0.5, or half a shorter period)")
+
+    @model_validator(mode="after")
+    def _tolerance_below_period(self):
+        if self.tolerance is None:
+            self.tolerance = min(0.5, self.period / 2)
+        if self.tolerance >= self.period:
+            raise ValueError(f"tolerance ({self.tolerance:g} d) must be below the period ({self.period:g} d): "
+                             "otherwise a visit would be due again as soon as one is made")
+        return self
 
 
 class PhaseWindow(_Model):
@@ -386,7 +484,7 @@ class Share(_Model):
 class ObservingFile(_Model):
     """A whole Observing File (format version 1)."""
 
-    rosace: Literal[1] = Field(description="format version")
+    rosace: Literal[1, 1.1] = Field(description="format version: 1.1 (1 is read too; both refuse a bare-number ra)")
     id: str = Field(pattern=ID_PATTERN, description="stable identifier, unique per observer")
     title: str | None = None
     observer: Observer
@@ -525,7 +623,7 @@ def _message(err: dict, path: tuple) -> str:
     if kind == "missing":
         return f"missing required field '{path[-1]}'" if path else "missing required field"
     if kind == "literal_error" and path == ("rosace",):
-        return f"unsupported format version {err.get('input')!r}; this ROSACE reads version {FORMAT_VERSION}"
+        return f"unsupported format version {err.get('input')!r}; this ROSACE reads versions 1 and 1.1"
     if kind == "extra_forbidden":
         return f"unknown key '{str(path[-1]).strip()}' (check the spelling; extension keys must start with 'x-')"
     if kind == "union_tag_invalid":
@@ -588,6 +686,25 @@ def load_observing_file(path: Path | str) -> ObservingFile:
         raise ObservingFileError(str(path), [Problem("", f"cannot read: {exc}")]) from None
     fmt = "json" if path.suffix.lower() == ".json" else None
     return parse_observing_file(text, str(path), fmt)
+
+
+def from_stored(data: dict) -> ObservingFile:
+    """Validate a file dict that ROSACE itself stored (``to_dict()``), old ones included.
+
+    Before format 1.1, ``to_dict()`` wrote the right ascension as a bare number of degrees;
+    such machine-written dicts (databases, journals) are unambiguous, so they are read with
+    that number as ``ra_deg``. Files from people go through :func:`parse_observing_file`.
+    """
+    data = dict(data)
+    for key in ("target",):
+        part = data.get(key)
+        if isinstance(part, dict) and isinstance(part.get("ra"), (int, float)) and not isinstance(part.get("ra"), bool) and "ra_deg" not in part:
+            data[key] = {("ra_deg" if k == "ra" else k): v for k, v in part.items()}
+    seq = data.get("sequence")
+    ref = seq.get("reference_star") if isinstance(seq, dict) else None
+    if isinstance(ref, dict) and isinstance(ref.get("ra"), (int, float)) and not isinstance(ref.get("ra"), bool) and "ra_deg" not in ref:
+        data["sequence"] = {**seq, "reference_star": {("ra_deg" if k == "ra" else k): v for k, v in ref.items()}}
+    return ObservingFile.model_validate(data)
 
 
 def dump_observing_file(of: ObservingFile, fmt: str = "yaml") -> str:

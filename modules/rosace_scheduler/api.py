@@ -85,6 +85,18 @@ class TimeQuery(BaseModel):
     time: SkyTime = None
 
 
+QUEUE_STATES = Literal["observable", "in_progress", "not_due", "done_tonight", "not_tonight", "held", "completed", "expired", "wrong_instrument", "unsupported"]
+
+
+class QueueQuery(BaseModel):
+    """The instant of the states, and the page of the queue wanted (files in the order they were added)."""
+
+    time: datetime | None = Field(None, description="default: the observatory clock's now")
+    limit: int = Field(500, ge=1, le=10000, description="files per page")
+    offset: int = Field(0, ge=0, description="files to skip (the previous answer's next_offset)")
+    state: QUEUE_STATES | None = Field(None, description="only the files in this state")
+
+
 class HistoryQuery(BaseModel):
     file_id: str | None = None
     limit: int = Field(500, ge=1, le=10000)
@@ -143,9 +155,9 @@ def validate_file(body: FileBody):
     return {"valid": True, "errors": [], "id": of.id}
 
 
-@api.route("/queue", query=TimeQuery, summary="The queue: every file with its state and reason, and rejected files")
-def get_queue(query: TimeQuery):
-    return scheduler().queue(query.time)
+@api.route("/queue", query=QueueQuery, summary="The queue, a page at a time (limit, offset; total, next_offset, counts per state), and rejected files")
+def get_queue(query: QueueQuery):
+    return scheduler().queue(query.time, limit=query.limit, offset=query.offset, state=query.state)
 
 
 @api.route("/files/<file_id>", summary="One queued Observing File")

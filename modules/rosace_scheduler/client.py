@@ -32,9 +32,18 @@ class SchedulerClient(RestClient):
         """Return ``{valid, errors[]}`` without queueing."""
         return self.post("/validate", {"content": content, "format": format, "filename": filename})
 
-    def queue(self, time=None) -> dict:
-        """Return ``{files: [{id, state, reason, ...}], rejected: [...]}``."""
-        return self.get("/queue", params={"time": _iso(time)} if time else None)
+    def queue(self, time=None, *, limit: int | None = None, offset: int = 0, state: str | None = None) -> dict:
+        """Return ``{total, counts, next_offset, files: [{id, state, reason, ...}], rejected: [...]}``.
+
+        ``limit=None`` fetches every page (the server sends at most ``limit`` files, 500 by default, per answer).
+        """
+        params = {k: v for k, v in {"time": _iso(time) if time else None, "offset": offset, "state": state, "limit": limit}.items() if v is not None}
+        doc = self.get("/queue", params=params)
+        while limit is None and doc.get("next_offset") is not None:
+            more = self.get("/queue", params={**params, "offset": doc["next_offset"]})
+            doc["files"] += more["files"]
+            doc["next_offset"] = more.get("next_offset")
+        return doc
 
     def rules(self) -> list[dict]:
         """Return the user rules in use: ``[{name, kind, title, source, options, weight, error}]``."""

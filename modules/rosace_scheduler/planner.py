@@ -34,7 +34,7 @@ SLEW_WEIGHT = 1.0 / 240.0
 
 
 #: the per-request arrays of a NightTable, reused across queue changes
-_ROW_KEYS = ("cirs", "ok", "never", "max_alt", "rule_runs")
+_ROW_KEYS = ("cirs", "ok", "never", "max_alt", "rule_runs", "last_pass")
 
 
 @dataclass
@@ -67,6 +67,15 @@ class Choice:
     rules: dict = field(default_factory=dict)
 
 
+@dataclass
+class Blocked:
+    """A candidate left out because running it would take the last chance tonight of a higher-priority request."""
+
+    choice: Choice
+    victim: int  # row of the request it would make impossible tonight
+    victim_from: float  # first instant the victim may start (Unix s)
+
+
 class NightTable:
     """Every request of the queue evaluated on one night's grid, cached until the queue changes.
 
@@ -89,11 +98,13 @@ class NightTable:
         self.dec = np.array([r.dec for r in self.reqs], dtype=float)
         self.vec = radec_to_vectors([r.ra for r in self.reqs], [r.dec for r in self.reqs]).reshape(n, 3)
         if _rows is not None:
-            self.cirs, self.ok, self.never, self.max_alt, self.rule_runs = (_rows[k] for k in _ROW_KEYS)
+            self.cirs, self.ok, self.never, self.max_alt, self.rule_runs, self.last_pass = (_rows[k] for k in _ROW_KEYS)
         else:
-            self.cirs, self.ok, self.never, self.max_alt, self.rule_runs = self._compute(self.reqs)
+            self.cirs, self.ok, self.never, self.max_alt, self.rule_runs, self.last_pass = self._compute(self.reqs)
         self.run = run_lengths(self.ok)
         self.remaining = remaining_counts(self.ok)
+        # the longest run starting at or after each instant: "can request i still fit from k on?" in O(1)
+        self.best_run = np.maximum.accumulate(self.run[:, ::-1], axis=1)[:, ::-1] if n else self.run
 
     def _compute(self, reqs: list[ObservingRequest]):
         """Return (cirs, ok, never, max_alt, rule_runs): ``never[i, c]`` says constraint c never passes tonight.
@@ -106,19 +117,22 @@ class NightTable:
         C = len(self.constraint_names)
         R = 1 + len(self.rules.constraint_names)
         if n == 0:
-            return np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool), np.zeros((0, C), bool), np.zeros(0), np.zeros((0, R), np.int32)
+            return (np.zeros((0, 3)), np.zeros((0, len(sky.times)), dtype=bool), np.zeros((0, C), bool), np.zeros(0), np.zeros((0, R), np.int32),
+                    np.zeros((0, C), np.int32))
         cirs = sky.target_cirs(
             [r.ra for r in reqs], [r.dec for r in reqs],
             [r.pm_ra_cosdec for r in reqs], [r.pm_dec for r in reqs], [r.epoch for r in reqs],
         )
         masks, _ = constraint_masks(sky, reqs, cirs, self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
         never = np.zeros((n, C), bool)
+        last_pass = np.full((n, C), len(sky.times) - 1, np.int32)  # last grid index where each constraint passes (-1: never)
         ok = np.ones((n, len(sky.times)), bool)
         rule_runs = np.zeros((n, R), np.int32)
         sidereal = np.array([r.sidereal for r in reqs])
         for c, name in enumerate(self.constraint_names):
             if name in masks:
                 never[:, c] = ~masks[name].any(axis=1)
+                last_pass[:, c] = np.where(never[:, c], -1, len(sky.times) - 1 - np.argmax(masks[name][:, ::-1], axis=1))
                 if c == len(CONSTRAINT_NAMES) and R > 1:  # the built-in constraints are all in: remember their runs
                     ok[~sidereal] = False
                     rule_runs[:, 0] = run_lengths(ok).max(axis=1, initial=0)
@@ -128,7 +142,7 @@ class NightTable:
         ok[~sidereal] = False
         z = cirs @ sky.rotation[:, 2, :].T
         max_alt = np.degrees(np.arcsin(np.clip(z.max(axis=1), -1, 1))) if z.size else np.full(n, -90.0)
-        return cirs, ok, never, max_alt, rule_runs
+        return cirs, ok, never, max_alt, rule_runs, last_pass
 
     def updated(self, reqs: list[ObservingRequest], keys: dict[str, object], old_keys: dict[str, object]) -> "NightTable":
         """Return a table for ``reqs``, reusing the rows of requests whose key (content hash) is unchanged."""
@@ -138,10 +152,11 @@ class NightTable:
         T = len(self.sky.times)
         rows = {"cirs": np.zeros((len(reqs), 3)), "ok": np.zeros((len(reqs), T), dtype=bool),
                 "never": np.zeros((len(reqs), len(self.constraint_names)), bool), "max_alt": np.zeros(len(reqs)),
-                "rule_runs": np.zeros((len(reqs), 1 + len(self.rules.constraint_names)), np.int32)}
+                "rule_runs": np.zeros((len(reqs), 1 + len(self.rules.constraint_names)), np.int32),
+                "last_pass": np.zeros((len(reqs), len(self.constraint_names)), np.int32)}
         if reuse:
             src = [self.index[reqs[i].file_id] for i in reuse]
-            for key, old in zip(_ROW_KEYS, (self.cirs, self.ok, self.never, self.max_alt, self.rule_runs)):
+            for key, old in zip(_ROW_KEYS, (self.cirs, self.ok, self.never, self.max_alt, self.rule_runs, self.last_pass)):
                 rows[key][reuse] = old[src]
         if fresh:
             for key, value in zip(_ROW_KEYS, self._compute([reqs[i] for i in fresh])):
@@ -193,10 +208,60 @@ class NightTable:
         cols = np.flatnonzero(fits.any(axis=0))
         return float(times[cols[0]]) if len(cols) else None
 
+    def fits_from(self, rows: np.ndarray, t_from: np.ndarray, slew: np.ndarray) -> np.ndarray:
+        """Return, per row, whether its whole observation (plus ``slew``) can start at a grid instant at or after ``t_from`` tonight."""
+        sky = self.sky
+        T = len(sky.times)
+        k = np.ceil((np.asarray(t_from, float) - sky.start) / sky.step - 1e-9)
+        k = np.clip(np.nan_to_num(k, posinf=T, neginf=0), 0, T).astype(np.int64)
+        need = np.ceil((self.duration[rows] + slew) / sky.step - 1e-9).astype(np.int64) + 1
+        inside = k < T
+        out = np.zeros(len(rows), bool)
+        out[inside] = self.best_run[rows[inside], k[inside]] >= need[inside]
+        return out
+
+    def first_fit(self, i: int, t_from: float, slew: float) -> float | None:
+        """Return the first grid instant at or after ``t_from`` where request ``i`` fits whole (with ``slew``), or None."""
+        sky = self.sky
+        k = max(0, int(math.ceil((t_from - sky.start) / sky.step - 1e-9)))
+        need = int(math.ceil((self.duration[i] + slew) / sky.step - 1e-9)) + 1
+        hits = np.flatnonzero(self.run[i, k:] >= need)
+        return float(sky.times[k + hits[0]]) if len(hits) else None
+
+    def victim_of(self, choice: Choice, state: RequestState, t: float, slew_now: np.ndarray) -> int | None:
+        """Return the highest-priority request that running ``choice`` would make impossible tonight, or None.
+
+        Look-ahead: a request of higher priority that can still be observed tonight (from ``t``,
+        its cadence permitting) but no longer once ``choice`` has ended (slewing from its target)
+        is protected: a long low-priority block must not eat a nova's window or a binary's only
+        phase window. One O(1) test per request, from the table's ``best_run``.
+        """
+        i = choice.index
+        rows = np.flatnonzero(state.eligible & (self.priority > self.priority[i]))
+        if len(rows) == 0:
+            return None
+        nb = state.not_before[rows]
+        possible = self.fits_from(rows, np.maximum(t, nb), slew_now[rows])
+        if not possible.any():
+            return None
+        rows, nb = rows[possible], nb[possible]
+        o = self.options
+        cosang = np.clip(self.vec[rows] @ self.vec[i], -1.0, 1.0)
+        slew_after = np.ceil(o.slew_settle + np.degrees(np.arccos(cosang)) / o.slew_rate)
+        killed = ~self.fits_from(rows, np.maximum(choice.end, nb), slew_after)
+        if not killed.any():
+            return None
+        rows = rows[killed]
+        return int(rows[np.argmax(self.priority[rows])])
+
     # ------------------------------------------------------------------ choosing
 
-    def rank(self, t: float, state: RequestState, pointing: np.ndarray | None, limit: int | None = None) -> list[Choice]:
-        """Return the candidates that can start at ``t``, best first, with their rule scores."""
+    def rank(self, t: float, state: RequestState, pointing: np.ndarray | None, limit: int | None = None, *, blocked: list | None = None) -> list[Choice]:
+        """Return the candidates that can start at ``t``, best first, with their rule scores.
+
+        Candidates whose observation would make a higher-priority request impossible tonight
+        are left out (and listed in ``blocked`` as :class:`Blocked`, when a list is given).
+        """
         slew = self.slew_times(pointing)
         cand = state.eligible & (state.not_before <= t)
         feas = self.feasible_at(t, cand, slew)
@@ -218,12 +283,18 @@ class NightTable:
                 altitude=alt, slew=slew[rows], duration=self.duration[rows], priority=self.priority[rows])))
         total = sum(rules.values())
         order = np.argsort(-total, kind="stable")
-        if limit is not None:
-            order = order[:limit]
         out = []
         for j in order:
             i = int(rows[j])
-            out.append(Choice(i, t, t + float(self.duration[i] + slew[i]), float(slew[i]), float(total[j]), {k: round(float(v[j]), 4) for k, v in rules.items()}))
+            choice = Choice(i, t, t + float(self.duration[i] + slew[i]), float(slew[i]), float(total[j]), {k: round(float(v[j]), 4) for k, v in rules.items()})
+            victim = self.victim_of(choice, state, t, slew)
+            if victim is not None:
+                if blocked is not None:
+                    blocked.append(Blocked(choice, victim, self.first_fit(victim, max(t, state.not_before[victim]), slew[victim]) or t))
+                continue
+            out.append(choice)
+            if limit is not None and len(out) >= limit:
+                break
         return out
 
     def plan(self, start: float, state: RequestState, pointing: np.ndarray | None = None) -> list[Choice]:
@@ -235,10 +306,20 @@ class NightTable:
         if len(self.reqs) == 0:
             return out
         while t < sky.end:
-            best = self.rank(t, state, pointing, limit=1)
+            blocked: list[Blocked] = []
+            best = self.rank(t, state, pointing, limit=1, blocked=blocked)
             if not best:
                 slew = self.slew_times(pointing)
-                nxt = self.next_start(t, state.eligible, slew, state.not_before)
+                if blocked:  # only blocks that would take a protected request's chance: wait for it
+                    nxt = min(b.victim_from for b in blocked)
+                    others = state.eligible.copy()
+                    others[[b.choice.index for b in blocked]] = False
+                    alt = self.next_start(t, others, slew, state.not_before)
+                    nxt = min(nxt, alt) if alt is not None else nxt
+                    if nxt <= t:
+                        nxt = t + sky.step
+                else:
+                    nxt = self.next_start(t, state.eligible, slew, state.not_before)
                 if nxt is None or nxt <= t:
                     break
                 t = nxt

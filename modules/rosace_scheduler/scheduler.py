@@ -20,9 +20,9 @@ from rosace_core.astro import configure_offline
 from rosace_core.clock import now as clock_now
 from rosace_core.config import ObservatoryConfig
 from rosace_core.errors import ConflictError, NotFoundError
-from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, parse_observing_file
+from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, from_stored, parse_observing_file
 
-from rosace_scheduler.constraints import constraint_masks
+from rosace_scheduler.constraints import CONSTRAINT_NAMES, constraint_masks, run_lengths
 from rosace_scheduler.dome_limit import DomeLimit
 from rosace_scheduler.limits import check_file_size, check_queue_room
 from rosace_scheduler.observing_request import ObservingRequest, request_from_file
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("completed", "failed", "interrupted")
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
 LOOKAHEAD_NIGHTS = 3
+_FROM = "\x00from\x00"  # place of the time asked in a cached reason
 DAY = 86400.0
 
 
@@ -84,7 +85,7 @@ class _Cached:
         self.table, self.version, self.keys = table, version, keys
         self.hist_version = -1
         self.arrays: dict | None = None
-        self.reasons: dict[str, str] = {}
+        self.reasons: dict[tuple[str, int], str] = {}  # (file id, grid index asked) -> reason
 
 
 class Scheduler:
@@ -123,6 +124,8 @@ class Scheduler:
         self._hist_version = 0
         self._hist_log: list[tuple[int, str]] = []
         self._history: dict[str, _History] = {}
+        #: dispatched observations without an outcome yet: id -> (file id, planned start, planned end)
+        self._running: dict[str, tuple[str, float, float]] = {}
         self._skies: dict[date, NightSky] = {}
         self._cache: dict[date, _Cached] = {}
         self._stop = threading.Event()
@@ -137,7 +140,7 @@ class Scheduler:
     def _load(self) -> None:
         for row in self.store.load_files():
             try:
-                of = ObservingFile.model_validate(row["content"])
+                of = from_stored(row["content"])
             except Exception as exc:  # a row written by a future version: skip it, loudly
                 log.warning("stored file %s no longer valid: %s", row["id"], exc)
                 continue
@@ -160,6 +163,9 @@ class Scheduler:
             h.pending.pop(obs["id"], None)
         elif obs.get("planned_end") is not None:
             h.pending[obs["id"]] = obs["planned_end"] + self.options.dispatch_grace
+            self._running[obs["id"]] = (obs["file_id"], obs.get("planned_start") or obs.get("dispatched") or obs["planned_end"], obs["planned_end"])
+        if outcome:
+            self._running.pop(obs["id"], None)
 
     def parse(self, content: str, fmt: str | None = None, filename: str | None = None) -> ObservingFile:
         """Parse and validate Observing File text; raise ObservingFileError with every problem."""
@@ -266,12 +272,18 @@ class Scheduler:
         return changes
 
     def start_watching(self) -> None:
-        """Scan the queue folder every ``watch_interval`` wall seconds in a daemon thread."""
+        """Scan the queue folder every ``watch_interval`` wall seconds in a daemon thread, and keep tonight's tables ready."""
         if self._watcher is not None or self.options.watch_interval <= 0:
             return
 
         def loop():
-            while not self._stop.wait(self.options.watch_interval):
+            while True:
+                try:  # tonight's and the coming night's tables, ready before anyone asks
+                    self.prepare()
+                except Exception:
+                    log.exception("preparing the night's tables failed")
+                if self._stop.wait(self.options.watch_interval):
+                    break
                 try:
                     self.scan_folder()
                 except Exception:  # the watcher must survive anything a folder can do
@@ -293,15 +305,51 @@ class Scheduler:
         return night_date_of(datetime.fromtimestamp(unix, tz=timezone.utc), self.site.longitude)
 
     def sky(self, night: date) -> NightSky:
-        """Return (and cache) the sky of a night."""
+        """Return (and cache) the sky of a night (computed outside the lock: requests go on meanwhile)."""
         with self.lock:
             sky = self._skies.get(night)
-            if sky is None:
-                sky = NightSky.build(night, self.site, self.options.grid_step)
-                self._skies[night] = sky
+        if sky is None:
+            sky = NightSky.build(night, self.site, self.options.grid_step)
+            with self.lock:
+                sky = self._skies.setdefault(night, sky)
                 for old in sorted(self._skies)[:-4]:
                     self._skies.pop(old)
-            return sky
+        return sky
+
+    def prepare(self, night: date | None = None) -> None:
+        """Compute a night's sky, table and history arrays now, outside the lock (default: tonight and the coming night).
+
+        The server's watcher thread calls this ahead of time, so that the first ``next`` of a
+        night finds its table ready instead of building it (0.5-1 s of CPU with 10,000 files);
+        a queue change meanwhile is folded in incrementally at the next request.
+        """
+        if night is None:
+            t = clock_now().timestamp()
+            for n in sorted({self.night_of(t), self.night_of(t + DAY / 2)}):
+                self.prepare(n)
+            return
+        with self.lock:
+            cached = self._cache.get(night)
+            if cached is not None and cached.version == self._version:
+                return
+            version = self._version
+            reqs = [qf.request for qf in self.files.values()]
+            keys = {fid: qf.content_hash for fid, qf in self.files.items()}
+        sky = self.sky(night)
+        table = cached.table.updated(reqs, keys, cached.keys) if cached is not None else NightTable(sky, reqs, self.options, rules=self.rules)
+        with self.lock:
+            current = self._cache.get(night)
+            if current is None or current.version < version:
+                fresh = _Cached(table, version, keys)
+                if current is not None:
+                    fresh.reasons = {k: v for k, v in current.reasons.items() if keys.get(k[0]) == current.keys.get(k[0])}
+                self._cache[night] = fresh
+                self._trim_cache()
+            self._arrays(self.table(night))
+
+    def _trim_cache(self) -> None:
+        for old in sorted(self._cache)[:-3]:
+            self._cache.pop(old)
 
     def _follow_dome_limit(self) -> None:
         """Plan with the dome's closing sun altitude once learnt (or changed): every request is rebuilt."""
@@ -330,10 +378,9 @@ class Scheduler:
                 table = NightTable(self.sky(night), reqs, self.options, rules=self.rules)
             fresh = _Cached(table, self._version, keys)
             if cached is not None:  # reasons of unchanged files stay valid
-                fresh.reasons = {k: v for k, v in cached.reasons.items() if keys.get(k) == cached.keys.get(k)}
+                fresh.reasons = {k: v for k, v in cached.reasons.items() if keys.get(k[0]) == cached.keys.get(k[0])}
             self._cache[night] = fresh
-            for old in sorted(self._cache)[:-3]:
-                self._cache.pop(old)
+            self._trim_cache()
             return fresh
 
     def _arrays(self, cached: _Cached) -> dict:
@@ -357,8 +404,10 @@ class Scheduler:
                 return cached.arrays
         n = len(table.reqs)
         a = {
+            "sidereal": np.array([r.sidereal for r in table.reqs], bool),
             "static": np.zeros(n, bool),
             "last": np.full(n, np.nan),
+            "last_night": np.full(n, np.nan),  # date ordinal of the night of the last completed visit
             "done": np.zeros(n),
             "wanted": np.full(n, np.inf),
             "period": np.full(n, np.nan),
@@ -379,11 +428,17 @@ class Scheduler:
         cached.arrays, cached.hist_version = a, self._hist_version
         return a
 
+    def _due_text(self, a: dict, i: int, due: float) -> str:
+        if a["period"][i] >= DAY / 2:  # counted in nights: due from the start of a night
+            return f"cadence: next visit due the night of {self.night_of(due + 1).isoformat()} (one visit a night)"
+        return f"cadence: next visit due from {iso(due)}"
+
     def _fill_row(self, a: dict, i: int, r: ObservingRequest, noon: float) -> None:
         h = self._history.get(r.file_id)
         if h is None:
             return
         a["last"][i] = max(h.completed) if h.completed else np.nan
+        a["last_night"][i] = self.night_of(a["last"][i]).toordinal() if h.completed else np.nan
         a["done"][i] = len(h.completed)
         a["failed_tonight"][i] = sum(1 for t in h.failed if t is not None and t >= noon)
         a["pending_until"][i] = max(h.pending.values()) if h.pending else -np.inf
@@ -403,6 +458,12 @@ class Scheduler:
         eligible = a["static"] & (a["done"] < a["wanted"]) & (a["failed_tonight"] < self.options.max_retries + 1) & (a["pending_until"] <= t) & (a["window_end"] > t)
         with np.errstate(invalid="ignore"):
             due = a["last"] + a["period"] - a["tol"]
+            # cadences of half a day or more count nights: at most one visit a night, the next one from
+            # the night (period - tolerance) nights later, rounded to the nearest night (at least the next)
+            nights = np.maximum(1.0, np.floor((a["period"] - a["tol"]) / DAY + 0.5))
+            tonight = cached.table.sky.night.toordinal()
+            due_night = noon + (a["last_night"] + nights - tonight) * DAY
+            due = np.where(a["period"] >= DAY / 2, due_night, due)
             not_before = np.where(has_cad & has_last, due, -np.inf)
             # without a cadence, a visit done tonight is not repeated tonight
             not_before = np.where(~has_cad & has_last & (a["last"] >= noon), np.inf, not_before)
@@ -425,7 +486,10 @@ class Scheduler:
             vec = None
             if pointing and pointing.get("ra") is not None and pointing.get("dec") is not None:
                 vec = radec_to_vectors([float(pointing["ra"])], [float(pointing["dec"])])[0]
-            ranked = table.rank(t, st, vec, limit=1 + runner_ups)
+            blocked = []
+            ranked = table.rank(t, st, vec, limit=1 + runner_ups, blocked=blocked)
+            if not ranked and blocked:
+                return self._holding(cached, st, t, vec, blocked)
             if not ranked:
                 reason, retry = self._nothing(cached, st, t, vec)
                 return {"observation": None, "runner_ups": [], "reason": reason, "retry_at": iso(retry)}
@@ -433,7 +497,7 @@ class Scheduler:
             qf = self.files[table.ids[best.index]]
             obs_id = f"{qf.of.id}-{datetime.fromtimestamp(t, tz=timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
             self.store.add_observation(id=obs_id, file_id=qf.of.id, target=qf.request.target, dispatched=t, planned_start=best.start, planned_end=best.end)
-            self._note_observation({"id": obs_id, "file_id": qf.of.id, "planned_end": best.end})
+            self._note_observation({"id": obs_id, "file_id": qf.of.id, "planned_start": best.start, "planned_end": best.end})
             self._history_changed(qf.of.id)
             observation = {
                 "observation_id": obs_id,
@@ -459,6 +523,23 @@ class Scheduler:
             why = ", ".join(f"{k} {v:+.2f}" for k, v in best.rules.items())
             return {"observation": observation, "runner_ups": others, "reason": f"highest score {best.score:.2f} ({why})", "retry_at": None}
 
+    def _holding(self, cached: _Cached, st: RequestState, t: float, vec, blocked: list) -> dict:
+        """Answer of ``next`` when everything that fits now would take a higher-priority request's last chance tonight."""
+        table = cached.table
+        b = blocked[0]
+        victim = table.reqs[b.victim]
+        others = st.eligible.copy()
+        others[[x.choice.index for x in blocked]] = False
+        alt = table.next_start(t, others, table.slew_times(vec), st.not_before)
+        retry = min(b.victim_from, alt) if alt is not None else b.victim_from
+        retry = max(retry, t + table.sky.step)
+        who = table.reqs[b.choice.index]
+        reason = (f"holding the time for {victim.file_id} (priority {victim.priority}, observable from {iso(b.victim_from)}): "
+                  f"{who.file_id} (priority {who.priority}) would run until {iso(b.choice.end)} and take its last chance tonight"
+                  + (f"; {len(blocked) - 1} other candidate(s) likewise" if len(blocked) > 1 else ""))
+        held = [{"file_id": table.ids[x.choice.index], "would_end": iso(x.choice.end), "protects": table.ids[x.victim]} for x in blocked[:5]]
+        return {"observation": None, "runner_ups": [], "held_back": held, "reason": reason, "retry_at": iso(retry)}
+
     def _nothing(self, cached: _Cached, st: RequestState, t: float, vec) -> tuple[str, float | None]:
         table = cached.table
         if not self.files:
@@ -474,17 +555,23 @@ class Scheduler:
         else:
             where = "nothing fits now"
         if retry is None:
-            for d in range(1, 3):
-                nxt = self.table(table.sky.night + timedelta(days=d))
+            # the next night: exact when its table is ready (the watcher prepares it), else its start
+            # (the next night's grid starts within minutes of this one's, a day later); never built here,
+            # so that "nothing fits" at the end of a night stays fast
+            nxt = self._cache.get(table.sky.night + timedelta(days=1))
+            if nxt is not None and nxt.version == self._version:
                 nst = self.state(nxt, nxt.table.sky.start)
                 retry = nxt.table.next_start(nxt.table.sky.start - 1, nst.eligible, nxt.table.slew_times(None), nst.not_before)
-                if retry is not None:
-                    break
+            if retry is None:
+                retry = max(table.sky.start + DAY, t + table.sky.step)
         return f"{where} ({summary})", retry
 
-    def _states(self, cached: _Cached, st: RequestState, t: float, slew: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _states(self, cached: _Cached, st: RequestState, t: float, slew: np.ndarray | None = None, first_rows=None) -> tuple[np.ndarray, np.ndarray]:
         """Return every file's state (vectorised, same order of tests as ``_file_state``) and,
-        for observable ones, the first instant it may start (NaN otherwise)."""
+        for observable ones among ``first_rows`` (default: all), the first instant it may start (NaN otherwise).
+
+        O(files) with the table's ``best_run``; the first start (a scan of the night) only for the rows asked.
+        """
         table, a = cached.table, self._arrays(cached)
         n = len(table.reqs)
         labels = np.full(n, "", dtype=object)
@@ -495,14 +582,15 @@ class Scheduler:
             labels[hit] = name
             left[hit] = False
 
-        sidereal = np.array([r.sidereal for r in table.reqs], bool)
-        take("unsupported", ~sidereal)
+        sky_end, sky_noon = table.sky.end, table.sky.mid_unix - DAY / 2
+        take("unsupported", ~a["sidereal"])
         take("wrong_instrument", ~a["static"])
         take("completed", a["done"] >= a["wanted"])
         take("expired", a["window_end"] <= t)
         take("in_progress", a["pending_until"] > t)
         take("held", a["failed_tonight"] >= self.options.max_retries + 1)
-        take("done_tonight", np.isinf(st.not_before) & (st.not_before > 0))
+        with np.errstate(invalid="ignore"):
+            take("done_tonight", (st.not_before >= sky_end) & (a["last"] >= sky_noon))
         take("not_due", st.not_before > t)
         first = np.full(n, np.nan)
         sky = table.sky
@@ -510,11 +598,13 @@ class Scheduler:
             slew = np.full(n, self.options.first_slew) if slew is None else slew
             k = 0 if t < sky.start else min(table._k(t), len(sky.times) - 1)
             need = np.ceil((table.duration + slew) / sky.step - 1e-9).astype(np.int64) + 1
-            rows = np.flatnonzero(left)
-            fits = table.run[rows, k:] >= need[rows, None]
-            has = fits.any(axis=1)
-            first[rows[has]] = np.maximum(sky.times[k + fits[has].argmax(axis=1)], t)
-            take("observable", ~np.isnan(first))
+            has = np.zeros(n, bool)
+            has[left] = table.best_run[left, k] >= need[left]
+            take("observable", has)
+            rows = np.flatnonzero(has) if first_rows is None else np.array([i for i in first_rows if has[i]], dtype=np.int64)
+            if len(rows):
+                fits = table.run[rows, k:] >= need[rows, None]
+                first[rows] = np.maximum(sky.times[k + fits.argmax(axis=1)], t)
         take("not_tonight", np.ones(n, bool))
         return labels, first
 
@@ -539,18 +629,16 @@ class Scheduler:
             elif s == "done_tonight":
                 out.append("observed tonight; the next visit is for another night")
             elif s == "not_due":
-                out.append(f"cadence: next visit due from {iso(st.not_before[i])}")
+                out.append(self._due_text(a, i, st.not_before[i]))
             elif s == "observable":
                 out.append("observable now" if first[i] <= t else f"observable tonight from {iso(first[i])}")
             else:
-                if r.file_id not in cached.reasons:
-                    cached.reasons[r.file_id] = self._why_not(table, i)
-                out.append(cached.reasons[r.file_id])
+                out.append(self._reason(cached, i, t))
         return out
 
     def _state_counts(self, cached: _Cached, st: RequestState, t: float, slew: np.ndarray) -> dict[str, int]:
         """Count the queue's files per state."""
-        labels, _ = self._states(cached, st, t, slew)
+        labels, _ = self._states(cached, st, t, slew, first_rows=[])
         names, counts = np.unique(labels.astype(str), return_counts=True) if len(labels) else ([], [])
         return {str(k): int(v) for k, v in zip(names, counts)}
 
@@ -611,14 +699,26 @@ class Scheduler:
             table, sky = cached.table, cached.table.sky
             t0 = t_now if sky.start <= t_now < sky.end else sky.start
             st = self.state(cached, t0)
-            choices = table.plan(t0, st)
+            # what is running now (dispatched, no outcome yet, inside its planned time): the plan starts when it ends
+            running = sorted((v for v in self._running.values() if v[1] <= t0 < v[2]), key=lambda v: v[2])
+            busy_until, pointing = t0, None
             obs = []
+            for fid, r_start, r_end in running:
+                busy_until = max(busy_until, r_end)
+                i = table.index.get(fid)
+                if i is not None:
+                    pointing = table.vec[i]
+                    r, qf = table.reqs[i], self.files[fid]
+                    obs.append({"file_id": fid, "title": qf.of.title, "target": r.target, "ra": r.ra, "dec": r.dec, "priority": r.priority,
+                                "start": iso(r_start), "end": iso(r_end), "duration": r_end - r_start, "slew": None, "score": None, "rules": {},
+                                "running": True})
+            choices = table.plan(busy_until, st, pointing)
             for c in choices:
                 r = table.reqs[c.index]
                 qf = self.files[r.file_id]
                 obs.append({"file_id": r.file_id, "title": qf.of.title, "target": r.target, "ra": r.ra, "dec": r.dec, "priority": r.priority,
                             "start": iso(c.start), "end": iso(c.end), "duration": c.end - c.start, "slew": c.slew,
-                            "score": round(c.score, 4), "rules": c.rules})
+                            "score": round(c.score, 4), "rules": c.rules, "running": False})
             planned = {o["file_id"] for o in obs}
             labels, first = self._states(cached, st, t0)
             rows = [i for i, fid in enumerate(table.ids) if fid not in planned]
@@ -629,7 +729,7 @@ class Scheduler:
                 "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "night_start": iso(sky.start), "start": iso(t0), "end": iso(sky.end),
                 "grid_step": sky.step, "generated": iso(clock_now().timestamp()),
                 "observations": obs, "unscheduled": left,
-                "value": round(sum(o["priority"] * o["duration"] for o in obs) / 3600.0, 3),
+                "value": round(sum(o["priority"] * o["duration"] for o in obs if not o["running"]) / 3600.0, 3),
             }
             if curves:
                 doc["curves"] = self._curves(table, sorted(planned))
@@ -668,9 +768,9 @@ class Scheduler:
         if a["failed_tonight"][i] >= self.options.max_retries + 1:
             return "held", f"failed {int(a['failed_tonight'][i])} times tonight; held until the next night"
         if st.not_before[i] > t:
-            if np.isinf(st.not_before[i]):
+            if st.not_before[i] >= table.sky.end and a["last"][i] >= table.sky.mid_unix - DAY / 2:
                 return "done_tonight", "observed tonight; the next visit is for another night"
-            return "not_due", f"cadence: next visit due from {iso(st.not_before[i])}"
+            return "not_due", self._due_text(a, i, st.not_before[i])
         window = table.first_window(i, max(t, st.not_before[i]))
         if window is not None:
             if window[0] <= t:
@@ -678,52 +778,74 @@ class Scheduler:
             return "observable", f"observable tonight from {iso(window[0])}"
         if cheap:
             return "not_tonight", ""
-        if fid not in cached.reasons:
-            self._fill_reasons(cached, [fid])
-        return "not_tonight", cached.reasons[fid]
+        return "not_tonight", self._reason(cached, i, t)
 
-    def _fill_reasons(self, cached: _Cached, fids: list[str]) -> None:
-        """Work out why files cannot be observed tonight (from the table's per-night summary, cached)."""
+    def _reason(self, cached: _Cached, i: int, t: float) -> str:
+        """Why request ``i`` cannot be observed in what is left of the night from ``t`` (cached per grid instant)."""
         table = cached.table
-        for fid in fids:
-            if fid not in cached.reasons:
-                i = table.index[fid]
-                cached.reasons[fid] = self._why_not(table, i)
+        k = 0 if t <= table.sky.start else min(table._k(t), len(table.sky.times) - 1)
+        key = (table.ids[i], k)
+        why = cached.reasons.get(key)
+        if why is None:
+            why = cached.reasons[key] = self._why_not(table, i, k)
+        return why.replace(_FROM, iso(t))
 
-    def _why_not(self, table: NightTable, i: int) -> str:
-        """Say which constraint keeps request ``i`` from being observed tonight."""
+    def _why_not(self, table: NightTable, i: int, k: int = 0) -> str:
+        """Say which constraint keeps request ``i`` from being observed from grid instant ``k`` to the end of the night.
+
+        Reasons are for the time asked: at 01:00 they speak of 01:00 to sunrise, not of the whole night.
+        """
         sky, r = table.sky, table.reqs[i]
-        never = [name for c, name in enumerate(table.constraint_names) if table.never[i, c]]
+        whole = k == 0
+        when = "tonight" if whole else f"from {_FROM} to the end of the night"  # the time asked, put in by _reason
+        never = [name for c, name in enumerate(table.constraint_names) if table.last_pass[i, c] < k or table.never[i, c]]
         if never:
+            highest = table.max_alt[i] if whole else float(np.degrees(np.arcsin(np.clip((table.cirs[i] @ sky.rotation[k:, 2, :].T).max(), -1, 1))))
             parts = []
             for name in never:
                 if name == "altitude":
-                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg tonight (highest {table.max_alt[i]:.1f} deg)")
+                    parts.append(f"altitude: never above {r.altitude_limit:.1f} deg {when} (highest {highest:.1f} deg)")
                 elif name == "sun":
-                    parts.append(f"sun: never below {r.sun_max_altitude:.0f} deg tonight")
+                    parts.append(f"sun: never below {r.sun_max_altitude:.0f} deg {when}")
                 elif name == "time_window":
-                    parts.append("time window: none of its windows is open tonight")
+                    parts.append(f"time window: none of its windows is open {when}")
                 elif name == "phase":
-                    parts.append("phase: never inside its phase windows tonight")
+                    parts.append(f"phase: never inside its phase windows {when}")
                 elif name == "moon_separation":
-                    parts.append(f"moon: never {r.moon_min_separation:.0f} deg away from the moon tonight")
+                    parts.append(f"moon: never {r.moon_min_separation:.0f} deg away from the moon {when}")
                 elif name == "moon_illumination":
-                    parts.append("moon: too bright all night")
+                    parts.append("moon: too bright all night" if whole else f"moon: too bright {when}")
                 else:
                     title = self.rules.title(name)
                     error = self.rules.errors.get(name)
-                    parts.append(f"{name}: " + (f"the rule failed ({error})" if error else "never passes tonight") + (f" ({title})" if title else ""))
+                    parts.append(f"{name}: " + (f"the rule failed ({error})" if error else f"never passes {when}") + (f" ({title})" if title else ""))
             return "; ".join(parts)
-        longest = int(table.run[i].max()) * sky.step
+        best = int(table.best_run[i, k])
+        longest = best * sky.step
         need = table.duration[i] + self.options.first_slew
         steps = int(math.ceil(need / sky.step - 1e-9)) + 1  # grid instants bracketing the observation
-        blocking = self._blocking_rules(table, i, need) if int(table.run[i].max()) < steps else []
+        blocking = [] if best >= steps else self._blocking_rules(table, i, need) if whole else self._blocking_rules_from(table, i, need, k)
         if blocking:
             return "; ".join(f"{name}: the built-in constraints allow it tonight, this rule does not" + (f" ({self.rules.title(name)})" if self.rules.title(name) else "")
                              for name in blocking)
         if longest == 0:
-            return "every constraint passes at some time tonight, but never all at once"
-        return f"all constraints hold together for at most {longest / 60:.0f} min tonight; the observation needs {need / 60:.0f} min"
+            return f"every constraint passes at some time {when}, but never all at once"
+        return f"all constraints hold together for at most {longest / 60:.0f} min {when}; the observation needs {need / 60:.0f} min"
+
+    def _blocking_rules_from(self, table: NightTable, i: int, need: float, k: int) -> list[str]:
+        """The user constraints without which request ``i`` would still fit from grid instant ``k`` (one row recomputed)."""
+        if not self.rules.constraints:
+            return []
+        steps = int(math.ceil(need / table.sky.step - 1e-9)) + 1
+        masks, _ = constraint_masks(table.sky, [table.reqs[i]], table.cirs[i:i + 1], self.options.altitude_margin, separate=True, with_alt=False, rules=self.rules)
+        base = np.ones((1, len(table.sky.times)), bool)
+        for name in CONSTRAINT_NAMES:
+            if name in masks:
+                base &= masks[name]
+        if run_lengths(base)[0, k:].max(initial=0) < steps:
+            return []  # the built-in constraints alone already keep it out
+        out = [name for name in self.rules.constraint_names if run_lengths(base & masks[name])[0, k:].max(initial=0) < steps]
+        return out or list(self.rules.constraint_names)
 
     def _blocking_rules(self, table: NightTable, i: int, need: float) -> list[str]:
         """Return the user constraints without which request ``i`` would fit tonight (from the table's runs)."""
@@ -736,27 +858,40 @@ class Scheduler:
         out = [name for j, name in enumerate(self.rules.constraint_names) if runs[1 + j] < steps]
         return out or list(self.rules.constraint_names)
 
-    def queue(self, t=None) -> dict:
-        """Return every file with its state and reason, plus the rejected folder files."""
+    def queue(self, t=None, *, limit: int | None = None, offset: int = 0, state: str | None = None) -> dict:
+        """Return the files with their state and reason (a page of them), the count per state and the rejected folder files.
+
+        ``offset``/``limit`` page through the queue in a stable order (the order files were
+        added); ``state`` keeps one state only. States are computed for every file at once
+        (arrays), reasons only for the page: a page of a 10,000-file queue is cheap.
+        """
         t = to_unix(t)
         with self.lock:
             cached = self.table(self.night_of(t))
             st = self.state(cached, t)
+            labels, _ = self._states(cached, st, t, first_rows=[])
+            names, counts = np.unique(labels.astype(str), return_counts=True) if len(labels) else ([], [])
+            rows = np.arange(len(labels)) if state is None else np.flatnonzero(labels == state)
+            total = len(rows)
+            page = rows[offset:] if limit is None else rows[offset:offset + limit]
+            _, first = self._states(cached, st, t, first_rows=page)
+            reasons = self._reasons_for(cached, st, t, labels, first, page)
             items = []
-            labels, first = self._states(cached, st, t)
-            reasons = self._reasons_for(cached, st, t, labels, first, range(len(cached.table.ids)))
-            for i, fid in enumerate(cached.table.ids):
+            for i, reason in zip(page, reasons):
+                fid = cached.table.ids[i]
                 qf = self.files[fid]
-                s, reason = labels[i], reasons[i]
                 h = self._history.get(fid)
                 items.append({
                     "id": fid, "title": _short(qf.of.title), "target": qf.request.target, "priority": qf.request.priority,
                     "spectrograph": qf.request.spectrograph, "source": qf.source, "filename": qf.filename,
-                    "duration": qf.request.duration, "state": s, "reason": reason,
+                    "duration": qf.request.duration, "state": labels[i], "reason": reason,
                     "visits": len(h.completed) if h else 0,
                     "last_observed": iso(max(h.completed)) if h and h.completed else None,
                 })
-            return {"time": iso(t), "night": cached.table.sky.night.isoformat(), "files": items, "rejected": list(self.rejected.values())}
+            end = offset + len(items)
+            return {"time": iso(t), "night": cached.table.sky.night.isoformat(), "total": total, "offset": offset, "limit": limit,
+                    "next_offset": end if end < total else None, "counts": {str(k): int(v) for k, v in zip(names, counts)},
+                    "files": items, "rejected": list(self.rejected.values())}
 
     def explain(self, file_id: str, t=None) -> dict:
         """Explain why a file is or is not scheduled tonight: each constraint, and when it becomes observable."""

@@ -15,6 +15,7 @@ from rosace_core.observing_file import (
     ObservingFile,
     ObservingFileError,
     dump_observing_file,
+    from_stored,
     json_schema,
     load_observing_file,
     parse_observing_file,
@@ -76,6 +77,7 @@ def test_sexagesimal_coordinates_become_degrees(examples_dir):
         ("wrong_type.yaml", 10, "sequence.science.count", "integer"),
         ("unknown_key.yaml", 8, "target.magnitud", "unknown key"),
         ("ra_out_of_range.yaml", 6, "target.ra", "hours must be below 24"),
+        ("ra_bare_number.yaml", 6, "target.ra", "a bare number is ambiguous"),
         ("missing_target.yaml", 1, "target", "missing required field 'target'"),
         ("missing_version.json", 1, "rosace", "rosace: 1"),
     ],
@@ -115,13 +117,85 @@ def test_phase_and_window_validation():
     assert "'end' must be after 'start'" in messages
 
 
+RA_FILE = """rosace: {version}
+id: ra-forms
+observer: {{name: A. Observer}}
+target:
+  name: zet Tau
+  {ra}
+  dec: 21.142549
+instrument: {{spectrograph: alpy600}}
+sequence:
+  science: {{count: 3, exposure: 60}}
+  reference_star: {{mode: named, name: HR 1544, {ref_ra}, dec: 2.44}}
+"""
+
+
+@pytest.mark.parametrize("ra, degrees", [
+    ('ra: "05:37:38.69"', (5 + 37 / 60 + 38.69 / 3600) * 15),
+    ("ra: 5.627h", 5.627 * 15),
+    ('ra: "84.41 deg"', 84.41),
+    ("ra: 84d24m40s", 84 + 24 / 60 + 40 / 3600),
+    ("ra_deg: 84.411189", 84.411189),
+])
+@pytest.mark.parametrize("version", ["1", "1.1"])
+def test_ra_forms_and_round_trip(ra, degrees, version):
+    of = parse_observing_file(RA_FILE.format(version=version, ra=ra, ref_ra="ra_deg: 72.653"), "zet.yaml")
+    assert of.target.ra == pytest.approx(degrees, abs=1e-9)
+    assert of.sequence.reference_star.ra == pytest.approx(72.653)
+    dumped = of.to_dict()
+    assert dumped["target"]["ra_deg"] == pytest.approx(degrees) and "ra" not in dumped["target"]
+    assert parse_observing_file(dump_observing_file(of)) == of
+    jsonschema.validate(yaml.safe_load(RA_FILE.format(version=version, ra=ra, ref_ra="ra_deg: 72.653")), json_schema())
+
+
+@pytest.mark.parametrize("version", ["1", "1.1"])
+def test_bare_number_ra_is_an_error_naming_file_line_and_field(version):
+    text = RA_FILE.format(version=version, ra="ra: 5.588", ref_ra="ra: 4.84")
+    with pytest.raises(ObservingFileError) as info:
+        parse_observing_file(text, "zet.yaml")
+    report = info.value.report()
+    assert "zet.yaml:6:3: target.ra: ra 5.588: a bare number is ambiguous" in report
+    assert "ra_deg: 5.588" in report and "5.588h" in report
+    assert any(p.path == "sequence.reference_star.ra" and "ambiguous" in p.message for p in info.value.problems)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(text), json_schema())
+
+
+def test_ra_twice_or_missing_is_an_error():
+    with pytest.raises(ObservingFileError, match="either 'ra' or 'ra_deg'"):
+        parse_observing_file(RA_FILE.format(version="1.1", ra='ra: 5.6h\n  ra_deg: 84', ref_ra="ra_deg: 72.6"))
+    with pytest.raises(ObservingFileError, match="missing the right ascension"):
+        parse_observing_file(RA_FILE.format(version="1.1", ra="epoch: 2000", ref_ra="ra_deg: 72.6"))
+
+
+def test_stored_dicts_of_format_1_still_load():
+    """Databases written before 1.1 hold to_dict() output with a bare RA in degrees: unambiguous, read as ra_deg."""
+    of = parse_observing_file(RA_FILE.format(version="1", ra="ra_deg: 84.411189", ref_ra="ra_deg: 72.653"))
+    old = of.to_dict()
+    old["target"] = {("ra" if k == "ra_deg" else k): v for k, v in old["target"].items()}
+    with pytest.raises(Exception):
+        ObservingFile.model_validate(old)
+    assert from_stored(old) == of
+
+
+def test_cadence_tolerance_must_be_below_the_period():
+    base = yaml.safe_load((BROKEN.parents[3] / "resources" / "observing_files" / "be_gamcas_halpha_alpy.yaml").read_text())
+    base["constraints"]["cadence"] = {"period": 1, "tolerance": 1.5}
+    with pytest.raises(ObservingFileError) as info:
+        parse_observing_file(yaml.safe_dump(base), "gamcas.yaml")
+    assert any(p.path == "constraints.cadence" and "must be below the period" in p.message for p in info.value.problems), info.value.report()
+    base["constraints"]["cadence"] = {"period": 0.125}
+    assert parse_observing_file(yaml.safe_dump(base)).constraints.cadence.tolerance == pytest.approx(0.0625)
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ObservingFileError, match="no such file"):
         load_observing_file(tmp_path / "nope.yaml")
 
 
 def test_future_version_is_refused_clearly():
-    with pytest.raises(ObservingFileError, match="this ROSACE reads version 1"):
+    with pytest.raises(ObservingFileError, match="this ROSACE reads versions 1 and 1.1"):
         parse_observing_file("rosace: 2\nid: x\n")
 
 

@@ -17,7 +17,7 @@ EVENING = "2026-11-20T19:00:00Z"
 BAD = """rosace: 1
 id: broken-file
 observer: {name: X}
-target: {name: Y, ra: 400, dec: 10}
+target: {name: Y, ra_deg: 400, dec: 10}
 instrument: {spectrograph: alpy600}
 sequence:
   science: {count: 1, exposure: 60}
@@ -43,7 +43,7 @@ def test_submit_validate_queue_next_outcome_history(server, examples_dir):
         c.submit(BAD, "yaml", "broken.yaml")
     assert err.value.status == 422
     errors = err.value.problem["errors"]
-    assert {e["path"] for e in errors} == {"target.ra", "priority"}
+    assert {e["path"] for e in errors} == {"target.ra_deg", "priority"}
     assert all(e["line"] for e in errors)
     v = c.validate(BAD, "yaml", "broken.yaml")
     assert v["valid"] is False and len(v["errors"]) == 2
@@ -98,7 +98,7 @@ def test_invalid_file_in_folder_never_breaks_the_queue(config, queue_folder):
     assert len(q["files"]) == shipped
     assert sched.next(EVENING)["observation"] is not None
     # fixing the file takes it in; deleting a file takes it out
-    (queue_folder / "broken.yaml").write_text(BAD.replace("ra: 400", "ra: 40").replace("priority: 12", "priority: 2"), encoding="utf-8")
+    (queue_folder / "broken.yaml").write_text(BAD.replace("ra_deg: 400", "ra_deg: 40").replace("priority: 12", "priority: 2"), encoding="utf-8")
     (queue_folder / "nova_too_window.yaml").unlink()
     changes = sched.scan_folder()
     assert changes["added"] == ["broken-file"] and changes["removed"] == ["too-nova-cas-2026"]
@@ -117,3 +117,31 @@ def test_core_imports_neither_qt_nor_flask():
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'flask'))))")
     out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_queue_is_paginated_over_http(server):
+    srv, sched = server
+    c = SchedulerClient(srv.url, token="secret")
+    whole = c.get("/queue", params={"time": EVENING, "limit": 10000})
+    total = whole["total"]
+    assert total == len(whole["files"]) >= 5 and whole["next_offset"] is None
+    assert sum(whole["counts"].values()) == total
+    pages, offset = [], 0
+    while offset is not None:
+        doc = c.get("/queue", params={"time": EVENING, "limit": 2, "offset": offset})
+        assert len(doc["files"]) <= 2 and doc["total"] == total
+        pages += doc["files"]
+        offset = doc["next_offset"]
+    assert pages == whole["files"]
+    assert c.queue(EVENING)["files"] == whole["files"]  # the client fetches every page
+    observable = c.get("/queue", params={"time": EVENING, "state": "observable"})
+    assert observable["total"] == whole["counts"]["observable"] and {f["state"] for f in observable["files"]} == {"observable"}
+    with pytest.raises(ApiError) as err:
+        c.get("/queue", params={"limit": 0})
+    assert err.value.status in (400, 422)
+    # documented in the OpenAPI document
+    import requests
+
+    spec = requests.get(srv.url + "/api/v1/openapi.json", timeout=10).json()
+    params = {p["name"] for p in spec["paths"]["/api/v1/scheduler/queue"]["get"]["parameters"]}
+    assert {"limit", "offset", "state", "time"} <= params

@@ -16,7 +16,7 @@ EVENING = "2026-11-20T19:00:00Z"
 def _file(i, ra, dec, priority, *, count=2, exposure=300, spectrograph="alpy600", **constraints):
     return {
         "rosace": 1, "id": f"req-{i:03d}", "observer": {"name": "Test"},
-        "target": {"name": f"Star {i}", "ra": float(ra), "dec": float(dec)},
+        "target": {"name": f"Star {i}", "ra_deg": float(ra), "dec": float(dec)},
         "instrument": {"spectrograph": spectrograph},
         "sequence": {"science": {"count": count, "exposure": exposure}, "arcs": {"exposure": 10, "when": "bracket"}, "reference_star": {"mode": "none"}},
         "constraints": constraints, "priority": int(priority),
@@ -121,10 +121,10 @@ def test_cadence_due_not_yet_due_and_overdue(config, tmp_path):
     obs = s.next(EVENING)["observation"]
     s.record_outcome(obs["observation_id"], "req-001", "completed", obs["start"], obs["end"])
     done = datetime.fromisoformat(obs["end"].replace("Z", "+00:00"))
-    # one night later: not yet due (due from done + 2 d)
+    # one night later: not yet due (due from the night 3 - 1 = 2 nights later, counted in nights)
     q = {f["id"]: f for f in s.queue(done + timedelta(days=1))["files"]}
     assert q["req-001"]["state"] == "not_due"
-    assert (done + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M") in q["req-001"]["reason"]
+    assert f"due the night of {(done + timedelta(days=2)).date().isoformat()}" in q["req-001"]["reason"]
     assert s.next(done + timedelta(days=1))["observation"] is None
     # two nights and a bit later: due again, observable
     again = s.next(done + timedelta(days=2, minutes=5))["observation"]
