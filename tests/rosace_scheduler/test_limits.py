@@ -22,7 +22,7 @@ EVENING = "2026-11-20T19:00:00Z"
 
 def polar_file(file_id: str, sun: float = -3.0, title: str | None = None) -> str:
     """A file whose target never sets (dec +85 at 43.75 N): only the sun limits it."""
-    data = {"rosace": 1, "id": file_id, "observer": {"name": "Test"}, "target": {"name": f"star {file_id}", "ra": 30.0, "dec": 85.0},
+    data = {"rosace": 1, "id": file_id, "observer": {"name": "Test"}, "target": {"name": f"star {file_id}", "ra_deg": 30.0, "dec": 85.0},
             "instrument": {"spectrograph": "alpy600"}, "sequence": {"science": {"count": 2, "exposure": 300}},
             "constraints": {"sun_max_altitude": sun, "max_airmass": 3.0}}
     if title:
