@@ -2,6 +2,40 @@
 
 from __future__ import annotations
 
+import sys
+
+#: The distributions of the ``desktop`` extra, by the module name they are imported as.
+DESKTOP_EXTRA = ("PySide6", "shiboken6", "pyqtgraph")
+
+
+def missing_desktop_extra() -> str | None:
+    """Return the message to print when Qt or pyqtgraph is not installed, else None."""
+    from importlib.util import find_spec
+
+    missing = [name for name in ("PySide6", "pyqtgraph") if find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"the desktop needs {' and '.join(missing)}, which this installation lacks (the headless modules "
+            "and the command line work without them); install them with:  python -m pip install \"rosace[desktop]\"")
+
+
+def _needs_desktop_extra(run):
+    """Wrap a command so that a missing Qt prints how to install it instead of a traceback."""
+
+    def command(args) -> int:
+        message = missing_desktop_extra()
+        if message is None:
+            try:
+                return run(args)
+            except ImportError as exc:  # a broken Qt installation (a library missing from PySide6...)
+                if (exc.name or "").split(".")[0] not in DESKTOP_EXTRA:
+                    raise
+                message = f"the desktop cannot import {exc.name}: {exc}; reinstall it with:  python -m pip install --force-reinstall \"rosace[desktop]\""
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+    return command
+
 
 def _desktop(args) -> int:
     from rosace_desktop.app import run_desktop
@@ -31,7 +65,7 @@ def register(sub) -> None:
     p.add_argument("--only", metavar="MODULES", help="comma-separated modules to show (default: all registered)")
     p.add_argument("--exit-after", type=float, metavar="SECONDS", help=argparse_hidden())
     p.add_argument("--report-ready", action="store_true", help=argparse_hidden())
-    p.set_defaults(func=_desktop)
+    p.set_defaults(func=_needs_desktop_extra(_desktop))
 
     p = sub.add_parser(
         "selftest",
@@ -40,7 +74,7 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, default=90.0, help="seconds each step may take (default 90)")
     p.add_argument("--screenshots", metavar="FOLDER", help="save a PNG of each tab there")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_selftest)
+    p.set_defaults(func=_needs_desktop_extra(_selftest))
 
 
 def argparse_hidden():

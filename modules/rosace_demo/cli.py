@@ -31,6 +31,13 @@ def register(sub):
 
 
 def cmd_demo(args) -> int:
+    if args.desktop:  # before the night starts: Qt is the optional ``desktop`` extra
+        from rosace_desktop.cli import missing_desktop_extra
+
+        message = missing_desktop_extra()
+        if message:
+            print(f"error: --desktop: {message}", file=sys.stderr)
+            return 2
     from rosace_core.logs import setup_logging
     from rosace_demo.display import LiveDisplay, print_summary
     from rosace_demo.night import DemoNight
