@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "installer"))
-from bundle_filters import QT_UNUSED
+from bundle_filters import QT_UNUSED  # noqa: E402 - found through the path set above
 
 _EXT = re.compile(r"\.(cpython-\d+-[^.]+|abi3)\.so$")
 

@@ -61,7 +61,7 @@ def load_earth_orientation():
     with _eop_lock:
         table = iers.earth_orientation_table.get()
         if not _eop_loaded:
-            Time("2020-01-01T00:00:00", scale="utc").tai  # the leap-second table, read the same way
+            Time("2020-01-01T00:00:00", scale="utc").tai  # noqa: B018 - reads the leap-second table the same way
             _eop_loaded = True
             release_memory()
     return table

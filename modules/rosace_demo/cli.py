@@ -59,7 +59,7 @@ def cmd_demo(args) -> int:
     if display:
         night.on_tick = display.update
     if args.desktop:
-        def open_desktop(n, snap, _state={"done": False}):
+        def open_desktop(n, snap, _state={"done": False}):  # noqa: B006 - a deliberate once-only flag
             nonlocal desktop
             if not _state["done"]:
                 _state["done"] = True

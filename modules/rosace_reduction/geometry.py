@@ -130,8 +130,6 @@ def measure_line_geometry(arc_band: np.ndarray, row0: int, trace: Trace, line_co
     if len(line_columns) < 2:
         return LineGeometry()
     vs = np.arange(-half_height, half_height + 1 - bin_rows, bin_rows) + bin_rows / 2
-    offsets = np.arange(-half_window, half_window + 1)
-    rows_all, cols_all, vals = [], [], []
     xs_list, v_list, id_list = [], [], []
     for k, xc in enumerate(line_columns):
         yt = trace.rows(np.array([xc]))[0] - row0

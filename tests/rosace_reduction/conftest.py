@@ -83,7 +83,8 @@ def render(setup, truth: Truth, kind: str, exptime: float, rng, *, band: int = 1
     electrons = rng.poisson(np.clip(img, 0, None)).astype(np.float64)
     adu = electrons / det.gain + det.bias_level + rng.normal(0, det.read_noise / det.gain, img.shape)
     for k in range(n_cosmics):
-        cy = int(rng.integers(r0 + 5, r1 - 5)); cx = int(rng.integers(5, nx - 5))
+        cy = int(rng.integers(r0 + 5, r1 - 5))
+        cx = int(rng.integers(5, nx - 5))
         adu[cy, cx] += rng.uniform(2000, 8000)
         truth.cosmics.append((cy, cx))
     return np.clip(adu, 0, 65535).astype(np.uint16)

@@ -27,7 +27,6 @@ def test_trace_follows_a_curved_star():
 
 @pytest.mark.parametrize("method", ["optimal", "boxcar"])
 def test_extraction_recovers_flux_like_specreduce(method):
-    from astropy.nddata import VarianceUncertainty
     from specreduce.background import Background
     from specreduce.extract import BoxcarExtract, HorneExtract
     from specreduce.tracing import ArrayTrace

@@ -22,7 +22,6 @@ header) to write; sources:
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 

@@ -5,7 +5,6 @@ and uses what the devices say they can do (no pulse guiding, no cooling).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from astropy.io import fits

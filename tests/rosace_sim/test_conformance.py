@@ -75,7 +75,6 @@ def _checks():
 
 
 def _run_operations(sim, spec_path: Path) -> tuple[int, list[str]]:
-    from hypothesis import HealthCheck, given, settings
 
     schema = schemathesis.openapi.from_path(str(spec_path))
     served = 0

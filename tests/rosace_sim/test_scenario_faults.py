@@ -117,12 +117,12 @@ def test_faults_disconnect_error_slow_and_duration():
         assert cam.CameraXSize == 3000
         sim.control.inject_fault("camera", "error")
         with pytest.raises(ax.DriverException) as err:
-            cam.CameraState
+            cam.CameraState  # noqa: B018 - the read is the test
         assert err.value.number == 0x500
         sim.control.clear_faults()
         sim.control.inject_fault("camera", "slow", device_number=1)
         t0 = time.monotonic()
-        guide.CameraXSize
+        guide.CameraXSize  # noqa: B018 - the read is the test
         assert time.monotonic() - t0 >= 1.5
         sim.control.clear_faults()
         sim.control.inject_fault("camera", "timeout", device_number=1)

@@ -1,7 +1,7 @@
 """initial archive schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 18:04:32.309087
 """
 
