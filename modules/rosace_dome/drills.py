@@ -187,10 +187,12 @@ class AlpacaSimulators(_AlpacaServer):
         return None
 
     def _config(self, open_roof: bool) -> Path:
-        import alpaca_simulators
         import yaml
 
-        template = Path(alpaca_simulators.__file__).parent / "config" / "template.yaml"
+        # The second Alpaca server of the drills is a dev-extra peer, never a product dependency:
+        # found by name at run time (available() says when it is missing).
+        peer = importlib.import_module("alpaca_simulators")
+        template = Path(peer.__file__).parent / "config" / "template.yaml"
         data = yaml.safe_load(template.read_text(encoding="utf-8"))
         devices = data["devices"]
         # The devices the drills use (the camera would need star catalogues).

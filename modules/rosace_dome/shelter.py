@@ -422,8 +422,10 @@ class Shelter:
             self._close_wanted = None
             self._close_retry_at = None
             self.journal.clear_alarm(now, "locked_unsafe", "roof closed")
-            if self._action is None or self._action.done or self._action.kind != "close":
-                # Nothing left for a parked-or-not mount to hit: a park failure is moot now.
+            if (self._action is None or self._action.done or self._action.kind != "close") and self.shelter_type != "dome":
+                # A roll-off roof closes only on a parked mount (or by hand): nothing left for the
+                # mount to hit, the park failure is moot now. A dome closes over an unparked mount:
+                # its alarm stays until the mount reports parked.
                 self.journal.clear_alarm(now, "park_failed", "roof closed")
             return
         if reason is None:
