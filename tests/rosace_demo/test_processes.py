@@ -54,3 +54,17 @@ def test_a_child_that_fails_at_start_is_reported(tmp_path):
     assert wait(lambda: group.dead() == ["bad"], timeout=60)
     assert "no such file" in group.tail("bad")
     group.stop_all()
+
+
+def test_a_child_held_back_at_start_still_comes_up_with_its_arguments(tmp_path):
+    config = tmp_path / "rosace.toml"
+    config.write_text(f'[data]\nroot = "{(tmp_path / "data").as_posix()}"\n')
+    port = free_port()
+    group = ProcessGroup(tmp_path, env={"ROSACE_TOKEN": "t0k3n"})
+    try:
+        child = group.start("scheduler", ["--config", str(config), "scheduler", "serve", "--port", str(port)], delay=1.0)
+        assert "time.sleep(1.0)" in " ".join(child.popen.args)
+        assert wait(lambda: healthy(port), timeout=60), group.tail("scheduler")
+    finally:
+        group.stop_all()
+    assert not child.running
