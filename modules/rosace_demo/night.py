@@ -334,6 +334,10 @@ class DemoNight:
             from rosace_demo.summary import evaluate
 
             self.verdict = evaluate(self, self.summary)
+            for key, value in self.verdict["figures"].items():
+                log.info("summary: %s: %s", key.replace("_", " "), value)
+            for check in self.verdict["checks"]:
+                log.info("%s %s: %s", "PASS" if check["ok"] else "FAIL", check["name"], check["detail"])
             return self.verdict
         finally:
             if self.procs:
