@@ -27,7 +27,27 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
     p.add_argument("--no-live", action="store_true", help="no live display (plain log lines)")
     p.add_argument("--keep-raw", action="store_true", help="keep the raw frames (about 1 GB a night); by default only spectra, logs and databases stay")
+    p.add_argument("--slow-start", metavar="PROCESS=SECONDS", action="append", default=[],
+                   help="hold back a process's start (sim, dome, scheduler, sequencer, reduction, share) by SECONDS, "
+                   "as on a slow machine; the simulated clock waits for it (for testing; may be repeated)")
     p.set_defaults(func=cmd_demo)
+
+
+def _slow_start(values: list[str]) -> dict[str, float]:
+    from rosace_core.config import MODULE_IDS
+
+    out = {}
+    for value in values:
+        name, sep, seconds = value.partition("=")
+        try:
+            delay = float(seconds)
+        except ValueError:
+            delay = -1.0
+        if not sep or name not in ("sim", *MODULE_IDS) or not 0 <= delay <= 3600:
+            raise SystemExit(f"rosace demo: --slow-start {value!r}: expected PROCESS=SECONDS with PROCESS one of "
+                             f"sim, {', '.join(MODULE_IDS)} and 0-3600 seconds")
+        out[name] = delay
+    return out
 
 
 def cmd_demo(args) -> int:
@@ -42,16 +62,19 @@ def cmd_demo(args) -> int:
     from rosace_demo.display import LiveDisplay, print_summary
     from rosace_demo.night import DemoNight
 
+    slow_start = _slow_start(args.slow_start)
     # This process only starts and watches the others (each configures astropy
     # offline itself): not importing astropy here keeps ~60 MB off the night's total.
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="rosace-demo-"))
-    setup_logging("demo", "WARNING" if not args.no_live else "INFO", folder=folder / "logs")
+    # The file keeps every event; the console shows only warnings under the live display.
+    setup_logging("demo", "INFO", folder=folder / "logs", console_level="WARNING" if not args.no_live else "INFO")
     user_config = None
     if args.config:
         from rosace_core.config import load_config
 
         user_config = load_config(args.config)
-    night = DemoNight(folder, scenario=args.scenario, rate=args.rate, user_config=user_config)
+    night = DemoNight(folder, scenario=args.scenario, rate=args.rate, user_config=user_config,
+                      slow_start=slow_start, keep_raw=args.keep_raw)
     if user_config is not None:
         night.expectations = {"min_completed": 1, "min_targets": 1}
     display = None if args.no_live else LiveDisplay()
@@ -77,11 +100,8 @@ def cmd_demo(args) -> int:
     finally:
         if desktop is not None and desktop.poll() is None:
             desktop.terminate()
-    raw = folder / "data" / "raw"
-    if not args.keep_raw and raw.exists():
-        import shutil
-
-        shutil.rmtree(raw, ignore_errors=True)
+    if not args.keep_raw:
+        verdict.setdefault("figures", {})["raw_frames"] = night.remove_raw()
     if args.json:
         print(json.dumps(verdict, indent=2, default=str))
     else:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import yaml
 
-from rosace_core.clock import Clock
+from rosace_core.clock import Clock, release, set_clock
 from rosace_core.config import MODULE_IDS
 from rosace_core.errors import RosaceError
 from rosace_core.http import RestClient, ServiceUnavailable
@@ -59,7 +59,14 @@ class DemoNight:
     rate: float | None = None
     files: tuple[str, ...] = DEFAULT_FILES
     drills: list[Drill] = field(default_factory=list)
-    max_wall: float = 420.0
+    #: wall seconds the night may take once the clock runs (None: from the night's length and the rate, see wall_limit)
+    max_wall: float | None = None
+    #: wall seconds every process has to answer before the clock starts
+    startup_timeout: float = 300.0
+    #: wall seconds to hold back a process's start (a slow machine, for the tests): {"scheduler": 30}
+    slow_start: dict[str, float] = field(default_factory=dict)
+    #: raw frames stay in data/raw after the run (``rosace demo`` removes them unless --keep-raw)
+    keep_raw: bool = True
     end: datetime | None = None
     expectations: dict = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
@@ -98,6 +105,19 @@ class DemoNight:
     def clock_rate(self) -> float:
         # A winter night of ~14 h in under 5 minutes of wall time.
         return float(self.rate or 180.0)
+
+    @property
+    def wall_limit(self) -> float:
+        """Wall seconds the run may watch the night once the clock runs.
+
+        The night's length at the clock rate, plus a margin for the end of the
+        night (park, close, last reductions) and for a loaded machine: a quarter
+        of it, at least two minutes. ``max_wall`` overrides it.
+        """
+        if self.max_wall is not None:
+            return float(self.max_wall)
+        night = (self.end_time - self.start_time).total_seconds() / self.clock_rate
+        return night + max(120.0, 0.25 * night)
 
     @property
     def shelter_type(self) -> str:
@@ -139,6 +159,9 @@ class DemoNight:
         options["dome"].setdefault("poll_period", 1.0)
         options["scheduler"]["queue_folder"] = queue.as_posix()
         options["sequencer"]["require_dome"] = True
+        # The simulated mount's worm period, as a user would give their mount's: acquisition follows its periodic error.
+        tracking = (self.scenario_data.get("telescope") or {}).get("tracking") or {}
+        options["sequencer"].setdefault("mount_worm_period", float(tracking.get("worm_period", 480.0)))
         options["reduction"]["share_url"] = self.url("share")
         for key in ("database_url", "storage", "upstream_url", "upstream_token"):
             options["share"].pop(key, None)  # the run keeps its archive in its own folder
@@ -176,22 +199,34 @@ class DemoNight:
     # ------------------------------------------------------------------ run
 
     def start(self) -> None:
-        """Start the simulator and the five modules; wait until all answer."""
+        """Start the simulator and the five modules; start the clock once all answer.
+
+        Every process gets a clock held at the night's start (``ROSACE_CLOCK``
+        naming ``clock.epoch`` in the run folder): however long they take to come
+        up (a loaded machine, a slow disk), no simulated time passes until the last
+        one answers; then the file is written and every clock runs from that instant.
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.write_config()
-        # The night starts a few wall seconds from now, once every process is up.
-        self.clock = Clock.simulated(self.start_time, self.clock_rate, wall_epoch=time.time() + 8.0)
+        epoch_file = self.folder / "clock.epoch"
+        epoch_file.unlink(missing_ok=True)  # a folder used again: the previous run's epoch must not start this clock
+        self.clock = Clock.held(self.start_time, self.clock_rate, epoch_file)
+        set_clock(self.clock)  # this process's log lines in simulated time too
         env = {"ROSACE_CLOCK": self.clock.spec(), "ROSACE_TOKEN": self.token, "ROSACE_CONFIG": str(config)}
         self.procs = ProcessGroup(self.folder, env=env)
-        self.procs.start("sim", ["--config", str(config), "sim", "serve", "--scenario", str(self.scenario), "--port", str(self.ports["sim"]), "--discovery-port", "-1"])
+        started = time.monotonic()
+        deadline = started + self.startup_timeout
+        self.procs.start("sim", ["--config", str(config), "sim", "serve", "--scenario", str(self.scenario), "--port", str(self.ports["sim"]), "--discovery-port", "-1"],
+                         delay=self.slow_start.get("sim", 0.0))
         # The hardware first, as on a real observatory: the modules connect to it as they start.
-        self.wait_healthy("sim", time.monotonic() + 60)
+        self.wait_healthy("sim", deadline)
         for module in MODULE_IDS:
-            self.procs.start(module, ["--config", str(config), module, "serve", "--port", str(self.ports[module])])
-        deadline = time.monotonic() + 60
+            self.procs.start(module, ["--config", str(config), module, "serve", "--port", str(self.ports[module])], delay=self.slow_start.get(module, 0.0))
         for part in ("sim", *MODULE_IDS):
             self.wait_healthy(part, deadline)
-        self.event("all processes up")
+        self.startup_wall = time.monotonic() - started
+        release(epoch_file)
+        self.event(f"all processes up after {self.startup_wall:.0f} s; the simulated clock starts now (x{self.clock_rate:g})")
 
     def wait_healthy(self, part: str, deadline: float) -> None:
         url = f"{self.url(part)}/management/apiversions" if part == "sim" else f"{self.url(part)}/api/v1/health"
@@ -204,7 +239,7 @@ class DemoNight:
                 return
             except (ServiceUnavailable, RosaceError):
                 if time.monotonic() > deadline:
-                    raise DemoError(f"{part} did not answer within 60 s:\n{self.procs.tail(part)}") from None
+                    raise DemoError(f"{part} did not answer within {self.startup_timeout:.0f} s:\n{self.procs.tail(part)}") from None
                 time.sleep(0.2)
 
     def event(self, text: str) -> None:
@@ -227,9 +262,28 @@ class DemoNight:
             snap["spectra_in_archive"] = self.client("share", timeout=3).get("/spectra", params={"limit": 1}).get("total")
         except (RosaceError, AttributeError):
             snap["spectra_in_archive"] = None
-        raw = self.folder / "data" / "raw"
-        snap["frames_on_disk"] = sum(1 for _ in raw.rglob("*.fits")) if raw.exists() else 0
+        snap["frames_on_disk"] = self.frames_on_disk()
         return snap
+
+    def frames_on_disk(self) -> int:
+        """Raw frames written so far (every FITS under data/raw: science, calibrations, library): the live display's and the summary's count."""
+        raw = self.folder / "data" / "raw"
+        return sum(1 for _ in raw.rglob("*.fits")) if raw.exists() else 0
+
+    def remove_raw(self) -> str:
+        """Remove the raw frames (after the run); leave a note saying so where they were; return what was done."""
+        raw = self.folder / "data" / "raw"
+        if not raw.exists():
+            return "none written"
+        files = [p for p in raw.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        shutil.rmtree(raw, ignore_errors=True)
+        raw.mkdir(parents=True, exist_ok=True)
+        (raw / "REMOVED.txt").write_text(
+            f"rosace demo removed the {len(files)} raw files of this run ({size / 2**20:.0f} MiB) at its end.\n"
+            "The spectra's provenance (FITS headers, archive) still names them; run the demo with --keep-raw to keep them.\n",
+            encoding="utf-8")
+        return f"removed {len(files)} raw files ({size / 2**20:.0f} MiB)"
 
     def run(self) -> dict:
         """Run the whole night; return the verdict (figures, checks, passed) and stop every process."""
@@ -239,7 +293,7 @@ class DemoNight:
                 time.sleep(0.1)
             self.client("sequencer").post("/night/start", {})
             self.event("robotic night started")
-            wall_deadline = time.monotonic() + self.max_wall
+            wall_deadline = time.monotonic() + self.wall_limit
             stop_sent = False
             while time.monotonic() < wall_deadline:
                 self.restart_crashed()
@@ -268,15 +322,53 @@ class DemoNight:
                             self.event(f"could not stop the night: {exc}")
                 time.sleep(0.5)
             else:
-                self.event("wall-clock limit reached before the night ended")
+                self.event(f"wall-clock limit ({self.wall_limit:.0f} s) reached before the night ended")
+                if not stop_sent:
+                    try:
+                        self.client("sequencer").post("/night/stop", {})
+                    except RosaceError as exc:
+                        self.event(f"could not stop the night: {exc}")
+            self.make_safe()
+            self.frames_taken = self.frames_on_disk()
             self.summary = self.collect_summary()
             from rosace_demo.summary import evaluate
 
             self.verdict = evaluate(self, self.summary)
+            for key, value in self.verdict["figures"].items():
+                log.info("summary: %s: %s", key.replace("_", " "), value)
+            for check in self.verdict["checks"]:
+                log.info("%s %s: %s", "PASS" if check["ok"] else "FAIL", check["name"], check["detail"])
             return self.verdict
         finally:
             if self.procs:
                 self.procs.stop_all()
+
+    def make_safe(self, wall_timeout: float = 120.0) -> None:
+        """Leave the observatory safe: the roof closed (the sequencer's end of night does it; the dome is asked if not)."""
+        def roof() -> str | None:
+            try:
+                return ((self.client("dome", timeout=3).get("/status") or {}).get("shelter") or {}).get("state")
+            except RosaceError:
+                return None
+
+        if self.expectations.get("roof_closed_at_end", True) is False:
+            return  # a short drill night ends with the roof as it is
+        deadline = time.monotonic() + wall_timeout
+        asked = False
+        while time.monotonic() < deadline:
+            state = roof()
+            if state == "closed":
+                return
+            seq = (self.snapshot().get("sequencer") or {})
+            if not asked and (self.night_over({"sequencer": seq}) or time.monotonic() > deadline - wall_timeout / 2):
+                asked = True
+                self.event(f"end of the run with the roof {state}: asking the dome to close it")
+                try:
+                    self.client("dome").post("/close", {"reason": "end of the demo run", "source": "demo"})
+                except RosaceError as exc:
+                    self.event(f"could not ask the dome to close: {exc}")
+            time.sleep(0.5)
+        self.event("the roof did not report closed at the end of the run")
 
     def sample_memory(self) -> None:
         """Track the peak of the summed resident memory of every process of the run."""

@@ -40,6 +40,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: ``python -c`` program: sleep, then run ``rosace_core.cli`` with the remaining arguments.
+_DELAYED = "import runpy, time; time.sleep({delay}); runpy.run_module('rosace_core.cli', run_name='__main__', alter_sys=True)"
+
+
 @dataclass
 class Child:
     """One child process of the run."""
@@ -67,8 +71,12 @@ class ProcessGroup:
     env: dict[str, str] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
 
-    def start(self, name: str, args: list[str]) -> Child:
-        """Start ``python -m rosace_core.cli <args>`` as child ``name``."""
+    def start(self, name: str, args: list[str], *, delay: float = 0.0) -> Child:
+        """Start ``python -m rosace_core.cli <args>`` as child ``name``.
+
+        ``delay`` > 0: the child waits that many seconds before it imports anything
+        (a deliberately slow start-up, as on a loaded machine; used by the tests).
+        """
         log_path = self.folder / "logs" / f"{name}.out"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         child = self.children.get(name) or Child(name, args, log_path)
@@ -84,8 +92,12 @@ class ProcessGroup:
         flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
         out = open(log_path, "ab")
         try:
+            if delay > 0:
+                command = [sys.executable, "-c", _DELAYED.format(delay=float(delay)), *args]
+            else:
+                command = [sys.executable, "-m", "rosace_core.cli", *args]
             child.popen = subprocess.Popen(
-                [sys.executable, "-m", "rosace_core.cli", *args],
+                command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -75,17 +75,66 @@ def open_in_bad_weather(snapshots: list[dict]) -> float:
     return longest
 
 
+def unsafe_spans(snapshots: list[dict]) -> list[tuple[datetime, datetime]]:
+    """Clock spans during which the weather may have been unsafe, by the dome module's verdict.
+
+    A span runs from the last snapshot with a safe verdict before an unsafe one to
+    the first safe one after it: the verdict changed somewhere in between, and a
+    snapshot is taken every half wall second (a minute and a half of clock time at 180x).
+    """
+    spans = []
+    start = None
+    last_safe = None
+    for snap in snapshots:
+        when = _parse(snap.get("time"))
+        if when is None:
+            continue
+        if _weather_unsafe(snap.get("dome") or {}):
+            if start is None:
+                start = last_safe or when
+        else:
+            if start is not None:
+                spans.append((start, when))
+                start = None
+            last_safe = when
+    if start is not None:
+        spans.append((start, _parse(snapshots[-1].get("time")) or start))
+    return spans
+
+
+def failed_under_unsafe_sky(history: list[dict], snapshots: list[dict]) -> list[dict]:
+    """Failed observations that ended while the weather was unsafe.
+
+    The weather, not the observatory, ended them: an observation started just before
+    the dome parked the mount for clouds fails on "the mount is parked" and is a
+    weather interruption, not a failure under a safe sky.
+    """
+    spans = unsafe_spans(snapshots)
+    out = []
+    for h in history:
+        if h.get("outcome") != "failed":
+            continue
+        ended = _parse(h.get("ended"))
+        if ended and any(a <= ended <= b for a, b in spans):
+            out.append(h)
+    return out
+
+
 def evaluate(night, summary: dict) -> dict:
     """Compute the night's figures and check them against the expectations."""
     expect = {**DEFAULT_EXPECTATIONS, **(night.expectations or {})}
     history = [h for h in summary.get("history") or [] if isinstance(h, dict)]
-    outcomes = [h.get("outcome") for h in history]
     completed = [h for h in history if h.get("outcome") == "completed"]
-    weather = [h for h in history if h.get("outcome") == "interrupted"]
-    attempted_clear = [h for h in history if h.get("outcome") in ("completed", "failed")]
+    weather_failed = failed_under_unsafe_sky(history, night.snapshots)
+    weather = [h for h in history if h.get("outcome") == "interrupted"] + weather_failed
+    failed_clear = [h for h in history if h.get("outcome") == "failed" and h not in weather_failed]
+    attempted_clear = completed + failed_clear
     ratio = len(completed) / len(attempted_clear) if attempted_clear else 0.0
     targets = sorted({h.get("target") or h.get("file_id") for h in completed})
-    frames = sum(len(h.get("frames") or []) if isinstance(h.get("frames"), list) else int(h.get("frames") or 0) for h in summary.get("sequencer_history") or [])
+    # The raw frames written (what the live display counts), not only those of completed observations.
+    frames = getattr(night, "frames_taken", None)
+    if frames is None:
+        frames = sum(len(h.get("frames") or []) if isinstance(h.get("frames"), list) else int(h.get("frames") or 0) for h in summary.get("sequencer_history") or [])
 
     spectra = summary.get("spectra") or []
     spectra_rows = [
@@ -117,10 +166,13 @@ def evaluate(night, summary: dict) -> dict:
     figures = {
         "observations_completed": len(completed),
         "observations_interrupted_by_weather": len(weather),
-        "observations_failed": outcomes.count("failed"),
+        "observations_failed_under_a_safe_sky": len(failed_clear),
+        "observations_failed_as_the_weather_turned": len(weather_failed),
         "clear_sky_completion": f"{ratio * 100:.1f} % ({len(completed)}/{len(attempted_clear)})",
         "targets_observed": ", ".join(t for t in targets if t) or "none",
         "frames_taken": frames,
+        "raw_frames": ("kept in data/raw" if getattr(night, "keep_raw", True)
+                       else "removed at the end of the run (--keep-raw keeps them); the spectra's provenance names files no longer on disk"),
         "spectra_in_archive": len(spectra_rows),
         "time_lost_to_weather": f"{weather_loss(night.snapshots) / 3600:.2f} h",
         "roof_closures_on_weather": closures,

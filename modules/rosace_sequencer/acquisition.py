@@ -105,8 +105,75 @@ class AcquisitionResult:
         return out
 
 
-def center_on_slit(
-    expose: Callable[[], np.ndarray],
+#: arcsec: the smallest move that measures the mount's response (the star's own motion between two images is a few arcsec at most)
+MEASURING_MOVE = 6.0
+
+
+class DriftModel:
+    """The mount's own motion on the guide image (periodic error, drift), learnt from the acquisition's images.
+
+    After every move, the star's measured motion minus the model's response to the
+    move is what the mount did by itself over that interval. Each interval is
+    weighted by how well it is known: a long move hides the mount's motion behind the
+    model's own error (a few per cent of the move once measured, more before). A
+    weighted least-squares fit over the last intervals, pulled towards no motion
+    while they say little, predicts the next interval, so the star is met where it
+    will be, not chased where it was:
+
+    - without a known worm period: a drift rate changing linearly in time;
+    - with the mount's ``worm_period`` (seconds): a drift rate plus a sinusoid of
+      that period (amplitude and phase fitted), which also holds when one move
+      spans a good part of the period (an accelerated clock on a loaded computer).
+
+    Written here because it is a weighted linear fit of two or three terms on a
+    handful of intervals.
+    """
+
+    #: centroid noise (pixels) assumed for the weights
+    NOISE_PX = 0.3
+    #: prior: drift rates of a tracking mount are within ~0.05 px/s (0.04"/s)
+    RATE_PRIOR = 0.05
+    #: prior: without a known period, the rate changes by ~1e-3 px/s per second at most (a 2.5" worm error's acceleration)
+    CHANGE_PRIOR = 1e-3
+    #: prior: periodic error semi-amplitude within ~6 px (5")
+    AMPLITUDE_PRIOR = 6.0
+
+    def __init__(self, worm_period: float | None = None):
+        self.worm_period = worm_period
+        self.intervals: list[tuple[float, float, np.ndarray, float]] = []  # (t0, t1, pixels, weight)
+
+    def add(self, t0: float, t1: float, unexplained: np.ndarray, response: np.ndarray, model_error: float) -> None:
+        if t1 <= t0:
+            return
+        doubt = np.hypot(self.NOISE_PX, model_error * float(np.hypot(*response)))
+        self.intervals.append((t0, t1, np.asarray(unexplained, float), 1.0 / doubt ** 2))
+
+    def _features(self, t0: float, t1: float, ref: float) -> list[float]:
+        if self.worm_period:
+            w = 2.0 * np.pi / self.worm_period
+            return [t1 - t0, np.sin(w * (t1 - ref)) - np.sin(w * (t0 - ref)), np.cos(w * (t1 - ref)) - np.cos(w * (t0 - ref))]
+        return [t1 - t0, ((t1 - ref) ** 2 - (t0 - ref) ** 2) / 2.0]
+
+    def predict(self, t0: float, t1: float) -> np.ndarray:
+        """Pixels the star should move by itself from clock time ``t0`` to ``t1``."""
+        if not self.intervals or t1 <= t0:
+            return np.zeros(2)
+        recent = self.intervals[-6:] if self.worm_period else self.intervals[-4:]
+        ref = recent[-1][1]
+        sw = np.sqrt(np.array([i[3] for i in recent]))
+        rows = np.array([self._features(i[0], i[1], ref) for i in recent]) * sw[:, None]
+        priors = [1.0 / self.RATE_PRIOR] + ([1.0 / self.AMPLITUDE_PRIOR] * 2 if self.worm_period else [1.0 / self.CHANGE_PRIOR])
+        design = np.vstack([rows, np.diag(priors)])
+        values = np.vstack([np.array([i[2] for i in recent]) * sw[:, None], np.zeros((len(priors), 2))])
+        coeffs, *_ = np.linalg.lstsq(design, values, rcond=None)
+        if not self.worm_period:
+            # the rate at the interval's middle; its change never extrapolated further ahead than the intervals reach back
+            ahead = min((t0 + t1) / 2 - ref, ref - recent[0][0])
+            return (t1 - t0) * (coeffs[0] + coeffs[1] * ahead)
+        return np.array(self._features(t0, t1, ref)) @ coeffs
+
+
+def center_on_slit(    expose: Callable[[], np.ndarray],
     move: Callable[[float, float], None],
     *,
     slit: tuple[float, float],
@@ -117,15 +184,33 @@ def center_on_slit(
     y_sign: int = 1,
     sigma: float = 6.0,
     check_abort: Callable[[], None] | None = None,
+    now: Callable[[], float] | None = None,
+    worm_period: float | None = None,
+    slit_width_px: float | None = None,
 ) -> AcquisitionResult:
-    """Put the star on the slit.
+    """Put the star on the slit: a closed loop on the star's measured motion.
 
     ``expose()`` returns a guide image; ``move(east, north)`` moves the telescope
     pointing by that many arcsec. ``slit`` is the slit position (x, y) in pixels,
     ``scale`` the plate scale (arcsec/px), ``tolerance`` the allowed final offset
-    (arcsec). Raises AcquisitionError when no star is found or when it is still
-    off the slit after ``max_iterations`` moves.
+    (arcsec). ``now()`` reads the observatory clock (seconds; default the process
+    clock): every guide image is time-stamped, and what the star did that the moves
+    do not explain (periodic error, drift: under an accelerated clock or on a loaded
+    computer a move can take minutes of clock time) is fitted over time and
+    predicted for the next image, which each move aims at. The response to a move
+    (pixels per arcsec) is measured on the first moves along each axis and refined
+    afterwards, always net of the predicted drift, and only on moves large enough
+    to tell the two apart. ``worm_period`` (seconds), when the mount's is known, lets
+    the prediction follow its periodic error over long moves. With ``slit_width_px``
+    a star near the slit is measured from both its wings (the slit swallows its
+    core, and a plain centroid of what is left is pushed away from the slit: see
+    :func:`rosace_sequencer.guiding.measure_on_slit`). Raises AcquisitionError when no star is found or when it
+    is still off the slit after ``max_iterations`` moves.
     """
+    if now is None:
+        from rosace_core.clock import get_clock
+
+        now = get_clock().timestamp
     # pixels moved on the image per arcsec commanded (East, North): columns of A
     first_guess = np.array([[x_sign / scale, 0.0], [0.0, y_sign / scale]], dtype=float)
     model = first_guess.copy()
@@ -135,14 +220,29 @@ def center_on_slit(
     last_move: np.ndarray | None = None
     axis_moved: int | None = None
     uncalibrated = [0, 1]
+    drift = DriftModel(worm_period)
+    measured = False                 # the model's response measured on a move yet (else: the configured guess)
+    t_previous = 0.0                 # clock time of the last image (start of its exposure)
+    lags: list[float] = []           # clock time from deciding a move to the start of the next image
+    decided: float | None = None
     for iteration in range(max_iterations + 1):
         if check_abort:
             check_abort()
-        star = find_star(expose(), sigma=sigma)
+        t_image = float(now())
+        if decided is not None:
+            lags.append(t_image - decided)
+        image = expose()
+        star = find_star(image, sigma=sigma)
+        if slit_width_px and (star is None or np.hypot(star.x - target[0], star.y - target[1]) < 25.0):
+            from rosace_sequencer.guiding import measure_on_slit  # (guiding imports this module)
+
+            near = (star.x, star.y) if star is not None else (float(target[0]), float(target[1]))
+            star = measure_on_slit(image, slit=(float(target[0]), float(target[1])), slit_width_px=slit_width_px, near=near, sigma=sigma) or star
+        own = drift.predict(t_previous, t_image) if previous is not None else np.zeros(2)
         if star is None and previous is not None and last_move is not None:
             # A star well centred falls into the slit and almost vanishes from the
             # slit-jaw image: accept it when the last move aimed it at the slit.
-            expected = previous + model @ last_move
+            expected = previous + model @ last_move + own
             miss = float(np.hypot(*(target - expected)) * scale)
             if miss <= max(tolerance, 1.0):
                 result.positions.append((float(expected[0]), float(expected[1])))
@@ -159,32 +259,46 @@ def center_on_slit(
         result.iterations = iteration
         log.debug("acquisition %d: star at (%.1f, %.1f), %.2f arcsec from the slit", iteration, star.x, star.y, result.error_arcsec)
         if previous is not None and last_move is not None:
-            seen = pos - previous
-            if axis_moved is not None:
-                # A move along one axis measures that column of the model exactly
+            # What the move did: the measured motion minus the mount's own motion predicted over the interval.
+            seen = pos - previous - own
+            # Only a move well above what the mount's own motion may hide over one interval
+            # (a few arcsec under a fast clock, not yet known on the first moves) measures the response.
+            big = float(np.hypot(*last_move)) >= max(MEASURING_MOVE, 3.0 * float(np.hypot(*own)) * scale)
+            if axis_moved is not None and big:
+                # A move along one axis measures that column of the model
                 # (the first moves: like a guider calibration, but on the way to the slit).
                 column = seen / last_move[axis_moved]
                 if np.hypot(*column) * scale > 0.1:
                     model[:, axis_moved] = column
-            elif np.hypot(*last_move) > 0.05:
+            elif axis_moved is None and big:
                 predicted = model @ last_move
                 # Broyden's update: the smallest change of the model that explains the last move.
                 model = model + np.outer(seen - predicted, last_move) / float(last_move @ last_move)
+            if big:
+                measured = True
+            response = model @ last_move
+            drift.add(t_previous, t_image, pos - previous - response, response, 0.08 if measured else 0.3)
         result.model = model.tolist()
         if result.error_arcsec <= tolerance:
             result.converged = True
             return result
         if iteration == max_iterations:
             break
+        # Aim where the star will be at the next image if the mount is not moved
+        # (the time spent reading out and measuring this one is known by now; the
+        # move and its settling take about as long as the last ones did).
+        decided = float(now())
+        t_next = decided + (float(np.median(lags[-3:])) if lags else 0.0)
+        aim = offset - drift.predict(t_image, t_next)
         try:
-            step = np.linalg.solve(model, offset)
+            step = np.linalg.solve(model, aim)
         except np.linalg.LinAlgError:
             model = first_guess.copy()
-            step = np.linalg.solve(model, offset)
+            step = np.linalg.solve(model, aim)
         axis_moved = None
         while uncalibrated:
             axis = uncalibrated.pop(0)
-            if abs(step[axis]) >= max(1.0, tolerance / 2):
+            if abs(step[axis]) >= MEASURING_MOVE:
                 axis_moved = axis
                 step = np.where(np.arange(2) == axis, step, 0.0)
                 break
@@ -195,7 +309,7 @@ def center_on_slit(
             step = step * (limit / norm)
         move(float(step[0]), float(step[1]))
         result.moves.append((float(step[0]), float(step[1])))
-        previous, last_move = pos, step
+        previous, last_move, t_previous = pos, step, t_image
     raise AcquisitionError(
         f"slit acquisition: star still {result.error_arcsec:.2f} arcsec from the slit after {max_iterations} moves "
         f"(tolerance {tolerance} arcsec)")

@@ -42,6 +42,7 @@ class SequencerOptions(BaseModel):
     resume_after_crash: bool = Field(True, description="on restart, resume an observation interrupted by a crash (else hand it back to the scheduler)")
     resume_max_age: float = Field(3600.0, gt=0, description="seconds: an interrupted observation older than this is re-queued, not resumed")
     guide_rate: float = Field(7.52, gt=0, description="pulse-guide speed, arcsec per second (0.5 x sidereal)")
+    mount_worm_period: float | None = Field(None, gt=0, description="the mount's worm period, seconds (its periodic error repeats with it): slit acquisition follows the periodic error when a move takes a good part of it (an accelerated clock); null: a drift rate only")
     guide_x_sign: int = Field(1, description="+1 if the guide camera x axis grows to the East (first guess; refined while centring)")
     guide_y_sign: int = Field(1, description="+1 if the guide camera y axis grows to the North (first guess; refined while centring)")
     guide_detect_sigma: float = Field(6.0, gt=0, description="star detection threshold, sigma above the background")

@@ -411,11 +411,15 @@ def _center(ctx, max_iterations: int) -> acquisition.AcquisitionResult:
         ctx.hw.offset(east, north, rate=ctx.hw.guide_rate(ctx.options.guide_rate), control=ctx.control)
         ctx.control.wait(ctx.options.settle_time / 2)
 
+    width = ctx.options.guide_slit_width
+    if width is None:
+        width = float(((ctx.detector.extra or {}).get("geometry") or {}).get("slit_width", 3.0))
     result = acquisition.center_on_slit(
         lambda: ctx.retry(lambda: _guide_image(ctx, acq.exposure), "guide exposure"),
         move, slit=(inst.slit_x, inst.slit_y), scale=inst.guide_scale, tolerance=acq.tolerance,
         max_iterations=max_iterations, x_sign=ctx.options.guide_x_sign, y_sign=ctx.options.guide_y_sign,
-        sigma=ctx.options.guide_detect_sigma, check_abort=ctx.check)
+        sigma=ctx.options.guide_detect_sigma, check_abort=ctx.check, worm_period=ctx.options.mount_worm_period,
+        slit_width_px=width / float(inst.guide_scale))
     if result.model is not None and result.iterations >= 2:
         # A calibration measured on real moves: the guide loop uses it during the exposures.
         ctx.info["guide_model"] = result.model

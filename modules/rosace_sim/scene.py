@@ -323,11 +323,16 @@ class Scene:
                 open_, blocked = False, "mount not tracking the sky"
             if open_:
                 t_ra, t_dec = tel.true_pointing()
+                # The stars where they were in the middle of the exposure, not at the (later) rendering:
+                # under an accelerated clock the mount's periodic error moves them meanwhile.
+                moved_e, moved_n, valid = tel.pointing_track([params["start_dt"].timestamp() + exposure / 2])
+                shift = (float(moved_e[0]), float(moved_n[0])) if valid[0] else (0.0, 0.0)
                 star, generic = self.target_star()
                 candidates = [star] + [s.model_dump() for s in self.scenario.stars if s.name != star["name"]]
                 trans = self.transmission(values)
                 for s in candidates:
                     east, north = angular_offset(t_ra, t_dec, s["ra"], s["dec"])
+                    east, north = east - shift[0], north - shift[1]
                     x = g.slit_x - east / g.scale
                     y = g.slit_y - north / g.scale
                     if -50 <= x <= g.nx + 50 and -50 <= y <= g.ny + 50:

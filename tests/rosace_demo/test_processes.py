@@ -85,3 +85,17 @@ def test_the_dome_module_comes_with_one_guardian_that_stops_with_the_group(tmp_p
         group.stop_all()
     assert not any(c.running for c in group.children.values())
     assert not psutil.pid_exists(guardian_pid) or psutil.Process(guardian_pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_child_held_back_at_start_still_comes_up_with_its_arguments(tmp_path):
+    config = tmp_path / "rosace.toml"
+    config.write_text(f'[data]\nroot = "{(tmp_path / "data").as_posix()}"\n')
+    port = free_port()
+    group = ProcessGroup(tmp_path, env={"ROSACE_TOKEN": "t0k3n"})
+    try:
+        child = group.start("scheduler", ["--config", str(config), "scheduler", "serve", "--port", str(port)], delay=1.0)
+        assert "time.sleep(1.0)" in " ".join(child.popen.args)
+        assert wait(lambda: healthy(port), timeout=60), group.tail("scheduler")
+    finally:
+        group.stop_all()
+    assert not child.running

@@ -42,3 +42,16 @@ def test_plain_demo_uses_the_bundled_files_and_scenario_site(tmp_path):
     assert cfg.site.latitude == night.scenario_data["site"]["latitude"]
     assert len(list((night.folder / "queue").iterdir())) == len(night.files)
     assert cfg.sequencer["require_dome"] is True
+
+
+def test_the_wall_limit_follows_the_rate_and_the_nights_length(tmp_path):
+    fast, slow = DemoNight(tmp_path / "a", rate=180.0), DemoNight(tmp_path / "b", rate=60.0)
+    # 14 h of night: 280 s at 180x, 840 s at 60x, plus a quarter (at least two minutes) for the end of the night
+    assert fast.wall_limit == 280.0 + 120.0 and slow.wall_limit == 840.0 + 210.0
+    assert DemoNight(tmp_path / "c", rate=60.0, max_wall=50.0).wall_limit == 50.0
+
+
+def test_the_sequencer_knows_the_simulated_mounts_worm_period(tmp_path):
+    night = DemoNight(tmp_path / "run")
+    cfg = load_config(night.write_config())
+    assert cfg.sequencer["mount_worm_period"] == night.scenario_data["telescope"]["tracking"]["worm_period"]

@@ -51,7 +51,9 @@ def guided_scenario(rate: float = 100.0, **stars) -> dict:
 
 
 def config_dict(sim_url: str, root: Path, **options) -> dict:
-    opts = {"use_scheduler": False, "hand_to_reduction": False, "backoff": 1.0, "retries": 2, "library_count": 1}
+    # the simulated mount's worm period, as a user gives theirs: acquisition follows its periodic error
+    opts = {"use_scheduler": False, "hand_to_reduction": False, "backoff": 1.0, "retries": 2, "library_count": 1,
+            "mount_worm_period": TRACKING["worm_period"]}
     opts.update(options)
     return {"devices": devices_config(sim_url, retries=1),
             "data": {"root": str(root)}, "sequencer": opts}
