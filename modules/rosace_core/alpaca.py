@@ -31,6 +31,16 @@ from rosace_core.errors import DeviceError, DeviceNotConnected, DeviceTimeout, I
 log = logging.getLogger(__name__)
 
 
+def redact_url(url: str) -> str:
+    """``url`` without the password of its user information (for logs and messages)."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    host = parsed.hostname or ""
+    netloc = f"{parsed.username}:***@{host}" + (f":{parsed.port}" if parsed.port else "")
+    return parsed._replace(netloc=netloc).geturl()
+
+
 def _address(url: str) -> tuple[str, str]:
     """Split ``http://host:port`` into alpyca's (address, protocol)."""
     if "://" not in url:
@@ -82,7 +92,10 @@ class AlpacaDevice:
         self.device_number = device_number
         self.retries = max(1, retries)
         self.retry_delay = retry_delay
-        self.label = name or f"{self.device_type} {device_number} at {url}"
+        # A server that guards device control takes HTTP Basic credentials in the URL
+        # (http://user:token@host:port, what `rosace sim serve` beyond loopback asks for):
+        # alpyca passes them to requests; messages never show them.
+        self.label = name or f"{self.device_type} {device_number} at {redact_url(url)}"
         self._dev = self._make()
 
     def _make(self):  # pragma: no cover - overridden

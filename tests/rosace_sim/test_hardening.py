@@ -88,3 +88,20 @@ def test_serve_beyond_loopback_guards_alpaca_control():
     assert alpaca_guard("0.0.0.0", "tok", open_alpaca=parser.parse_args(["serve", "--open-alpaca"]).open_alpaca) is None
     for host in ("127.0.0.1", "::1", "localhost"):
         assert alpaca_guard(host, "tok") is None
+
+
+def test_rosace_devices_reach_a_guarded_server_with_credentials_in_the_url():
+    """The adapter sends HTTP Basic from ``http://user:token@host:port``; messages hide the token."""
+    from rosace_core.alpaca import Dome, redact_url
+    from rosace_core.errors import DeviceError
+
+    with SimObservatory(SCENARIO, alpaca_token="s3cret") as s:
+        host = s.url.removeprefix("http://")
+        guarded = Dome(f"http://rosace:s3cret@{host}", 0, retries=1)
+        guarded.connect()
+        guarded.open_shutter()
+        assert "s3cret" not in guarded.label and "rosace:***@" in guarded.label
+        anonymous = Dome(s.url, 0, retries=1)
+        with pytest.raises(DeviceError):
+            anonymous.close_shutter()
+    assert redact_url("http://u:pw@h:1/x") == "http://u:***@h:1/x" and redact_url("http://h:1") == "http://h:1"
