@@ -146,6 +146,7 @@ def evaluate(night, summary: dict) -> dict:
             "resolving_power": s.get("measured_r") or s.get("resolving_power"),
             "bess_ok": not s.get("bess_missing"),
             "bess_missing": ", ".join(s.get("bess_missing") or []),
+            "id": s.get("id"),
         }
         for s in spectra
     ]
@@ -205,19 +206,44 @@ def evaluate(night, summary: dict) -> dict:
     return verdict
 
 
+def _shown(value, fmt: str | None = None) -> str:
+    """A figure for a reader: numbers rounded (raw floats such as 207.48391 were shown), None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return (fmt or ("{:.0f}" if abs(value) >= 100 else "{:.3g}")).format(value)
+    return str(value)
+
+
+def _object_link(name) -> str:
+    if not name:
+        return ""
+    from urllib.parse import quote
+
+    # The gallery finds an object by its name as well as by its key.
+    return f'<a href="/gallery/objects/{quote(str(name), safe="")}">{html.escape(str(name))}</a>'
+
+
 def publish_report(night, verdict: dict) -> str | None:
     """Post the summary as a page of the share gallery; return its URL (None if share is down)."""
-    rows = "".join(f"<tr><th>{html.escape(k.replace('_', ' '))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in verdict["figures"].items())
+    rows = "".join(f"<tr><th>{html.escape(k.replace('_', ' '))}</th><td>{html.escape(_shown(v))}</td></tr>" for k, v in verdict["figures"].items())
     checks = "".join(f"<li>{'PASS' if c['ok'] else 'FAIL'}: {html.escape(c['name'])} ({html.escape(c['detail'])})</li>" for c in verdict["checks"])
     spectra = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(s.get(k, '')))}</td>" for k in ("object", "date", "snr", "wavelength_rms", "resolving_power", "bess_ok")) + "</tr>"
+        "<tr>"
+        f"<td>{_object_link(s.get('object'))}</td><td>{html.escape(str(s.get('date') or '')[:16].replace('T', ' '))}</td>"
+        f"<td>{_shown(s.get('snr'), '{:.0f}')}</td><td>{_shown(s.get('wavelength_rms'), '{:.3f}')}</td>"
+        f"<td>{_shown(s.get('resolving_power'), '{:.0f}')}</td><td>{'yes' if s.get('bess_ok') else html.escape('no: ' + (s.get('bess_missing') or ''))}</td>"
+        + (f"<td><a href=\"/gallery/spectra/{int(s['id'])}\">spectrum</a></td>" if isinstance(s.get("id"), int) else "<td></td>")
+        + "</tr>"
         for s in verdict["spectra"]
     )
     events = "".join(f"<li>{html.escape(e)}</li>" for e in verdict["events"])
     body = (
         f"<h2>Figures</h2><table>{rows}</table>"
         f"<h2>Checks</h2><ul>{checks}</ul>"
-        f"<h2>Spectra</h2><table><tr><th>object</th><th>date</th><th>SNR</th><th>wavelength RMS</th><th>R</th><th>BeSS</th></tr>{spectra}</table>"
+        f"<h2>Spectra</h2><table><tr><th>object</th><th>date (UTC)</th><th>S/N</th><th>wavelength RMS (Å)</th><th>R</th><th>BeSS-ready</th><th></th></tr>{spectra}</table>"
         f"<h2>Events</h2><ul>{events}</ul>"
     )
     try:

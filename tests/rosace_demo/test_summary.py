@@ -52,3 +52,38 @@ def test_a_failure_as_the_clouds_came_is_a_weather_interruption_not_a_clear_sky_
         {"observation_id": "c", "outcome": "completed", "started": at(1), "ended": at(8)},
     ]
     assert [h["observation_id"] for h in failed_under_unsafe_sky(history, snaps)] == ["a"]
+
+
+def test_the_night_report_is_readable_and_links_to_the_gallery():
+    """Rounded figures (no raw floats), objects and spectra linked to their gallery pages."""
+    from datetime import datetime, timezone
+
+    from rosace_demo.summary import publish_report
+
+    posted = {}
+
+    class Share:
+        def post(self, path, body):
+            posted.update(body)
+            return {"id": 3, "url": "/gallery/reports/3"}
+
+    class Night:
+        start_time = datetime(2026, 12, 15, 16, 30, tzinfo=timezone.utc)
+
+        def client(self, name):
+            return Share()
+
+        def url(self, name):
+            return "http://127.0.0.1:8705"
+
+    verdict = {"figures": {"clear_sky_completion": 0.9999999, "spectra": 7, "peak_memory_mib": 1191.4837},
+               "checks": [{"ok": True, "name": "roof closed at the end", "detail": "closed"}],
+               "spectra": [{"object": "gam Cas", "date": "2026-12-15T18:03:12.5", "snr": 207.48391, "wavelength_rms": 0.0412345,
+                            "resolving_power": 612.3, "bess_ok": True, "bess_missing": "", "id": 12}],
+               "events": ["18:00 clouds"]}
+    assert publish_report(Night(), verdict) == "http://127.0.0.1:8705/gallery/reports/3"
+    body = posted["body_html"]
+    assert "207.48391" not in body and "<td>207</td>" in body and "<td>0.041</td>" in body
+    assert "1191.4837" not in body and ">1191<" in body
+    assert '<a href="/gallery/objects/gam%20Cas">gam Cas</a>' in body and '<a href="/gallery/spectra/12">' in body
+    assert "2026-12-15 18:03" in body
