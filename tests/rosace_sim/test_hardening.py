@@ -105,3 +105,19 @@ def test_rosace_devices_reach_a_guarded_server_with_credentials_in_the_url():
         with pytest.raises(DeviceError):
             anonymous.close_shutter()
     assert redact_url("http://u:pw@h:1/x") == "http://u:***@h:1/x" and redact_url("http://h:1") == "http://h:1"
+
+
+def test_a_written_slew_settle_time_is_read_back_and_used_by_slews():
+    """SlewSettleTime writes were stored where nothing read them."""
+    with SimObservatory(SCENARIO) as s:
+        base = f"{s.url}/api/v1/telescope/0"
+        for member, data in (("connected", {"Connected": "True"}), ("unpark", {}), ("tracking", {"Tracking": "True"}),
+                             ("slewsettletime", {"SlewSettleTime": "25"})):
+            r = requests.put(f"{base}/{member}", data=data, timeout=10)
+            assert r.status_code == 200 and r.json()["ErrorNumber"] == 0, (member, r.text)
+        assert requests.get(f"{base}/slewsettletime", timeout=10).json()["Value"] == 25
+        lst = requests.get(f"{base}/siderealtime", timeout=10).json()["Value"]
+        r = requests.put(f"{base}/slewtocoordinatesasync", data={"RightAscension": str(round((lst - 1.0) % 24, 4)), "Declination": "30"}, timeout=10)
+        assert r.status_code == 200 and r.json()["ErrorNumber"] == 0, r.text
+        slew = s.observatory.device("telescope", 0)._slew
+        assert abs((slew["end"] - slew["start"]) - (slew["move"] + 25.0)) < 1e-6

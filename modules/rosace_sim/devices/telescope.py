@@ -116,7 +116,8 @@ class SimTelescope(SimDevice):
         self._target_dec: float | None = None
         self._guide_rate = self.cfg.guide_rate * SIDEREAL_ARCSEC_PER_S / 3600.0  # deg/s
         self._does_refraction = False
-        self._slew_settle = 0
+        # SlewSettleTime: the scenario's settle time until a client writes another (used by every slew).
+        self._slew_settle = float(self.cfg.settle_time)
 
     # ------------------------------------------------------------------ position model
 
@@ -260,7 +261,7 @@ class SimTelescope(SimDevice):
         dist = max(abs(_wrap12(ha_end - ha0)) * 15.0, abs(dec1 - dec0))
         move = dist / self.cfg.slew_rate
         self._slew = {
-            "start": now, "move": move, "end": now + move + (self.cfg.settle_time if dist > 0 else 0.0),
+            "start": now, "move": move, "end": now + move + (self._slew_settle if dist > 0 else 0.0),
             "ha0": ha0, "dec0": dec0, "ra1": ra1, "ha1": ha_end % 24.0, "dec1": dec1,
             "ha1_now": ha1_now, "tracking_target": ra1 is not None, "park": park,
         }
@@ -616,12 +617,12 @@ class SimTelescope(SimDevice):
         raise NotImplementedAscom("the site is set in the scenario")
 
     def get_slewsettletime(self) -> int:
-        return int(round(self.cfg.settle_time))
+        return int(round(self._slew_settle))
 
     def put_slewsettletime(self, SlewSettleTime: int) -> None:
         if SlewSettleTime < 0:
             raise InvalidValue("settle time must be >= 0")
-        self._slew_settle = int(SlewSettleTime)
+        self._slew_settle = float(int(SlewSettleTime))
 
     def get_canfindhome(self) -> bool:
         return False
