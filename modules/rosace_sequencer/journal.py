@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
 from rosace_core.clock import now
 from rosace_core.outbox import durable_sqlite
+from rosace_sequencer.frames import StorageError
 
 metadata = MetaData()
 
@@ -109,6 +112,19 @@ def _iso(value: datetime | None = None) -> str:
 class Journal:
     """The journal database (``<data root>/state/sequencer.sqlite`` by default)."""
 
+    @contextmanager
+    def _write(self):
+        """A write transaction; a disk that is full or not writable is a StorageError (the night
+        parks, alarms and resumes once it can write again), not a crash of the night."""
+        try:
+            with self._lock, self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            text = str(exc.orig).lower()
+            if not any(word in text for word in ("full", "disk", "readonly", "read-only", "unable to open")):
+                raise
+            raise StorageError(f"the journal {self.path} cannot be written ({exc.orig}): disk full or not writable") from None
+
     def __init__(self, path: Path | str):
         self.path = Path(path)
         # WAL + synchronous=FULL: a committed row survives the process being killed.
@@ -124,7 +140,7 @@ class Journal:
     def begin_observation(self, observation_id: str, file_dict: dict, *, file_id: str, file_hash: str, target: str,
                           night: str, folder: Path, source: str = "run") -> None:
         """Record that an observation starts (or starts again after a crash)."""
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             existing = conn.execute(select(observations.c.attempts).where(observations.c.observation_id == observation_id)).first()
             if existing is not None:
                 conn.execute(update(observations).where(observations.c.observation_id == observation_id).values(
@@ -136,17 +152,17 @@ class Journal:
                 folder=str(folder), started=_iso(), message=""))
 
     def set_step(self, observation_id: str, step: str, index: int) -> None:
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(observations).where(observations.c.observation_id == observation_id).values(step=step, step_index=index))
 
     def finish_observation(self, observation_id: str, state: str, message: str = "") -> None:
         """Record the outcome: completed, failed or interrupted."""
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(observations).where(observations.c.observation_id == observation_id).values(
                 state=state, ended=_iso(), message=message))
 
     def mark_reported(self, observation_id: str) -> None:
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(observations).where(observations.c.observation_id == observation_id).values(reported=1))
 
     def observation(self, observation_id: str) -> dict | None:
@@ -184,7 +200,7 @@ class Journal:
     def add_frame(self, path: Path, observation_id: str, imagetyp: str, *, step: str = "", step_index: int = 0,
                   number: int = 1, exptime: float = 0.0) -> bool:
         """Register a frame written to disk; return False if it was already registered."""
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             if conn.execute(select(frames.c.path).where(frames.c.path == str(path))).first():
                 return False
             conn.execute(insert(frames).values(path=str(path), observation_id=observation_id, imagetyp=imagetyp, step=step,
@@ -199,12 +215,12 @@ class Journal:
     # ------------------------------------------------------------------ nights
 
     def begin_night(self, night: str) -> int:
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(insert(nights).values(night=night, state="running", started=_iso()))
             return int(result.inserted_primary_key[0])
 
     def end_night(self, night_id: int, state: str, message: str = "") -> None:
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(nights).where(nights.c.id == night_id).values(state=state, ended=_iso(), message=message))
 
     def running_night(self) -> dict | None:
@@ -216,7 +232,7 @@ class Journal:
     # ------------------------------------------------------------------ bias/dark library
 
     def add_library_frame(self, path: Path, kind: str, temperature: float, exptime: float, binning: tuple[int, int]) -> None:
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             if conn.execute(select(library.c.path).where(library.c.path == str(path))).first():
                 return
             conn.execute(insert(library).values(path=str(path), kind=kind, temperature=float(temperature), exptime=float(exptime),
@@ -234,7 +250,7 @@ class Journal:
     def record_handoff(self, observation_id: str, night: str, needs: list[dict], unmet: list[dict]) -> None:
         """Record that an observation was handed to the reduction, with the library needs it had and those unmet."""
         values = {"night": night, "needs": json.dumps(needs), "unmet": json.dumps(unmet), "handed": _iso()}
-        with self._lock, self.engine.begin() as conn:
+        with self._write() as conn:
             existing = conn.execute(select(handoffs.c.count).where(handoffs.c.observation_id == observation_id)).first()
             if existing is None:
                 conn.execute(insert(handoffs).values(observation_id=observation_id, count=1, **values))

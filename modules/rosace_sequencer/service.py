@@ -552,7 +552,14 @@ class Sequencer:
                     self._library_session(self.control)
                     self._wait(self.options.unsafe_wait, "unsafe: waiting")
                     continue
-                outcome = self._observe(planned, guard)
+                try:
+                    outcome = self._observe(planned, guard)
+                except StorageError as exc:
+                    # The journal itself could not record the observation (its disk is full): take
+                    # nothing more, keep the observation for later, wait for room (checked at the
+                    # top of the loop), then go on by itself.
+                    self._journal_unwritable(exc, planned, queue, guard)
+                    continue
                 if outcome.info.get("storage"):
                     self.raise_alarm("storage", outcome.info["storage"])
                     row = self.journal.observation(planned.observation_id) or {}
@@ -562,7 +569,12 @@ class Sequencer:
                         outcome.info["resumes"] = True
                 self.night_info["observations"] += 1
                 self.night_info[outcome.outcome] = self.night_info.get(outcome.outcome, 0) + 1
-                self._after(outcome, queue, planned.source)
+                try:
+                    self._after(outcome, queue, planned.source)
+                except StorageError as exc:
+                    self.raise_alarm("storage", str(exc))
+                    self._storage_fault = self.journal.path.parent
+                    continue
                 if outcome.info.get("storage"):
                     continue  # the storage check at the top of the loop waits for room
                 if outcome.outcome == "interrupted" and not self.control.aborted:
@@ -581,12 +593,26 @@ class Sequencer:
                 self._library_session(Control())
             if self._stop_night.is_set() and state == "finished":
                 state, message = "stopped", message or "stopped on request"
-            self.journal.end_night(night_id, state, message)
+            try:
+                self.journal.end_night(night_id, state, message)
+            except StorageError as exc:  # the night's own summary is in the log and the status
+                log.error("the end of the night could not be recorded: %s", exc)
             self.night_info.update({"ended": now().isoformat(), "state": state, "message": message})
             log.info("night %s %s%s", night, state, f" ({message})" if message else "")
         if state == "failed":
             raise RosaceError(f"the night failed: {message}")
         return dict(self.night_info)
+
+    def _journal_unwritable(self, exc: StorageError, planned: Planned, queue, guard) -> None:
+        """The journal failed mid-observation: alarm, park, give the roof back, keep the observation."""
+        self.raise_alarm("storage", str(exc))
+        self._storage_fault = self.journal.path.parent
+        self._park_and_release(guard)
+        if planned.source == "scheduler":
+            report_safely(queue, {"observation_id": planned.observation_id, "file_id": planned.file.id, "outcome": "interrupted",
+                                  "started": now().isoformat(), "ended": now().isoformat(), "frames": [], "message": f"storage: {exc}"})
+        else:  # our own list: the same observation again once the journal can write
+            self._pending.insert(0, planned)
 
     def _park_and_release(self, guard) -> None:
         """Park the mount (a failure is logged) and give the roof lease back."""

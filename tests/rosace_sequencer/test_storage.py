@@ -120,3 +120,58 @@ def test_disk_full_then_write_failure_stop_alarm_and_the_night_resumes_by_itself
             assert client.status()["alarms"] == []
             assert any("the night resumes" in line["message"] for line in client.log(limit=500))
         seq.close()
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    """A small real file system for the journal (root on Linux only); False where it cannot be had."""
+    import os
+    import subprocess
+    import sys
+
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_journal_whose_disk_fills_up_mid_observation_parks_alarms_and_resumes(tmp_path):
+    """The journal's disk (not the frames') fills up while an observation runs: before, the journal
+    write failed and the night crashed; now the night parks, alarms, waits, and goes on by itself."""
+    import subprocess
+
+    state = tmp_path / "state"
+    if not _mount_tmpfs(state, "4m"):
+        pytest.skip("needs root on Linux to mount a small tmpfs for the journal (a really full disk)")
+    try:
+        with SimObservatory(scenario()) as sim:
+            app = create_app(config_from_dict(config_dict(sim.url, tmp_path, storage_retry=30.0)), token=TOKEN)
+            seq = app.extensions["rosace_sequencer"]
+            assert seq.journal.path.parent == state
+            filler = state / "filler.bin"
+            with BackgroundServer(app) as server:
+                client = SequencerClient(server.url, token=TOKEN)
+                job = client.start_night([small_file(science={"count": 3, "exposure": 300})])
+                wait_for(lambda: ((client.status().get("observation") or {}).get("frame") or "") == "LIGHT 1/3", timeout=90, poll=0.05)
+                with open(filler, "wb") as fh:  # fill the journal's file system to the last byte
+                    try:
+                        while True:
+                            fh.write(b"\0" * 65536)
+                            fh.flush()
+                    except OSError:
+                        pass
+                alarm = wait_for(lambda: [a for a in client.status()["alarms"] if a["code"] == "storage" and "journal" in a["message"]],
+                                 timeout=90)[0]
+                assert "disk full or not writable" in alarm["message"]
+                assert client.status()["job"]["state"] == "running"  # the night did not crash
+                assert wait_for(lambda: sim.observatory.telescope.get_atpark(), timeout=30)  # parked while it waits
+                filler.unlink()
+                done = client.wait_job(job["id"], timeout=240, poll=0.3)
+                assert done["state"] == "succeeded", done
+                assert done["result"]["completed"] == 1, done["result"]
+                assert client.status()["alarms"] == []
+                (row,) = client.history()
+                assert row["state"] == "completed" and len([p for p in row["frames"] if "_LIGHT_" in p]) == 3
+            seq.close()
+    finally:
+        subprocess.run(["umount", "-l", str(state)], capture_output=True)
