@@ -48,6 +48,17 @@ def test_five_tabs_connect_to_the_real_modules_and_are_photographed(qtbot, close
         assert window.grab().save(str(path))
         saved.append(path)
     assert [p.stat().st_size > 5000 for p in saved] == [True] * window.tabs.count()
+    # What the pictures must not show (the interface audit): a share tab saying "unreachable"
+    # while online, a scheduler plot without its night and now-line.
+    import pyqtgraph as pg
+
+    share, scheduler = window.hosts["share"].content, window.hosts["scheduler"].content
+    qtbot.waitUntil(lambda: share.online is True, timeout=10000)
+    assert "unreachable" not in share.status_line.text() and share.status_line.text().endswith("spectra")
+    qtbot.waitUntil(lambda: scheduler.last_data is not None, timeout=20000)
+    assert any(isinstance(i, pg.InfiniteLine) for i in scheduler.timeline.items)
+    (x0, x1), _ = scheduler.timeline.getViewBox().viewRange()
+    assert x1 - x0 > 8 * 3600  # the whole night, not only what is left of it
     # Every tab loaded (own widget or generic) and is enabled.
     assert all(window.tabs.isTabEnabled(i) for i in range(window.tabs.count())), [
         (window.tabs.tabText(i), window.hosts[n].error) for i, n in enumerate(window.hosts)
