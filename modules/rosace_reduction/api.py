@@ -149,7 +149,7 @@ def reduce(body: ReduceRequest):
     state = _state()
     paths = [Path(p) for p in body.frames] + ([Path(body.folder)] if body.folder else [])
     _confine(paths, state["roots"])
-    missing = [str(p) for p in paths if not p.exists()]
+    missing = [str(p)[:200] for p in paths if not _exists(p)]
     if missing:
         raise ProblemError(422, "Validation failed", "no such file or folder", [{"field": "frames", "message": f"not found: {m}", "in": "body"} for m in missing])
     options = state["options"]
@@ -245,6 +245,14 @@ def spectrum_data(result_id: str):
     spec = read_spectrum(rec["products"]["fits"])
     unc = spec.uncertainty.array.tolist() if spec.uncertainty is not None else None
     return {"wavelength": spec.spectral_axis.value.tolist(), "flux": spec.flux.value.tolist(), "uncertainty": unc, "unit": str(spec.flux.unit)}
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists() that treats an impossible name (too long, a NUL byte) as absent, not as a 500."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _confine(paths: list[Path], roots: list[Path]) -> None:

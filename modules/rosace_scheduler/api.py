@@ -91,7 +91,7 @@ QUEUE_STATES = Literal["observable", "in_progress", "not_due", "done_tonight", "
 class QueueQuery(BaseModel):
     """The instant of the states, and the page of the queue wanted (files in the order they were added)."""
 
-    time: datetime | None = Field(None, description="default: the observatory clock's now")
+    time: SkyTime = Field(None, description="default: the observatory clock's now")
     limit: int = Field(500, ge=1, le=10000, description="files per page")
     offset: int = Field(0, ge=0, description="files to skip (the previous answer's next_offset)")
     state: QUEUE_STATES | None = Field(None, description="only the files in this state")

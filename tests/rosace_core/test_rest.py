@@ -179,3 +179,29 @@ def test_background_server_loop_ends_quietly_when_stop_closes_its_sockets():
     server._stopping = True
     server._run()  # stopping: ends quietly
     server.server.close()
+
+
+def test_every_module_answers_deep_json_with_400_and_405_with_allow(tmp_path):
+    """100,000-level nested JSON gave 500 on every module; 405 answers lacked their Allow header."""
+    import importlib
+
+    from rosace_core.config import config_from_dict
+
+    cfg = config_from_dict({"data": {"root": str(tmp_path)}})
+    deep = "[" * 100_000 + "]" * 100_000
+    routes = {"dome": "/api/v1/dome/leases", "scheduler": "/api/v1/scheduler/files", "sequencer": "/api/v1/sequencer/run",
+              "reduction": "/api/v1/reduction/reduce", "share": "/api/v1/share/campaigns"}
+    for module, route in routes.items():
+        api = importlib.import_module(f"rosace_{module}.api")
+        kwargs = {"start": False} if module == "dome" else {"watch": False} if module == "scheduler" else {}
+        app = api.create_app(cfg, token="tok", **kwargs)
+        c = app.test_client()
+        r = c.post(route, data=deep, content_type="application/json", headers={"Authorization": "Bearer tok"})
+        assert r.status_code == 400, (module, r.status_code, r.get_data(as_text=True)[:200])
+        r = c.delete("/api/v1/health", headers={"Authorization": "Bearer tok"})
+        assert r.status_code == 405 and "GET" in r.headers.get("Allow", ""), (module, r.status_code, dict(r.headers))
+        ext = app.extensions.get(f"rosace_{module}")
+        for stop in ("stop", "close"):
+            if hasattr(ext, stop):
+                getattr(ext, stop)()
+                break

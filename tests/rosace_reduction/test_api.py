@@ -95,3 +95,17 @@ def test_a_partial_observation_is_reduced_and_flagged(synthetic_night, tmp_path)
         with pytest.raises(ApiError) as err:  # a partial flag needs the observation it describes
             client.post("/reduce", {"frames": frames, "partial": partial})
         assert err.value.status == 422 and "observation_id" in str(err.value)
+
+
+def test_reduce_refuses_paths_outside_its_data_folders_and_impossible_names(tmp_path):
+    """Any server path was accepted (its error told whether a file existed); a 300-character name gave 500."""
+    cfg = config_from_dict({"data": {"root": str(tmp_path)}})
+    c = create_app(cfg, token="tok").test_client()
+    auth = {"Authorization": "Bearer tok"}
+    existing, absent = "/etc/hostname", "/etc/no-such-file-here"
+    answers = [c.post("/api/v1/reduction/reduce", json={"frames": [p]}, headers=auth) for p in (existing, absent)]
+    assert [a.status_code for a in answers] == [403, 403]
+    assert answers[0].json["detail"] == answers[1].json["detail"]  # the same answer: existence is not revealed
+    for bad in (str(tmp_path / ("a" * 300 + ".fits")), "/etc/" + "b" * 300, str(tmp_path / "x\x00y"), "../../etc/passwd"):
+        r = c.post("/api/v1/reduction/reduce", json={"frames": [bad]}, headers=auth)
+        assert r.status_code in (403, 422), (bad[:40], r.status_code, r.json)

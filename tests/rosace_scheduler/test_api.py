@@ -145,3 +145,15 @@ def test_queue_is_paginated_over_http(server):
     spec = requests.get(srv.url + "/api/v1/openapi.json", timeout=10).json()
     params = {p["name"] for p in spec["paths"]["/api/v1/scheduler/queue"]["get"]["parameters"]}
     assert {"limit", "offset", "state", "time"} <= params
+
+
+@pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_dates_out_of_the_sky_tables_are_a_400_not_a_500(server, when):
+    srv, _ = server
+    import requests
+
+    for path, params in (("/queue", {"time": when}), ("/plan", {"night": when[:10]}), ("/explain/x", {"time": when})):
+        r = requests.get(f"{srv.url}/api/v1/scheduler{path}", params=params, timeout=30)
+        assert r.status_code == 400 and "between 1950 and 2150" in r.text, (path, r.status_code, r.text[:200])
+    r = requests.post(f"{srv.url}/api/v1/scheduler/next", json={"time": when}, headers={"Authorization": "Bearer secret"}, timeout=30)
+    assert r.status_code == 422 and "between 1950 and 2150" in r.text, r.text[:200]
