@@ -13,8 +13,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
+from rosace_core.errors import ConfigError
 from rosace_core.instrument import (Detector, Dispersion, Geometry, InstrumentSetup, Recipe, Render, find_instrument,  # noqa: F401 (the reduction's API)
-                                    instrument_path, load_instrument, observing_file_problems)
+                                    instrument_path, observing_file_problems)
+from rosace_core.instrument import load_instrument as _load_setup
+
+#: the kinds of set-up the reduction knows how to reduce
+REDUCIBLE_KINDS = ("longslit",)
+
+
+def load_instrument(name: str, search: tuple[str, ...] = ()) -> InstrumentSetup:
+    """Load an instrument set-up by name (``alpy600``) or TOML path, for reducing its frames.
+
+    :func:`rosace_core.instrument.load_instrument` (one cached loader: an edited
+    file is read again) and a check that the reduction can reduce the set-up's
+    ``kind``. Raises ConfigError naming the file and key otherwise.
+    """
+    setup = _load_setup(name, tuple(search))
+    if setup.kind not in REDUCIBLE_KINDS:
+        raise ConfigError(setup.source or name, [("kind", f"{setup.kind!r} set-ups cannot be reduced yet: the reduction extracts "
+                                                          f"{', '.join(REDUCIBLE_KINDS)} spectra only")])
+    return setup
 
 
 @dataclass(frozen=True)
