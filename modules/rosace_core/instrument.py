@@ -161,7 +161,7 @@ def _grating_key(name: str) -> str:
 
 
 class InstrumentSetup(_Open):
-    """One spectrograph set-up (see ``resources/instruments`` and docs/instruments.md)."""
+    """One spectrograph set-up (see ``resources/instruments`` and docs/adapting/new-spectrograph.md)."""
 
     name: str = Field(min_length=1, description="written as INSTRUME in every raw frame")
     title: str = ""

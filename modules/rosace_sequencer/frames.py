@@ -266,7 +266,7 @@ def build_header(info: FrameInfo, config, detector: Detector):
         hdr["SET-TEMP"] = (float(info.set_temp), "cooling set point, deg C")
     hdr["XBINNING"] = (int(info.binning[0]), "binning along columns")
     hdr["YBINNING"] = (int(info.binning[1]), "binning along rows")
-    # Only values the set-up file gives (docs/instruments.md): an unknown one is left out, never invented.
+    # Only values the set-up file gives (docs/adapting/new-spectrograph.md): an unknown one is left out, never invented.
     if detector.gain is not None:
         hdr["GAIN"] = (float(detector.gain), "e-/ADU")
     if detector.read_noise is not None:
