@@ -227,8 +227,20 @@ class FrameInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_header(info: FrameInfo, config, detector: Detector):
-    """Return the astropy Header of a raw frame (keywords of docs/dev/contracts.md)."""
+def _positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and np.isfinite(v) else None
+
+
+def build_header(info: FrameInfo, config, detector: Detector, camera: dict | None = None):
+    """Return the astropy Header of a raw frame (keywords of docs/dev/contracts.md).
+
+    ``camera``: the spectrograph camera's capabilities (``Hardware.caps["camera"]``);
+    its ElectronsPerADU gives GAIN when the set-up file does not.
+    """
     from astropy.io import fits
     from astropy.time import Time
 
@@ -266,9 +278,13 @@ def build_header(info: FrameInfo, config, detector: Detector):
         hdr["SET-TEMP"] = (float(info.set_temp), "cooling set point, deg C")
     hdr["XBINNING"] = (int(info.binning[0]), "binning along columns")
     hdr["YBINNING"] = (int(info.binning[1]), "binning along rows")
-    # Only values the set-up file gives (docs/adapting/new-spectrograph.md): an unknown one is left out, never invented.
+    # Only values the set-up file gives (docs/adapting/new-spectrograph.md), else the camera's own
+    # ElectronsPerADU: an unknown one is left out, never invented (ASCOM has no read noise to ask).
+    camera_gain = _positive((camera or {}).get("electrons_per_adu"))
     if detector.gain is not None:
         hdr["GAIN"] = (float(detector.gain), "e-/ADU")
+    elif camera_gain is not None:
+        hdr["GAIN"] = (camera_gain, "e-/ADU, from the camera (ElectronsPerADU)")
     if detector.read_noise is not None:
         hdr["RDNOISE"] = (float(detector.read_noise), "read noise, e-")
     hdr["LAMP"] = (info.lamp or "none", "lamp lit during the frame")

@@ -333,7 +333,7 @@ class ObservationContext:
         return paths
 
     def _write(self, path: Path, image: np.ndarray, info: FrameInfo) -> None:
-        header = build_header(info, self.config, self.detector)
+        header = build_header(info, self.config, self.detector, camera=self.hw.caps.get("camera"))
         write_frame(path, image, header)
         self.journal.add_frame(path, self.observation_id, info.imagetyp, step=info.step, step_index=info.step_index,
                                number=info.number, exptime=info.exptime)
