@@ -417,8 +417,9 @@ class Scheduler:
             "pending_until": np.full(n, -np.inf),
             "window_end": np.full(n, np.inf),
         }
+        setup = self._mounted_setup()  # once per table: a stat of the set-up file, not one per request
         for i, r in enumerate(table.reqs):
-            a["static"][i] = r.sidereal and self._instrument_reason(r) is None
+            a["static"][i] = r.sidereal and self._instrument_reason(r, setup) is None
             if r.visits_wanted is not None:
                 a["wanted"][i] = r.visits_wanted
             if r.cadence is not None:
@@ -762,10 +763,12 @@ class Scheduler:
                             "central wavelength are not checked", exc)
             return None
 
-    def _instrument_reason(self, r: ObservingRequest) -> str | None:
+    def _instrument_reason(self, r: ObservingRequest, setup: InstrumentSetup | None | bool = False) -> str | None:
         """Why the mounted set-up cannot observe ``r`` (another spectrograph, or a grating, slit,
-        central wavelength or order it does not have); None when it can."""
-        setup = self._mounted_setup()
+        central wavelength or order it does not have); None when it can. ``setup``: the mounted
+        set-up when the caller has it (False: load it)."""
+        if setup is False:
+            setup = self._mounted_setup()
         names = {self.spectrograph.lower()} | ({setup.name.lower()} if setup is not None else set())
         if r.spectrograph.lower() not in names:
             return f"needs {r.spectrograph}; {self.spectrograph} is mounted"
