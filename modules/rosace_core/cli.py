@@ -90,6 +90,32 @@ def cmd_config_check(args) -> int:
     print(f"  site: {cfg.site.name} ({cfg.site.latitude:.4f}, {cfg.site.longitude:.4f}, {cfg.site.elevation:.0f} m)")
     print(f"  shelter: {cfg.devices.shelter}; spectrograph: {cfg.instrument.spectrograph}")
     print(f"  data: {cfg.data.root}")
+    return _check_spectrograph(cfg)
+
+
+def _check_spectrograph(cfg) -> int:
+    """Load the mounted set-up file as every module will (rosace_core.instrument); 1 with the reason if it cannot be."""
+    from rosace_core.errors import ConfigError
+    from rosace_core.instrument import load_instrument
+
+    spec = str(cfg.instrument.spectrograph)
+    path = Path(spec)
+    if path.suffix.lower() == ".toml" and not path.is_absolute() and not path.exists() and isinstance(cfg.source, Path):
+        path = cfg.source.parent / path  # a relative set-up path is taken from the configuration's folder too
+        spec = str(path)
+    try:
+        setup = load_instrument(spec)
+    except ConfigError as exc:
+        print(f"error: [instrument] spectrograph: {exc}", file=sys.stderr)
+        return 1
+    det = setup.detector
+    known = ", ".join(f"{k} {det.declared(k):g}" for k in ("gain", "read_noise") if det.declared(k) is not None)
+    print(f"  set-up: {setup.name} ({setup.kind}, {setup.dispersion.wavelength_min:g}-{setup.dispersion.wavelength_max:g} A"
+          f"{', ' + known if known else ''}) from {setup.source}")
+    missing = [k for k in ("gain", "read_noise") if det.declared(k) is None]
+    if missing:
+        print(f"  warning: the set-up gives no detector {' or '.join(missing)}: raw frames will not carry "
+              f"{' or '.join({'gain': 'GAIN', 'read_noise': 'RDNOISE'}[k] for k in missing)}")
     return 0
 
 

@@ -20,6 +20,7 @@ from numpy.polynomial import polynomial as P
 from scipy import ndimage, optimize, signal
 
 from rosace_core.errors import RosaceError
+from rosace_core.instrument import lamp_elements
 from rosace_core.resources import resource_path
 
 
@@ -292,22 +293,12 @@ def _mutual_match(obs_x: np.ndarray, pred_x: np.ndarray, tol: float) -> list[tup
 
 
 # Lamp names -> line lists: the elements named in the lamp ("HgArNe", "ThAr", "CuAr", "FeAr").
-_LAMP_ELEMENTS = ("thar", "ne", "ar", "he", "hg", "kr", "xe", "cu", "fe")
-
-
 def lamp_line_lists(lamp: str) -> list[str]:
     """Line lists of a calibration lamp named by its elements: 'NeAr' -> ['ne', 'ar'], 'ThAr' -> ['thar'], 'HgArNe' -> ['hg', 'ar', 'ne']."""
-    key = lamp.strip().lower().replace("-", "").replace(" ", "").replace("+", "")
-    out: list[str] = []
-    while key:
-        for el in _LAMP_ELEMENTS:
-            if key.startswith(el):
-                out.append(el)
-                key = key[len(el):]
-                break
-        else:
-            raise WavelengthError(f"unknown calibration lamp {lamp!r}: name it by its elements (NeAr, HgAr, ThAr, HeNeAr, CuAr, FeAr, Kr, Xe...)")
-    return list(dict.fromkeys(out))
+    try:
+        return lamp_elements(lamp)
+    except ValueError as exc:
+        raise WavelengthError(str(exc)) from None
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from rosace_core.observing_file import ObservingFile
 
@@ -37,6 +38,8 @@ class ObservingRequest:
     reference_mode: str = "none"
     #: the file's ``x-...`` keys (top level, then ``constraints``'s, which win): per-file options of user rules
     extensions: dict = field(default_factory=dict)
+    #: the file's ``[instrument]`` table (grating, slit, central_wavelength, order), checked against the mounted set-up
+    instrument: Any = field(default=None, compare=False, repr=False)
 
     @property
     def altitude_limit(self) -> float:
@@ -120,4 +123,5 @@ def request_from_file(of: ObservingFile, site, options: SchedulerOptions, closin
         sidereal=sidereal,
         reference_mode=of.sequence.reference_star.mode,
         extensions={**of.extensions, **c.extensions},
+        instrument=of.instrument,
     )

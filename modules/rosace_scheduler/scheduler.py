@@ -19,7 +19,8 @@ import numpy as np
 from rosace_core.astro import configure_offline
 from rosace_core.clock import now as clock_now
 from rosace_core.config import ObservatoryConfig
-from rosace_core.errors import ConflictError, NotFoundError
+from rosace_core.errors import ConfigError, ConflictError, NotFoundError
+from rosace_core.instrument import InstrumentSetup, load_instrument, observing_file_problems
 from rosace_core.observing_file import ObservingFile, ObservingFileError, Problem, from_stored, parse_observing_file
 
 from rosace_scheduler.constraints import CONSTRAINT_NAMES, constraint_masks, run_lengths
@@ -416,8 +417,9 @@ class Scheduler:
             "pending_until": np.full(n, -np.inf),
             "window_end": np.full(n, np.inf),
         }
+        setup = self._mounted_setup()  # once per table: a stat of the set-up file, not one per request
         for i, r in enumerate(table.reqs):
-            a["static"][i] = r.sidereal and r.spectrograph.lower() == self.spectrograph.lower()
+            a["static"][i] = r.sidereal and self._instrument_reason(r, setup) is None
             if r.visits_wanted is not None:
                 a["wanted"][i] = r.visits_wanted
             if r.cadence is not None:
@@ -617,7 +619,7 @@ class Scheduler:
             if s == "unsupported":
                 out.append("moving targets (tabulated ephemeris) are not scheduled yet")
             elif s == "wrong_instrument":
-                out.append(f"needs {r.spectrograph}; {self.spectrograph} is mounted")
+                out.append(self._instrument_reason(r) or "")
             elif s == "completed":
                 out.append(f"{int(a['done'][i])} of {int(a['wanted'][i])} visits done")
             elif s == "expired":
@@ -750,6 +752,30 @@ class Scheduler:
 
     # ------------------------------------------------------------------ queue and explanations
 
+    def _mounted_setup(self) -> InstrumentSetup | None:
+        """The mounted set-up's model (cached by its file); None, said once in the log, when it cannot be read."""
+        try:
+            return load_instrument(self.spectrograph)
+        except ConfigError as exc:
+            if not getattr(self, "_setup_warned", False):
+                self._setup_warned = True
+                log.warning("the mounted instrument set-up cannot be read (%s): Observing Files' grating, slit and "
+                            "central wavelength are not checked", exc)
+            return None
+
+    def _instrument_reason(self, r: ObservingRequest, setup: InstrumentSetup | None | bool = False) -> str | None:
+        """Why the mounted set-up cannot observe ``r`` (another spectrograph, or a grating, slit,
+        central wavelength or order it does not have); None when it can. ``setup``: the mounted
+        set-up when the caller has it (False: load it)."""
+        if setup is False:
+            setup = self._mounted_setup()
+        names = {self.spectrograph.lower()} | ({setup.name.lower()} if setup is not None else set())
+        if r.spectrograph.lower() not in names:
+            return f"needs {r.spectrograph}; {self.spectrograph} is mounted"
+        if setup is None or r.instrument is None:
+            return None
+        return "; ".join(observing_file_problems(setup, r.instrument)) or None
+
     def _file_state(self, cached: _Cached, st: RequestState, t: float, fid: str, *, cheap: bool = False) -> tuple[str, str]:
         table = cached.table
         i = table.index[fid]
@@ -757,8 +783,9 @@ class Scheduler:
         a = self._arrays(cached)
         if not r.sidereal:
             return "unsupported", "moving targets (tabulated ephemeris) are not scheduled yet"
-        if r.spectrograph.lower() != self.spectrograph.lower():
-            return "wrong_instrument", f"needs {r.spectrograph}; {self.spectrograph} is mounted"
+        wrong = self._instrument_reason(r)
+        if wrong:
+            return "wrong_instrument", wrong
         if a["done"][i] >= a["wanted"][i]:
             return "completed", f"{int(a['done'][i])} of {int(a['wanted'][i])} visits done"
         if a["window_end"][i] <= t:

@@ -9,10 +9,10 @@ atomic rename), so a crash never leaves a half-written frame under a real name.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from rosace_core.errors import RosaceError
-from rosace_core.resources import resource_path
+from rosace_core.errors import ConfigError, RosaceError
+from rosace_core.instrument import InstrumentSetup, load_instrument
 from rosace_core.state import atomic_write
+
+log = logging.getLogger(__name__)
 
 IMAGETYPES = ("LIGHT", "ARC", "FLAT", "BIAS", "DARK")
 TMP_SUFFIX = ".fits.part"
@@ -125,33 +127,49 @@ def parse_frame_name(name: str) -> dict | None:
 
 @dataclass(frozen=True)
 class Detector:
-    """What the headers need from the instrument set-up file."""
+    """What the headers need from the instrument set-up file (rosace_core.instrument).
+
+    ``gain`` and ``read_noise`` are None when the set-up file does not give them
+    (or cannot be read): the headers then leave GAIN and RDNOISE out rather than
+    write an invented value.
+    """
 
     name: str = "unknown"
-    gain: float = 1.0
-    read_noise: float = 0.0
+    gain: float | None = None
+    read_noise: float | None = None
     nx: int = 0
     ny: int = 0
+    slit_width: float | None = None  # arcsec on the sky
+    setup: InstrumentSetup | None = None
     extra: dict = field(default_factory=dict)
 
 
-def load_setup(name_or_path: str) -> Detector:
-    """Read an instrument set-up (``resources/instruments/<name>.toml`` or a path)."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = resource_path("instruments", f"{name_or_path}.toml")
+def load_setup(name_or_path: str, search: tuple[str, ...] = ()) -> Detector:
+    """The detector of an instrument set-up (``resources/instruments/<name>.toml`` or a path).
+
+    A set-up that cannot be found or read is logged (naming the file and key)
+    and gives a Detector that knows only the name: frames are still taken, their
+    headers say nothing of the gain and read noise.
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return Detector(name=str(name_or_path))
-    det = data.get("detector", {})
+        setup = load_instrument(name_or_path, tuple(search))
+    except ConfigError as exc:
+        log.error("instrument set-up %s: %s; raw frames will carry no GAIN or RDNOISE", name_or_path, exc)
+        return Detector(name=Path(str(name_or_path)).stem if str(name_or_path).lower().endswith(".toml") else str(name_or_path))
+    det = setup.detector
+    missing = [k for k in ("gain", "read_noise") if det.declared(k) is None]
+    if missing:
+        log.warning("instrument set-up %s gives no detector %s: raw frames will not carry %s", setup.name, " or ".join(missing),
+                    " or ".join({"gain": "GAIN", "read_noise": "RDNOISE"}[k] for k in missing))
     return Detector(
-        name=str(data.get("name", name_or_path)),
-        gain=float(det.get("gain", 1.0)),
-        read_noise=float(det.get("read_noise", 0.0)),
-        nx=int(det.get("nx", 0)),
-        ny=int(det.get("ny", 0)),
-        extra=data,
+        name=setup.name,
+        gain=det.declared("gain"),
+        read_noise=det.declared("read_noise"),
+        nx=det.nx,
+        ny=det.ny,
+        slit_width=float(setup.geometry.slit_width),
+        setup=setup,
+        extra=setup.model_dump(),
     )
 
 
@@ -209,8 +227,20 @@ class FrameInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_header(info: FrameInfo, config, detector: Detector):
-    """Return the astropy Header of a raw frame (keywords of docs/dev/contracts.md)."""
+def _positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and np.isfinite(v) else None
+
+
+def build_header(info: FrameInfo, config, detector: Detector, camera: dict | None = None):
+    """Return the astropy Header of a raw frame (keywords of docs/dev/contracts.md).
+
+    ``camera``: the spectrograph camera's capabilities (``Hardware.caps["camera"]``);
+    its ElectronsPerADU gives GAIN when the set-up file does not.
+    """
     from astropy.io import fits
     from astropy.time import Time
 
@@ -248,8 +278,15 @@ def build_header(info: FrameInfo, config, detector: Detector):
         hdr["SET-TEMP"] = (float(info.set_temp), "cooling set point, deg C")
     hdr["XBINNING"] = (int(info.binning[0]), "binning along columns")
     hdr["YBINNING"] = (int(info.binning[1]), "binning along rows")
-    hdr["GAIN"] = (float(detector.gain), "e-/ADU")
-    hdr["RDNOISE"] = (float(detector.read_noise), "read noise, e-")
+    # Only values the set-up file gives (docs/adapting/new-spectrograph.md), else the camera's own
+    # ElectronsPerADU: an unknown one is left out, never invented (ASCOM has no read noise to ask).
+    camera_gain = _positive((camera or {}).get("electrons_per_adu"))
+    if detector.gain is not None:
+        hdr["GAIN"] = (float(detector.gain), "e-/ADU")
+    elif camera_gain is not None:
+        hdr["GAIN"] = (camera_gain, "e-/ADU, from the camera (ElectronsPerADU)")
+    if detector.read_noise is not None:
+        hdr["RDNOISE"] = (float(detector.read_noise), "read noise, e-")
     hdr["LAMP"] = (info.lamp or "none", "lamp lit during the frame")
     hdr["ROSOBSID"] = (info.observation_id, "ROSACE observation id")
     hdr["ROSOFID"] = (info.file_id, "Observing File id")

@@ -99,7 +99,7 @@ def take_missing(needs: list[Need], *, hw, journal, config, detector, options, c
                 info = FrameInfo(imagetyp=need.kind, exptime=need.exptime, date_obs=exp.start, obj="library", lamp="none",
                                  observation_id=obs_id, step="library", step_index=1 if need.kind == "BIAS" else 2, number=n,
                                  binning=need.binning, ccd_temp=ccd, set_temp=need.temperature, sim_truth=hw.truth_id())
-                write_frame(path, exp.image, build_header(info, config, detector))
+                write_frame(path, exp.image, build_header(info, config, detector, camera=hw.caps.get("camera")))
                 journal.add_frame(path, obs_id, need.kind, step="library", number=n, exptime=need.exptime)
                 journal.add_library_frame(path, need.kind, need.temperature, need.exptime, need.binning)
                 written.append(str(path))

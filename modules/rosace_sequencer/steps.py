@@ -35,6 +35,7 @@ import numpy as np
 
 from rosace_core.clock import get_clock
 from rosace_core.errors import ConfigError, DeviceError, DeviceNotConnected, RosaceError
+from rosace_core.instrument import observing_file_problems
 from rosace_core.plugins import import_file
 from rosace_core.observing_file import ObservingFile
 
@@ -218,7 +219,7 @@ class ObservationContext:
             model = [[o.guide_x_sign / scale, 0.0], [0.0, o.guide_y_sign / scale]]
         width = o.guide_slit_width
         if width is None:
-            width = float(((self.detector.extra or {}).get("geometry") or {}).get("slit_width", 3.0))
+            width = self.detector.slit_width or 3.0
         exposure = o.guide_exposure or float(self.file.acquisition.exposure)
         return GuideSettings(
             exposure=exposure, slit=(float(inst.slit_x), float(inst.slit_y)), slit_width_px=width / scale, scale=scale,
@@ -332,7 +333,7 @@ class ObservationContext:
         return paths
 
     def _write(self, path: Path, image: np.ndarray, info: FrameInfo) -> None:
-        header = build_header(info, self.config, self.detector)
+        header = build_header(info, self.config, self.detector, camera=self.hw.caps.get("camera"))
         write_frame(path, image, header)
         self.journal.add_frame(path, self.observation_id, info.imagetyp, step=info.step, step_index=info.step_index,
                                number=info.number, exptime=info.exptime)
@@ -371,6 +372,10 @@ class Preconditions(Step):
         mounted = str(ctx.config.instrument.spectrograph).lower()
         if wanted != mounted and wanted != ctx.detector.name.lower():
             raise RosaceError(f"the file asks for the {wanted!r} set-up but {mounted!r} is mounted")
+        if ctx.detector.setup is not None:
+            problems = observing_file_problems(ctx.detector.setup, ctx.file.instrument)
+            if problems:
+                raise RosaceError(f"the file cannot be observed with the mounted {ctx.detector.name!r} set-up: " + "; ".join(problems))
         ctx.retry(lambda: ctx.hw.connect(), "connect devices")
         ctx.status(message="waiting for the roof and a safe verdict")
         ctx.guard.acquire(ctx.control)
@@ -413,7 +418,7 @@ def _center(ctx, max_iterations: int) -> acquisition.AcquisitionResult:
 
     width = ctx.options.guide_slit_width
     if width is None:
-        width = float(((ctx.detector.extra or {}).get("geometry") or {}).get("slit_width", 3.0))
+        width = ctx.detector.slit_width or 3.0
     result = acquisition.center_on_slit(
         lambda: ctx.retry(lambda: _guide_image(ctx, acq.exposure), "guide exposure"),
         move, slit=(inst.slit_x, inst.slit_y), scale=inst.guide_scale, tolerance=acq.tolerance,

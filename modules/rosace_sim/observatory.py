@@ -41,7 +41,7 @@ class Observatory:
         ])
         self.truths = TruthStore(self.scenario.truth_dir)
         self.scene = Scene(self)
-        det = self.scene.instrument.get("detector", {})
+        det = self.scene.instrument.detector
         cam = self.scenario.spectro_camera
         g = self.scenario.guide_camera
         self.dome = SimDome(self)
@@ -50,8 +50,8 @@ class Observatory:
         self.safety = SimSafetyMonitor(self)
         self.conditions = SimObservingConditions(self)
         self.spectro_camera = SimCamera(
-            self, 0, role="spectro", nx=det.get("nx", 3000), ny=det.get("ny", 2000), pixel_um=det.get("pixel_um", 4.54),
-            gain=det.get("gain", 0.8), full_well=float(det.get("saturation", 65535)) * float(det.get("gain", 0.8)),
+            self, 0, role="spectro", nx=det.nx, ny=det.ny, pixel_um=det.pixel_um,
+            gain=det.gain, full_well=float(det.saturation) * float(det.gain),
             cooled=cam.cooled, cooling=cam, readout_time=cam.readout_time,
             name=f"ROSACE sim spectrograph camera ({self.scenario.instrument})",
         )

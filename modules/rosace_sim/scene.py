@@ -21,29 +21,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import tomllib
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from rosace_core.resources import resource_path
+from rosace_core.instrument import Detector, InstrumentSetup, load_instrument
 
 log = logging.getLogger(__name__)
-
-
-def instrument_file(name: str) -> Path:
-    """Return the TOML file of an instrument set-up name or path."""
-    path = Path(name)
-    if path.suffix.lower() == ".toml" or path.exists():
-        return path
-    return resource_path("instruments", f"{name}.toml")
-
-
-def load_instrument(name: str) -> dict:
-    """Read an instrument set-up (``resources/instruments/<name>.toml``)."""
-    with instrument_file(name).open("rb") as fh:
-        return tomllib.load(fh)
 
 
 def angular_offset(ra0: float, dec0: float, ra1: float, dec1: float) -> tuple[float, float]:
@@ -100,12 +84,11 @@ def _bin_and_cut(image: np.ndarray, binning: tuple[int, int], subframe) -> np.nd
 class FallbackRenderer:
     """Bias + read noise (+ a dark current) frames: a stand-in until the real renderer lands."""
 
-    def __init__(self, instrument: dict):
-        det = instrument.get("detector", {})
-        self.nx, self.ny = int(det.get("nx", 3000)), int(det.get("ny", 2000))
-        self.bias_level = float(det.get("bias_level", 1000.0))
-        self.read_noise = float(det.get("read_noise", 9.0))
-        self.gain = float(det.get("gain", 0.8))
+    def __init__(self, detector: Detector):
+        self.nx, self.ny = detector.nx, detector.ny
+        self.bias_level = float(detector.bias_level)
+        self.read_noise = float(detector.read_noise)
+        self.gain = float(detector.gain)
 
     def frame(self, kind: str, exposure: float, binning, subframe, rng) -> tuple[np.ndarray, dict]:
         bx, by = binning
@@ -121,12 +104,13 @@ class Scene:
     def __init__(self, observatory):
         self.obs = observatory
         self.scenario = observatory.scenario
-        self.instrument = load_instrument(self.scenario.instrument)
+        #: the set-up (rosace_core.instrument), read once per version of its file
+        self.instrument: InstrumentSetup = load_instrument(self.scenario.instrument)
         self.rng = np.random.default_rng(self.scenario.seed)
         self._rng_lock = threading.Lock()
         self._renderer = None
         self._renderer_tried = False
-        self.fallback = FallbackRenderer(self.instrument)
+        self.fallback = FallbackRenderer(self.instrument.detector)
 
     # ------------------------------------------------------------------ renderer
 
@@ -260,7 +244,7 @@ class Scene:
         of the exposure (now), arcsec. The exposure is sampled every 0.5 s (at most
         2001 samples); instants before the mount settled on this sky let no light through.
         """
-        slit_width = float(self.instrument.get("geometry", {}).get("slit_width", 3.6))
+        slit_width = float(self.instrument.geometry.slit_width)
         duration = max(0.0, float(params["duration"]))
         start = params["start_dt"].timestamp()
         n = int(min(2001, max(21, 2 * duration + 1)))
@@ -309,8 +293,7 @@ class Scene:
         rng = self._child_rng()
         exposure = params["duration"]
         binning, subframe = params["binning"], params["subframe"]
-        geometry = self.instrument.get("geometry", {})
-        slit_w = float(geometry.get("slit_width", 3.6)) / g.scale
+        slit_w = float(self.instrument.geometry.slit_width) / g.scale
         slit_l = g.slit_length_arcsec / g.scale
         stars_px = []
         blocked = ""

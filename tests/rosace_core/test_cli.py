@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rosace_core.resources import resource_path
+
 BROKEN = Path(__file__).parent / "data" / "broken"
 
 
@@ -74,3 +76,16 @@ def test_serve_on_a_busy_port_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_config_check_loads_the_mounted_set_up_and_names_a_bad_key(tmp_path):
+    (tmp_path / "good.toml").write_text("[site]\nname = 'here'\n", encoding="utf-8")
+    good = rosace("--config", str(tmp_path / "good.toml"), "config", "check")
+    assert good.returncode == 0 and "set-up: alpy600 (longslit, 3800-7500 A, gain 0.8, read_noise 9)" in good.stdout
+    setup = tmp_path / "mine.toml"
+    setup.write_text(resource_path("instruments", "alpy600.toml").read_text(encoding="utf-8").replace('kind = "longslit"', 'kind = "fibre"'),
+                     encoding="utf-8")
+    config = tmp_path / "rosace.toml"
+    config.write_text('[instrument]\nspectrograph = "mine.toml"\n', encoding="utf-8")  # relative: from the configuration's folder
+    bad = rosace("--config", str(config), "config", "check")
+    assert bad.returncode == 1 and "mine.toml" in bad.stderr and "kind" in bad.stderr and "Traceback" not in bad.stderr

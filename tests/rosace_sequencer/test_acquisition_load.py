@@ -67,7 +67,7 @@ def context(sim, tmp_path, tolerance: float = 0.7, max_iterations: int = 8) -> S
     acq = acq.model_copy(update={"tolerance": tolerance, "max_iterations": max_iterations})
     return SimpleNamespace(
         file=SimpleNamespace(acquisition=acq), config=config, options=options, hw=hw, control=control, info={},
-        detector=SimpleNamespace(extra={"geometry": {"slit_width": sim.observatory.scene.instrument.get("geometry", {}).get("slit_width", 3.6)}}),
+        detector=SimpleNamespace(slit_width=sim.observatory.scene.instrument.geometry.slit_width),
         retry=lambda fn, what: retry(fn, what, attempts=options.retries, backoff=options.backoff, control=control),
         check=control.check,
     )

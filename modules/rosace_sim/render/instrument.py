@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,37 +26,13 @@ from pathlib import Path
 import numpy as np
 from numpy.polynomial import Polynomial
 
-from rosace_core.errors import ConfigError
+from rosace_core.instrument import InstrumentSetup, Render, instrument_path  # noqa: F401 (instrument_path: this module's API)
+from rosace_core.instrument import load_instrument as load_setup
 from rosace_core.resources import resource_path
 
-# Simulator-only defaults, overridable per set-up in the TOML ``[render]`` table.
-RENDER_DEFAULTS: dict = {
-    "aperture_mm": 200.0,  # telescope clear aperture
-    "obstruction": 0.35,  # central obstruction, fraction of the diameter
-    "throughput_peak": 0.20,  # atmosphere excluded: telescope x spectrograph x QE at the peak
-    "response_centre": 5600.0,  # A, peak of the instrument response
-    "response_width": 1600.0,  # A, gaussian sigma of the response
-    "response_slope": 0.0,  # relative change per 1000 A (LHIRES-like narrow set-ups)
-    "wavelength_offset": 1.8,  # A, true minus nominal wavelength at the centre
-    "dispersion_scale": 1.0008,  # true / nominal linear dispersion
-    "cubic": 3.0e-10,  # A/px^3, true cubic term (nominal has none)
-    "trace_curvature": 6.0e-7,  # rows/px^2 (atmospheric dispersion, optics)
-    "lsf_fwhm_px": None,  # default: central_wavelength / resolving_power / dispersion
-    "slit_rows": None,  # [first, last] illuminated rows; default: 3 % margins
-    "slit_edge_rows": 4.0,  # softness of the slit ends
-    "illumination_gradient": 0.06,  # relative change of the slit illumination end to end
-    "slit_dust": [[0.31, 2.5, 0.06], [0.72, 1.5, 0.04]],  # [relative row, sigma rows, depth]
-    "arc_rate": 40.0,  # e-/s at the peak pixel of a line of relative intensity 1
-    "flat_rate": 6000.0,  # e-/s/px at the peak of the tungsten flat
-    "flat_temperature": 3000.0,  # K, tungsten colour temperature
-    "prnu_rms": 0.006,  # pixel response non-uniformity
-    "bias_column_rms": 1.5,  # ADU, fixed column pattern of the bias
-    "hot_pixel_fraction": 1.0e-4,
-    "hot_pixel_rate": [0.5, 40.0],  # e-/s at 0 degC, log-uniform range
-    "cosmic_rate": 0.04,  # events per cm^2 per s
-    "extinction": "orm",  # resources/extinction/<name>.csv
-    "seed": None,  # fixed-pattern seed; default: from the set-up name
-}
+# Simulator-only defaults, overridable per set-up in the TOML ``[render]`` table
+# (their model and meaning: rosace_core.instrument.Render).
+RENDER_DEFAULTS: dict = Render().model_dump()
 
 
 @dataclass(frozen=True)
@@ -247,67 +222,57 @@ _GRIDS = {
 }
 
 
-def instrument_path(name: str | Path) -> Path:
-    """The TOML of a set-up name (``alpy600``) or a path given as is."""
-    p = Path(name)
-    if p.suffix == ".toml":
-        return p
-    return resource_path("instruments", f"{str(name).lower()}.toml")
+def load_instrument(name: str | Path, search: tuple[str, ...] = ()) -> Instrument:
+    """The true model of a set-up (name or TOML path), built once per version of its file.
 
-
-def load_instrument(name: str | Path) -> Instrument:
-    """Build (and cache, keyed by file and modification time) the true model of a set-up.
-
-    Raises ConfigError when the file is missing or lacks a required key.
+    The file is read and validated by :func:`rosace_core.instrument.load_instrument`
+    (ConfigError naming the file and key when it is missing or invalid); the
+    model built from it is cached with it, so an edited file gives a new model.
     """
-    path = instrument_path(name)
-    if not path.exists():
-        raise ConfigError(path, [("(file)", f"unknown instrument set-up {str(name)!r}: no {path.name} in resources/instruments")])
-    return _load(str(path.resolve()), path.stat().st_mtime_ns)
+    return _build(load_setup(name, tuple(search)))
 
 
-@lru_cache(maxsize=8)
-def _load(path: str, _mtime: int) -> Instrument:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [("(syntax)", str(exc))]) from None
-    try:
-        det = data.get("detector", {})
-        disp = data["dispersion"]
-        geo = data.get("geometry", {})
-        render = dict(RENDER_DEFAULTS)
-        render.update(data.get("render", {}))
-        nx, ny = int(det.get("nx", 3000)), int(det.get("ny", 2000))
-        ins = Instrument(
-            name=str(data.get("name", Path(path).stem)),
-            title=str(data.get("title", "")),
-            path=path,
-            resolving_power=float(data.get("resolving_power", 1000.0)),
-            lamp=str(data.get("lamp", "NeAr")),
-            line_lists=list(data.get("line_lists", ["ne", "ar"])),
-            nx=nx,
-            ny=ny,
-            pixel_um=float(det.get("pixel_um", 4.54)),
-            gain=float(det.get("gain", 1.0)),
-            read_noise=float(det.get("read_noise", 10.0)),
-            bias_level=float(det.get("bias_level", 1000.0)),
-            dark_current=float(det.get("dark_current", 0.02)),
-            dark_doubling=float(det.get("dark_doubling", 6.0)),
-            saturation=float(det.get("saturation", 65535)),
-            nominal={k: float(disp[k]) for k in ("central_wavelength", "dispersion", "quadratic", "wavelength_min", "wavelength_max") if k in disp},
-            spatial_scale=float(geo.get("spatial_scale", 1.0)),
-            slit_width=float(geo.get("slit_width", 2.0)),
-            tilt_deg=float(geo.get("slit_tilt", 0.0)),
-            smile=float(geo.get("smile", 0.0)),
-            render=render,
-        )
-    except KeyError as exc:
-        raise ConfigError(path, [(str(exc.args[0]), "missing key")]) from None
+_MODELS: dict[int, tuple[InstrumentSetup, Instrument]] = {}
+
+
+def _build(setup: InstrumentSetup) -> Instrument:
+    """The Instrument of one loaded set-up (the core loader returns the same object until the file changes)."""
+    held = _MODELS.get(id(setup))
+    if held is not None and held[0] is setup:
+        return held[1]
+    det, disp, geo = setup.detector, setup.dispersion, setup.geometry
+    render = setup.render.model_dump()
+    nx, ny = det.nx, det.ny
+    ins = Instrument(
+        name=setup.name,
+        title=setup.title,
+        path=str(setup.source or ""),
+        resolving_power=float(setup.resolving_power),
+        lamp=setup.lamp,
+        line_lists=list(setup.line_lists or []),
+        nx=nx,
+        ny=ny,
+        pixel_um=float(det.pixel_um),
+        gain=float(det.gain),
+        read_noise=float(det.read_noise),
+        bias_level=float(det.bias_level),
+        dark_current=float(det.dark_current),
+        dark_doubling=float(det.dark_doubling),
+        saturation=float(det.saturation),
+        nominal={k: float(getattr(disp, k)) for k in ("central_wavelength", "dispersion", "quadratic", "wavelength_min", "wavelength_max")},
+        spatial_scale=float(geo.spatial_scale),
+        slit_width=float(geo.slit_width),
+        tilt_deg=float(geo.slit_tilt),
+        smile=float(geo.smile),
+        render=render,
+    )
     c = ins.nominal["central_wavelength"] + render["wavelength_offset"]
     d = ins.nominal["dispersion"] * render["dispersion_scale"]
-    q = ins.nominal.get("quadratic", 0.0)
+    q = ins.nominal["quadratic"]
     s = Polynomial([-nx / 2, 1.0])  # s = x - nx/2
     ins.wavelength_poly = Polynomial([c, d, q, render["cubic"]])(s)
-    ins.trace_poly = Polynomial([float(geo.get("trace_row", ny / 2)), float(geo.get("trace_slope", 0.0)), render["trace_curvature"]])(s)
+    ins.trace_poly = Polynomial([float(geo.trace_row), float(geo.trace_slope), render["trace_curvature"]])(s)
+    if len(_MODELS) >= 8:  # a few set-ups (and versions of them) at most: drop the oldest
+        _MODELS.pop(next(iter(_MODELS)))
+    _MODELS[id(setup)] = (setup, ins)
     return ins
