@@ -32,6 +32,7 @@ from rosace_reduction import responses
 from rosace_reduction.frames import FrameInfo, read_frame_info, scan_folder
 from rosace_reduction.instrument import load_instrument
 from rosace_reduction.pipeline import Options, Plan, _night, reduce_observation
+from rosace_reduction.stages import StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +327,7 @@ class ReductionOptions(BaseModel):
     upload_max_backoff: float = Field(30.0, gt=0, description="longest wait between two tries of an upload to share, wall seconds")
     instruments_dir: Path | None = Field(None, description="a folder of the user's own instrument set-ups")
     data_roots: list[Path] = Field(default_factory=list, description="folders besides the data root whose frames REST clients may reduce")
+    stages: list[StageSpec] = Field(default_factory=list, description="the user's reduction stages: {use, before|after|replace}")
 
 
 def options_from_config(config) -> Options:
@@ -352,6 +354,13 @@ def options_from_config(config) -> Options:
         search.append(located(spectrograph))
     if red.get("instruments_dir"):
         search.append(located(str(red["instruments_dir"])))
+    stages = []
+    for spec in red.get("stages", []):
+        # A stage in a user's file ("my_stages.py:Class"): the file is found like the other paths.
+        file, sep, attr = spec["use"].rpartition(":")
+        if sep and file.lower().endswith(".py"):
+            spec = {**spec, "use": f"{located(file)}:{attr}"}
+        stages.append(spec)
     return Options(
         output_root=str(Path(red["output"]) if red.get("output") else config.data.reduced),
         site_name=site.name,
@@ -366,6 +375,7 @@ def options_from_config(config) -> Options:
         extraction=red.get("extraction"),
         normalise=red.get("normalise"),
         instrument_search=search,
+        stages=stages,
         # Only a [site] the user wrote stands in for a frame that does not say where it was taken.
         site_configured="latitude" in getattr(site, "model_fields_set", set()),
     )

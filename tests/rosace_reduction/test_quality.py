@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from rosace_reduction import pipeline
+from rosace_reduction import pipeline, stages
 from rosace_reduction.extraction import check_spectrum
 from rosace_reduction.instrument import load_instrument
 from rosace_reduction.output import read_spectrum
@@ -155,7 +155,7 @@ def test_the_checks_grade_the_old_cosmic_ray_search_poor(sharp_nova, monkeypatch
                                                     niter=4, cleantype="medmask", sepmed=True)
         return clean.astype(np.float32), crmask
 
-    monkeypatch.setattr(pipeline, "remove_cosmic_rays", old_search)
+    monkeypatch.setattr(stages, "remove_cosmic_rays", old_search)  # the calibrate stage's search
     folder, plan, _ = sharp_nova
     pipeline.clear_cache()
     rec = reduce_observation(plan, Options(output_root=str(folder / "old")))
