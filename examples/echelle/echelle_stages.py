@@ -42,7 +42,7 @@ class TraceOrders(Stage):
         image = state.science
         ny, nx = image.shape
         traces = []
-        for order in state.setup.orders:
+        for order in state.setup.order_table:
             guess = int(round(order["row"]))
             xs, ys = [], []
             for start in range(0, nx - 49, 50):
@@ -73,7 +73,7 @@ class ExtractOrders(Stage):
         ny, nx = image.shape
         columns = np.arange(nx)
         per_second = state.exptime if state.exptime > 0 else 1.0
-        nominal = {o["number"]: o for o in state.setup.orders}
+        nominal = {o["number"]: o for o in state.setup.order_table}
         spectra = []
         for trace in state.extra["orders"]:
             centre = np.rint(trace["intercept"] + trace["slope"] * columns).astype(int)

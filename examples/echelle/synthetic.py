@@ -57,7 +57,7 @@ def write_frames(folder: Path, seed: int = 1) -> dict[str, list[str]]:
     exptime = 30.0
     science = np.full((ny, nx), 5.0 * exptime)  # sky background
     arc = np.zeros((ny, nx))
-    for order in setup["orders"]:
+    for order in setup["order_table"]:
         wavelength = order["start"] + order["dispersion"] * columns
         centre = order["row"] + TILT * columns
         profile = np.exp(-0.5 * ((rows - centre[None, :]) / SIGMA_ROWS) ** 2) / (np.sqrt(2 * np.pi) * SIGMA_ROWS)

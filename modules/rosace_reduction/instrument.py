@@ -13,27 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from rosace_core.errors import ConfigError
 from rosace_core.instrument import (Detector, Dispersion, Geometry, InstrumentSetup, Recipe, Render, find_instrument,  # noqa: F401 (the reduction's API)
                                     instrument_path, observing_file_problems)
 from rosace_core.instrument import load_instrument as _load_setup
-
-#: the kinds of set-up the reduction knows how to reduce
-REDUCIBLE_KINDS = ("longslit",)
-
 
 def load_instrument(name: str, search: tuple[str, ...] = ()) -> InstrumentSetup:
     """Load an instrument set-up by name (``alpy600``) or TOML path, for reducing its frames.
 
     :func:`rosace_core.instrument.load_instrument` (one cached loader: an edited
-    file is read again) and a check that the reduction can reduce the set-up's
-    ``kind``. Raises ConfigError naming the file and key otherwise.
+    file is read again). Which set-ups can be reduced is the recipe's business
+    (:mod:`rosace_reduction.stages` picks the stages by ``kind`` and refuses, naming
+    them, a kind it has no stages for), so an echelle set-up with the user's own
+    order stages loads here like any other.
     """
-    setup = _load_setup(name, tuple(search))
-    if setup.kind not in REDUCIBLE_KINDS:
-        raise ConfigError(setup.source or name, [("kind", f"{setup.kind!r} set-ups cannot be reduced yet: the reduction extracts "
-                                                          f"{', '.join(REDUCIBLE_KINDS)} spectra only")])
-    return setup
+    return _load_setup(name, tuple(search))
 
 
 @dataclass(frozen=True)
