@@ -12,7 +12,8 @@ A sequence is a list of :class:`SequenceStep` objects (``Step`` for short) run i
         def run(self, ctx) -> None:        # do the work; raise to fail the observation
             ctx.take_frames(self, "LIGHT", exptime=30.0, count=1)
 
-Inside ``run`` a step uses the context: ``ctx.hw`` (devices), ``ctx.take_frames``
+Inside ``run`` a step uses the context: ``ctx.hw`` (devices), ``ctx.device(name)`` /
+``ctx.devices[name]`` (any device of ``[devices]`` by name, extra ones included), ``ctx.take_frames``
 (exposures written as FITS, journaled, skipped when already on disk after a
 crash), ``ctx.check()`` (abort / pause point), ``ctx.log``, ``ctx.file`` (the
 Observing File), ``ctx.options``. The default spectroscopic sequence is
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import queue as queue_mod
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -121,6 +123,24 @@ class _Writer:
         self.thread.join(timeout=60)
 
 
+class _DeviceMap(Mapping):
+    """``ctx.devices``: the configured devices by name, connected when looked up."""
+
+    def __init__(self, hw: Hardware):
+        self._hw = hw
+
+    def __getitem__(self, name: str):
+        if name not in self._hw.device_names():
+            raise KeyError(name)
+        return self._hw.device(name)
+
+    def __iter__(self):
+        return iter(self._hw.device_names())
+
+    def __len__(self) -> int:
+        return len(self._hw.device_names())
+
+
 @dataclass
 class ObservationContext:
     """Everything a step may use while an observation runs."""
@@ -160,6 +180,18 @@ class ObservationContext:
     @property
     def target_name(self) -> str:
         return self.file.target.name
+
+    def device(self, name: str):
+        """A device by its [devices] name, connected on first use: an extra device
+        (``[devices.grating] type = "focuser"`` gives a :class:`rosace_core.alpaca.Focuser`)
+        or a role (``telescope``, ``spectro_camera``...). Unknown names raise RosaceError
+        naming the known ones."""
+        return self.hw.device(name)
+
+    @property
+    def devices(self) -> "_DeviceMap":
+        """The devices by name, ``ctx.devices["grating"]`` (same as :meth:`device`)."""
+        return _DeviceMap(self.hw)
 
     def check(self) -> None:
         """An abort / pause point; also keeps the roof lease alive."""
