@@ -21,7 +21,7 @@ from rosace_core.errors import ConfigError
 from rosace_core.resources import resource_path
 
 FAULT_KINDS = ("disconnect", "timeout", "error", "slow", "stuck_shutter", "park_fail", "stale")
-DEVICE_TYPES = ("dome", "telescope", "camera", "switch", "safetymonitor", "observingconditions")
+DEVICE_TYPES = ("dome", "telescope", "camera", "switch", "safetymonitor", "observingconditions", "focuser")
 
 _OFFSET = re.compile(r"^\+?\s*((?:\d+(?:\.\d*)?\s*[dhms]\s*)+)$")
 _PART = re.compile(r"(\d+(?:\.\d*)?)\s*([dhms])")
