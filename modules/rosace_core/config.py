@@ -352,6 +352,24 @@ def config_from_dict(data: dict, source: Path | str = "<config>") -> Observatory
     return cfg
 
 
+def app_config(config=None):
+    """What every module's ``create_app(config=None, *, token=None)`` does with ``config``.
+
+    - None: the user's configuration, :func:`load_config` (``ROSACE_CONFIG`` or the
+      default path; the built-in defaults when no file is there);
+    - a path (str or Path): that file, :func:`load_config`;
+    - a dict: validated as a configuration file's content (:func:`config_from_dict`);
+    - an ObservatoryConfig, or any other object (a test's plain namespace): as it is.
+
+    Errors are ConfigError naming the file and the key, as for ``load_config``.
+    """
+    if config is None or isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, dict):
+        return config_from_dict(config)
+    return config
+
+
 def load_config(path: Path | str | None = None) -> ObservatoryConfig:
     """Load and validate the configuration file; defaults when no file exists at the default path.
 
