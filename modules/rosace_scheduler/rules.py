@@ -264,10 +264,13 @@ def load_rule_file(path: Path, source, plugins: Registry | None = None) -> list[
         raise ConfigError(source, [(where, f"{path}: no such file")])
     found: list[type] = []
 
+    class NoRules(Exception):
+        pass
+
     def collect(module) -> dict[str, type]:
         found.extend(_rule_classes(module))
         if not found:
-            raise LookupError("no rules")
+            raise NoRules
         return {getattr(cls, "name", ""): cls for cls in found}
 
     target = plugins if plugins is not None else Registry()
@@ -279,7 +282,7 @@ def load_rule_file(path: Path, source, plugins: Registry | None = None) -> list[
         raise ConfigError(source, [(where, str(exc))]) from None
     except SyntaxError as exc:
         raise ConfigError(source, [(where, f"{path}, line {exc.lineno}: syntax error: {exc.msg}")]) from None
-    except LookupError:
+    except NoRules:
         raise ConfigError(source, [(where, f"{path}: defines no scheduler rule (a subclass of rosace_scheduler.rules.Constraint or ScoringRule with a name)")]) from None
     except Exception as exc:
         raise ConfigError(source, [(where, f"{path}: cannot load it: {exc.__class__.__name__}: {exc}")]) from None
