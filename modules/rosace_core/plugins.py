@@ -2,16 +2,12 @@
 
 One :class:`Registry` holds every kind of plug-in ROSACE knows, by kind and name:
 
-==================  ==========================================  ==============================
-kind                what an entry is                            entry-point groups
-==================  ==========================================  ==============================
-``module``          a :class:`ModuleSpec` (a REST module)       ``rosace.module``, ``rosace.modules``
-``sequence.step``   a sequencer Step class or factory           ``rosace.sequence.step``, ``rosace.sequence_steps``
-``scheduler.rule``  a scheduler Constraint/ScoringRule class    ``rosace.scheduler.rule``, ``rosace.scheduler_rules``
-``reduction.stage`` a reduction stage                           ``rosace.reduction.stage``
-``device.role``     an Alpaca adapter class for ``[devices.X]   ``rosace.device.role``
-                    type = "..."`` (``rosace_core.alpaca``)
-==================  ==========================================  ==============================
+- ``module``: a :class:`ModuleSpec` (a REST module); groups ``rosace.module``, ``rosace.modules``
+- ``sequence.step``: a sequencer step class or factory; ``rosace.sequence.step``, ``rosace.sequence_steps``
+- ``scheduler.rule``: a scheduler Constraint/ScoringRule class; ``rosace.scheduler.rule``, ``rosace.scheduler_rules``
+- ``reduction.stage``: a reduction stage; ``rosace.reduction.stage``
+- ``device.role``: an Alpaca adapter class (``rosace_core.alpaca``) that ``[devices.NAME] type = "..."``
+  names; ``rosace.device.role``
 
 Entries come from code (built-ins), installed packages (entry points), ``"pkg.mod:attr"``
 strings and user Python files. A name registered twice by the same kind of source is an
