@@ -188,3 +188,29 @@ def test_modules_are_listed_by_the_registry():
     assert set(found) <= set(plugins.registry.names("module"))
     with pytest.raises(PluginError, match="no module 'nope' registered in entry-point groups rosace.module, rosace.modules"):
         plugins.get_module("nope")
+
+
+def test_a_package_adds_a_device_type_and_a_wrong_class_is_left_out(site, monkeypatch):
+    from rosace_core import alpaca
+    from rosace_core.config import config_from_dict
+
+    install_dist(site, "club_devices", {"rosace.device.role": {"lhires_grating": "club_devices:Grating", "bad": "club_devices:NotADevice"}},
+                 {"club_devices": """
+        from rosace_core.alpaca import Focuser
+
+        class Grating(Focuser):
+            '''A focuser with the grating's own conversions.'''
+
+        class NotADevice:
+            pass
+        """})
+    importlib.invalidate_caches()
+    monkeypatch.setattr(plugins, "registry", Registry())
+    monkeypatch.setattr(alpaca, "_device_roles_loaded", False)
+    classes = alpaca.device_classes()
+    assert classes["lhires_grating"].__name__ == "Grating" and classes["focuser"] is alpaca.Focuser and "bad" not in classes
+    cfg = config_from_dict({"devices": {"grating": {"type": "lhires_grating"}}})
+    assert cfg.devices.extra["grating"].type == "lhires_grating"
+    with pytest.raises(ConfigError, match="unknown device type 'bad'"):
+        config_from_dict({"devices": {"grating": {"type": "bad"}}})
+    sys.modules.pop("club_devices", None)
