@@ -8,7 +8,7 @@ Use it in two ways (see README.md):
 - name this file in the configuration: ``[sequencer] step_files = ["path/to/sky_offset_step.py"]``;
 - or ship it in a package and register it in that package's ``pyproject.toml``::
 
-      [project.entry-points."rosace.sequence_steps"]
+      [project.entry-points."rosace.sequence.step"]
       sky_offset = "sky_offset_step:SkyOffset"
 
 Then an Observing File asks for it by name in ``sequence.steps``.

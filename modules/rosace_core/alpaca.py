@@ -556,6 +556,126 @@ class SafetyMonitor(AlpacaDevice):
         return bool(self._call(lambda: self._dev.IsSafe, "is safe"))
 
 
+class Focuser(AlpacaDevice):
+    """A focuser, or anything moved by a stepper like one (a LHIRES grating-angle motor)."""
+
+    device_type = "focuser"
+    CAPABILITIES = {"absolute": "Absolute", "max_step": "MaxStep", "max_increment": "MaxIncrement",
+                    "step_size": "StepSize", "temp_comp_available": "TempCompAvailable"}
+
+    def _make(self):
+        from alpaca.focuser import Focuser as _F
+
+        addr, proto = _address(self.url)
+        return _F(addr, self.device_number, proto)
+
+    @property
+    def position(self) -> int:
+        return int(self._call(lambda: self._dev.Position, "position"))
+
+    @property
+    def is_moving(self) -> bool:
+        return bool(self._call(lambda: self._dev.IsMoving, "is moving"))
+
+    @property
+    def max_step(self) -> int:
+        return int(self._call(lambda: self._dev.MaxStep, "max step"))
+
+    def move(self, position: int) -> None:
+        """Start a move to ``position`` (absolute steps); returns at once (see :meth:`move_to`)."""
+        self._call(lambda: self._dev.Move(int(position)), f"move to {int(position)}")
+
+    def halt(self) -> None:
+        self._call(self._dev.Halt, "halt")
+
+    def move_to(self, position: int, *, timeout: float = 300.0, poll: float = 0.5,
+                wait: Callable[[float], None] = time.sleep) -> int:
+        """Move to ``position`` and wait until the move ends; return the position reached.
+
+        ``wait(seconds)`` is how to wait between polls (the sequencer's ``control.wait``:
+        observatory clock, abortable); ``timeout`` counts those seconds. A focuser that
+        does not stop in time is halted and a DeviceTimeout raised; one that stops
+        elsewhere raises a DeviceError naming both positions.
+        """
+        target = int(position)
+        self.move(target)
+        waited = 0.0
+        while self.is_moving:
+            if waited >= timeout:
+                try:
+                    self.halt()
+                except DeviceError as exc:
+                    log.warning("%s: halt after a move that did not end failed: %s", self.label, exc)
+                raise DeviceTimeout(self.label, f"move to {target}: still moving after {timeout:g} s (halted)")
+            wait(poll)
+            waited += poll
+        reached = self.position
+        if reached != target:
+            raise DeviceError(self.label, f"move to {target}: stopped at {reached}")
+        return reached
+
+
+class FilterWheel(AlpacaDevice):
+    """A filter wheel (or a flip mirror driven as a two-position wheel)."""
+
+    device_type = "filterwheel"
+    CAPABILITIES = {"names": "Names"}
+
+    def _make(self):
+        from alpaca.filterwheel import FilterWheel as _W
+
+        addr, proto = _address(self.url)
+        return _W(addr, self.device_number, proto)
+
+    @property
+    def position(self) -> int:
+        """The slot (0-based); -1 while the wheel moves."""
+        return int(self._call(lambda: self._dev.Position, "position"))
+
+    @position.setter
+    def position(self, value: int) -> None:
+        self._call(lambda: setattr(self._dev, "Position", int(value)), f"set position {int(value)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [str(n) for n in self._call(lambda: self._dev.Names, "names")]
+
+
+class Rotator(AlpacaDevice):
+    device_type = "rotator"
+    CAPABILITIES = {"can_reverse": "CanReverse", "step_size": "StepSize"}
+
+    def _make(self):
+        from alpaca.rotator import Rotator as _R
+
+        addr, proto = _address(self.url)
+        return _R(addr, self.device_number, proto)
+
+    @property
+    def position(self) -> float:
+        return float(self._call(lambda: self._dev.Position, "position"))
+
+    @property
+    def is_moving(self) -> bool:
+        return bool(self._call(lambda: self._dev.IsMoving, "is moving"))
+
+    def move_absolute(self, degrees: float) -> None:
+        self._call(lambda: self._dev.MoveAbsolute(float(degrees)), f"move to {degrees:g} deg")
+
+
+class CoverCalibrator(AlpacaDevice):
+    """A telescope cover and/or flat panel (read-only here: capabilities and states)."""
+
+    device_type = "covercalibrator"
+    CAPABILITIES = {"cover_state": "CoverState", "calibrator_state": "CalibratorState", "max_brightness": "MaxBrightness"}
+
+    def _make(self):
+        from alpaca.covercalibrator import CoverCalibrator as _C
+
+        addr, proto = _address(self.url)
+        return _C(addr, self.device_number, proto)
+
+
 @dataclass(frozen=True)
 class Reading:
     """One weather reading: value and age (seconds since it was measured)."""
@@ -648,3 +768,34 @@ def discover(timeout: float = 2.0, port: int | None = None) -> list[str]:
     except OSError as exc:
         log.warning("Alpaca discovery failed: %s", exc)
         return []
+
+
+#: The Alpaca device types (as in their URLs) -> ROSACE adapter: the built-in entries of
+#: the plug-in registry's ``device.role`` kind, what ``[devices.NAME] type = "..."`` names.
+DEVICE_TYPES: dict[str, type[AlpacaDevice]] = {
+    "camera": Camera, "covercalibrator": CoverCalibrator, "dome": Dome, "filterwheel": FilterWheel,
+    "focuser": Focuser, "observingconditions": ObservingConditions, "rotator": Rotator,
+    "safetymonitor": SafetyMonitor, "switch": Switch, "telescope": Telescope,
+}
+_device_roles_loaded = False
+
+
+def device_classes() -> dict[str, type]:
+    """Every device type an extra device may have: the built-in Alpaca types, then the
+    ``device.role`` entry points of installed packages (``rosace.device.role``: an
+    :class:`AlpacaDevice` subclass, e.g. a focuser adapter with a grating's own methods)."""
+    global _device_roles_loaded
+    from rosace_core.plugins import registry
+
+    if not _device_roles_loaded:
+        for name, cls in DEVICE_TYPES.items():
+            registry.register("device.role", name, cls, source="rosace_core.alpaca")
+
+        def check(name, obj):
+            if not (isinstance(obj, type) and issubclass(obj, AlpacaDevice)):
+                raise TypeError(f"{obj!r} is not a rosace_core.alpaca.AlpacaDevice subclass")
+
+        for name, error in registry.load_entry_points("device.role", check=check).items():
+            log.warning("device role %s not available: %s", name, error)
+        _device_roles_loaded = True
+    return {e.name: e.obj for e in registry.entries("device.role")}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rosace_core.errors import ConfigError
 from rosace_core.resources import resource_path
@@ -104,8 +104,43 @@ class ObservingConditionsDevice(Device):
         return validate_units(value)
 
 
+#: the device roles ROSACE itself drives (the keys of [devices] that need no ``type``)
+BUILTIN_ROLES = ("dome", "telescope", "spectro_camera", "guide_camera", "switch", "safety_monitor", "observing_conditions")
+
+
+class ExtraDevice(Device):
+    """Any other Alpaca device, under a name of the user's choice (``[devices.grating]``).
+
+    ``type`` is its Alpaca device type (``focuser``, ``filterwheel``, ``rotator``,
+    ``covercalibrator``, ``camera``, ``switch``... or a type an installed package adds
+    to the ``device.role`` registry). ROSACE never moves it by itself: sequence steps
+    reach it by name (``ctx.device("grating")``) and ``rosace devices check`` checks it.
+    """
+
+    type: str = Field(description="Alpaca device type: focuser, filterwheel, rotator, covercalibrator, camera, switch...")
+    title: str = Field("", description="what it is, for the check and the logs (default: its name)")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from rosace_core.alpaca import device_classes
+
+        known = device_classes()
+        key = value.strip().lower()
+        if key not in known:
+            raise ValueError(f"unknown device type {value!r}; types: {', '.join(sorted(known))}")
+        return key
+
+
 class Devices(_Strict):
-    """The observatory's Alpaca devices."""
+    """The observatory's Alpaca devices: the roles ROSACE drives, and any extra device by name.
+
+    An extra device is a table with a ``type`` (``[devices.grating] type = "focuser"``);
+    it is kept in :attr:`extra`. A table without ``type`` under an unknown name is refused
+    (a misspelt role must not be silently ignored).
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     dome: Device = Device()
     telescope: Device = Device()
@@ -115,6 +150,36 @@ class Devices(_Strict):
     safety_monitor: Device = Device()
     observing_conditions: ObservingConditionsDevice = ObservingConditionsDevice()
     shelter: Literal["rolloff", "dome"] = "rolloff"
+    extra: dict[str, ExtraDevice] = Field(default_factory=dict, description="extra devices by name ([devices.NAME] with a type)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_extra(cls, data):
+        """Move ``[devices.NAME]`` tables of unknown names into ``extra`` (they must have a ``type``)."""
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        unknown = {k: v for k, v in data.items() if k not in known}
+        if not unknown:
+            return data
+        extra = dict(data.get("extra") or {})
+        for name, table in unknown.items():
+            if not isinstance(table, dict) or "type" not in table:
+                raise ValueError(f"[devices.{name}]: not a device role of ROSACE ({', '.join(BUILTIN_ROLES)}); "
+                                 f"an extra device is a table with its Alpaca type, e.g. [devices.{name}] type = \"focuser\"")
+            if name in extra:
+                raise ValueError(f"[devices.{name}] and [devices.extra.{name}] name the same device")
+            extra[name] = table
+        return {**{k: v for k, v in data.items() if k in known}, "extra": extra}
+
+    def role(self, name: str) -> Device:
+        """The configuration of a device by role or extra name; KeyError naming the known ones."""
+        if name in BUILTIN_ROLES:
+            return getattr(self, name)
+        if name in self.extra:
+            return self.extra[name]
+        raise KeyError(f"no device {name!r} in [devices]; roles: {', '.join(BUILTIN_ROLES)}; "
+                       f"extra devices: {', '.join(sorted(self.extra)) or 'none'}")
 
 
 class Instrument(_Strict):
@@ -263,6 +328,13 @@ def _module_tables(data: dict) -> tuple[dict, dict]:
     return {k: v for k, v in data.items() if k not in user}, user
 
 
+def _user_loc(loc: tuple) -> tuple:
+    """An error's key as the user wrote it: ``devices.grating.type`` for an extra device."""
+    if len(loc) >= 3 and loc[0] == "devices" and loc[1] == "extra":
+        return ("devices", *loc[2:])
+    return tuple(loc)
+
+
 def config_from_dict(data: dict, source: Path | str = "<config>") -> ObservatoryConfig:
     """Validate a configuration given as a dict; raise ConfigError with key paths.
 
@@ -273,11 +345,29 @@ def config_from_dict(data: dict, source: Path | str = "<config>") -> Observatory
     try:
         cfg = ObservatoryConfig.model_validate(_merge_modules(data))
     except ValidationError as exc:
-        problems = [(".".join(str(p) for p in err["loc"]) or "(top)", err["msg"]) for err in exc.errors()]
+        problems = [(".".join(str(p) for p in _user_loc(err["loc"])) or "(top)", err["msg"]) for err in exc.errors()]
         raise ConfigError(source, problems) from None
     cfg.source = Path(source) if not isinstance(source, Path) else source
     cfg.module_options = user_tables
     return cfg
+
+
+def app_config(config=None):
+    """What every module's ``create_app(config=None, *, token=None)`` does with ``config``.
+
+    - None: the user's configuration, :func:`load_config` (``ROSACE_CONFIG`` or the
+      default path; the built-in defaults when no file is there);
+    - a path (str or Path): that file, :func:`load_config`;
+    - a dict: validated as a configuration file's content (:func:`config_from_dict`);
+    - an ObservatoryConfig, or any other object (a test's plain namespace): as it is.
+
+    Errors are ConfigError naming the file and the key, as for ``load_config``.
+    """
+    if config is None or isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, dict):
+        return config_from_dict(config)
+    return config
 
 
 def load_config(path: Path | str | None = None) -> ObservatoryConfig:

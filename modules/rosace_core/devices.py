@@ -214,8 +214,25 @@ _EVALUATE = {"dome": _dome, "telescope": _telescope, "spectro_camera": _camera, 
              "switch": _switch, "safety_monitor": _safety}
 
 
+def _extra(rep: DeviceReport, device, caps: dict) -> None:
+    """An extra device ([devices.NAME] with a type): ROSACE only reads it; steps drive it."""
+    if isinstance(device, alpaca.Focuser):
+        if caps.get("absolute") is False:
+            rep.refuse("a relative focuser (Absolute false): steps cannot move it to a position")
+        else:
+            rep.uses.append(f"absolute moves, 0-{caps.get('max_step')} steps (now at {device.position})")
+    elif isinstance(device, alpaca.FilterWheel):
+        names = caps.get("names") or []
+        rep.uses.append(f"{len(names)} positions: " + ", ".join(f"{i} {n!r}" for i, n in enumerate(names)))
+    else:
+        offered = [k for k, v in caps.items() if v is not None]
+        if offered:
+            rep.uses.append("read: " + ", ".join(offered))
+    rep.uses.append("used by sequence steps (ctx.device(...)); never moved by ROSACE itself")
+
+
 def check_devices(config, *, retries: int = 1) -> list[DeviceReport]:
-    """Connect to every configured device, read its capabilities, and report (see the module text)."""
+    """Connect to every configured device (the roles, then the extra devices), read its capabilities, and report (see the module text)."""
     reports = []
     for role, (title, cls) in ROLES.items():
         dev_cfg = getattr(config.devices, role)
@@ -232,6 +249,21 @@ def check_devices(config, *, retries: int = 1) -> list[DeviceReport]:
             else:
                 rep.capabilities = device.capabilities()
                 _EVALUATE[role](rep, rep.capabilities, config)
+        except DeviceError as exc:
+            rep.status = "missing"
+            rep.missing.append(str(exc).removeprefix(device.label + ": "))
+        reports.append(rep)
+    classes = alpaca.device_classes() if getattr(config.devices, "extra", None) else {}
+    for name, dev_cfg in sorted(getattr(config.devices, "extra", {}).items()):
+        title = dev_cfg.title or f"{name} ({dev_cfg.type})"
+        rep = DeviceReport(name, title, dev_cfg.url, dev_cfg.device_number)
+        device = classes[dev_cfg.type](dev_cfg.url, dev_cfg.device_number, retries=retries, retry_delay=0.2,
+                                       name=f"{title} ({alpaca.redact_url(dev_cfg.url)}, #{dev_cfg.device_number})")
+        try:
+            device.connect(timeout=10.0)
+            rep.name = device.name
+            rep.capabilities = device.capabilities()
+            _extra(rep, device, rep.capabilities)
         except DeviceError as exc:
             rep.status = "missing"
             rep.missing.append(str(exc).removeprefix(device.label + ": "))

@@ -248,22 +248,29 @@ class Api:
         elif isinstance(model, list) and model and isinstance(model[0], type) and issubclass(model[0], BaseModel):
             self.models[model[0].__name__] = model[0]
 
-    def add_job_routes(self, runner: JobRunner) -> None:
-        """Expose a JobRunner: list jobs, one job, abort a job."""
+    def add_job_routes(self, runner: "JobRunner | Callable[[], JobRunner]", *, response: Any = None, abort: bool = True) -> None:
+        """Expose a JobRunner: list jobs, one job, and (``abort=True``) abort a job.
 
-        @self.route("/jobs", summary="List recent jobs")
+        ``runner`` is the JobRunner, or a callable returning the current app's one
+        (a module's blueprint is shared by every app built from it: tests build several).
+        ``response``: the pydantic model of one job, for the OpenAPI document.
+        """
+        current = runner if callable(runner) and not isinstance(runner, JobRunner) else (lambda: runner)
+
+        @self.route("/jobs", response=[response] if response is not None else None, summary="List recent jobs")
         def list_jobs():
-            return [j.to_dict() for j in runner.list()]
+            return [j.to_dict() for j in current().list()]
 
-        @self.route("/jobs/<job_id>", summary="One job: state, progress, result or error")
+        @self.route("/jobs/<job_id>", response=response, summary="One job: state, progress, result or error")
         def get_job(job_id: str):
-            return runner.get(job_id).to_dict()
+            return current().get(job_id).to_dict()
 
-        @self.route("/jobs/<job_id>/abort", methods=("POST",), status=202, summary="Ask a job to stop")
-        def abort_job(job_id: str):
-            job = runner.get(job_id)
-            job.abort()
-            return job.to_dict()
+        if abort:
+            @self.route("/jobs/<job_id>/abort", methods=("POST",), response=response, status=202, summary="Ask a job to stop")
+            def abort_job(job_id: str):
+                job = current().get(job_id)
+                job.abort()
+                return job.to_dict()
 
 
 def _to_response(result: Any, status: int) -> Response:

@@ -228,21 +228,7 @@ def acknowledge_alarms():
     return {"acknowledged": s.journal.acknowledge(s.now())}
 
 
-@api.route("/jobs", response=[JobInfo], summary="Recent jobs")
-def list_jobs():
-    return [j.to_dict() for j in shelter().runner.list()]
-
-
-@api.route("/jobs/<job_id>", response=JobInfo, summary="One job: state, progress, result or error")
-def get_job(job_id: str):
-    return shelter().runner.get(job_id).to_dict()
-
-
-@api.route("/jobs/<job_id>/abort", methods=("POST",), response=JobInfo, status=202, summary="Ask a job to stop")
-def abort_job(job_id: str):
-    job = shelter().runner.get(job_id)
-    job.abort()
-    return job.to_dict()
+api.add_job_routes(lambda: shelter().runner, response=JobInfo)
 
 
 def create_app(config=None, *, token=None, shelter: Shelter | None = None, start: bool = True):
@@ -253,12 +239,11 @@ def create_app(config=None, *, token=None, shelter: Shelter | None = None, start
     Raises ConfigError when the ``[dome]`` table is invalid.
     """
     from rosace_core.astro import configure_offline
-    from rosace_core.config import load_config
+    from rosace_core.config import app_config
     from rosace_dome.settings import load_settings
 
     configure_offline()
-    if config is None:
-        config = load_config()
+    config = app_config(config)
     app = create_module_app(api, config=config, token=token)
     if shelter is None:
         settings, shelter_type, state_file = load_settings(config)

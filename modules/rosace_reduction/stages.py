@@ -30,7 +30,7 @@ from astropy.time import Time
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from rosace_core.errors import ConfigError, RosaceError
-from rosace_core.plugins import import_file, load_object
+from rosace_core.plugins import Registry, import_file, load_object, registry
 from rosace_reduction import output
 from rosace_reduction.calibration import build_masters, calibrate, remove_cosmic_rays
 from rosace_reduction.extraction import check_spectrum, extract
@@ -718,9 +718,26 @@ class Products(Stage):
 # ---------------------------------------------------------------------------------------------
 # Registry and recipes.
 
-_REGISTRY: dict[str, Any] = {}
-#: Names registered by users (their failures become ReductionError naming the stage).
-_USER_REGISTERED: set[str] = set()
+#: Stages live in ROSACE's one plug-in registry (kind ``reduction.stage``): the built-ins
+#: below, installed packages' ``rosace.reduction.stage`` entry points (loaded on first
+#: lookup) and :func:`register_stage`. A module attribute so that tests can swap in a copy.
+REGISTRY: Registry = registry
+KIND = "reduction.stage"
+_REGISTERED_BY_CODE = "register_stage()"
+_entry_points_loaded = False
+
+
+def _is_users(name: str) -> bool:
+    """A stage that is not ROSACE's own (its failures become a ReductionError naming it)."""
+    return (KIND, name) in REGISTRY and REGISTRY.entry(KIND, name).origin != "builtin"
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for name, error in REGISTRY.load_entry_points(KIND).items():
+            log.warning("reduction stage %s from an installed package cannot be used: %s", name, error)
 
 #: The recipe of each instrument kind; None for a kind that has none yet.
 RECIPES: dict[str, list[str] | None] = {
@@ -745,8 +762,9 @@ def register_stage(name: str, obj: Any) -> None:
     """
     if not name or not isinstance(name, str):
         raise ValueError("a stage needs a name")
-    _REGISTRY[name] = obj
-    _USER_REGISTERED.add(name)
+    if (KIND, name) in REGISTRY and REGISTRY.entry(KIND, name).source == _REGISTERED_BY_CODE:
+        REGISTRY.unregister(KIND, name)  # registering again from code replaces one's own stage
+    REGISTRY.register(KIND, name, obj, origin="file", source=_REGISTERED_BY_CODE)
 
 
 def lookup_stage(ref: str) -> Any:
@@ -756,8 +774,9 @@ def lookup_stage(ref: str) -> Any:
     user file ``path/to/file.py:Class``, or ``package.module:Class``.
     Raises LookupError with a message when it cannot be found.
     """
-    if ref in _REGISTRY:
-        return _REGISTRY[ref]
+    _load_entry_points()
+    if (KIND, ref) in REGISTRY:
+        return REGISTRY.get(KIND, ref)
     file, sep, attr = ref.rpartition(":")
     if sep and file.lower().endswith(".py"):
         path = Path(file).expanduser()
@@ -769,7 +788,7 @@ def lookup_stage(ref: str) -> Any:
         except AttributeError:
             raise LookupError(f"{path} has no {attr!r}") from None
     if ":" not in ref:
-        raise LookupError(f"unknown stage {ref!r}; registered: {', '.join(sorted(_REGISTRY))}")
+        raise LookupError(f"unknown stage {ref!r}; registered: {', '.join(REGISTRY.names(KIND))}")
     try:
         return load_object(ref)
     except (ImportError, AttributeError) as exc:
@@ -889,7 +908,7 @@ def _plan_recipe(setup: InstrumentSetup, options: Options, setup_dir: Path | Non
             stages.append((obj, True))
             continue
         try:
-            stages.append((make_stage(lookup_stage(name), name), name in _USER_REGISTERED))
+            stages.append((make_stage(lookup_stage(name), name), _is_users(name)))
         except Exception as exc:
             raise ReductionError(f"stage {name} of the {kind} recipe cannot be loaded: {exc}") from None
     missing = [s.name for s, _ in stages if isinstance(s, NotImplementedStage)]
@@ -902,10 +921,10 @@ def _plan_recipe(setup: InstrumentSetup, options: Options, setup_dir: Path | Non
 
 
 for _stage in (Calibrate, TraceStage, ArcStage, Extraction, FluxCalibration, Telluric, Barycentric, Normalise, Quality, Products):
-    _REGISTRY[_stage.name] = _stage
+    REGISTRY.register(KIND, _stage.name, _stage, source="rosace_reduction")
 for _name, _what in (("order_trace", "finding each order on the 2D frame"), ("order_extraction", "a wavelength-calibrated spectrum of each order"),
                      ("merge", "the orders merged into one spectrum")):
-    _REGISTRY[_name] = NotImplementedStage(_name, _what)
+    REGISTRY.register(KIND, _name, NotImplementedStage(_name, _what), source="rosace_reduction (echelle skeleton)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -219,7 +219,13 @@ def rescan():
 
 
 def create_app(config=None, *, token=None, scheduler_instance: Scheduler | None = None, watch: bool = True):
-    """Build the scheduler module's Flask app (one Scheduler per app; the folder watcher starts with it)."""
+    """Build the scheduler module's Flask app (one Scheduler per app; the folder watcher starts with it).
+
+    ``config``: see :func:`rosace_core.config.app_config` (None: the user's configuration).
+    """
+    from rosace_core.config import app_config
+
+    config = app_config(config) if scheduler_instance is None else (config if config is not None else scheduler_instance.config)
     app = create_module_app(api, config=config, token=token)
     sched = scheduler_instance or Scheduler(config)
     app.extensions["rosace_scheduler"] = sched

@@ -12,7 +12,8 @@ Two kinds of plug-in, each a small class with a ``name``:
   requests that can start at an instant; ``next`` and the plan show it in ``rules`` under
   its name.
 
-They come from the entry-point group ``rosace.scheduler_rules`` (installed packages: a rule
+They are the ``scheduler.rule`` kind of the plug-in registry (:mod:`rosace_core.plugins`) and
+come from the entry-point group ``rosace.scheduler.rule`` or the older ``rosace.scheduler_rules`` (installed packages: a rule
 is used once ``[scheduler.rules.<name>]`` exists in the configuration) and from the Python
 files listed in ``[scheduler] rule_files`` (every rule defined there is used). Options of a
 rule are the keys of its ``[scheduler.rules.<name>]`` table, given to its constructor as
@@ -42,12 +43,15 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from rosace_core.errors import ConfigError
-from rosace_core.plugins import import_file
+from rosace_core.plugins import PluginError, Registry, groups, registry
 
 from rosace_scheduler.observing_request import ObservingRequest
 
 log = logging.getLogger(__name__)
 
+#: the registry kind of scheduler rules; its entry-point groups are ``rosace.scheduler.rule``
+#: and the older ``rosace.scheduler_rules`` (:data:`ENTRY_POINT_GROUP`)
+KIND = "scheduler.rule"
 ENTRY_POINT_GROUP = "rosace.scheduler_rules"
 #: names a user rule may not take: the built-in constraints and scoring terms
 RESERVED_NAMES = ("altitude", "horizon", "sun", "moon_separation", "moon_illumination", "time_window", "phase",
@@ -247,23 +251,42 @@ def _rule_classes(module) -> list[type]:
     return out
 
 
-def load_rule_file(path: Path, source) -> list[type]:
-    """Import a Python file and return its rule classes; raise ConfigError naming the file."""
+def load_rule_file(path: Path, source, plugins: Registry | None = None) -> list[type]:
+    """Import a Python file and return its rule classes; raise ConfigError naming the file.
+
+    With ``plugins``, the classes are registered there (kind ``scheduler.rule``, origin
+    ``file``); a name another file already defines is a ConfigError naming both files.
+    """
     path = Path(path).expanduser()
     mod_name = f"rosace_user_rules_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
     where = "scheduler.rule_files"
     if not path.is_file():
         raise ConfigError(source, [(where, f"{path}: no such file")])
+    found: list[type] = []
+
+    class NoRules(Exception):
+        pass
+
+    def collect(module) -> dict[str, type]:
+        found.extend(_rule_classes(module))
+        if not found:
+            raise NoRules
+        return {getattr(cls, "name", ""): cls for cls in found}
+
+    target = plugins if plugins is not None else Registry()
     try:
-        module = import_file(path, mod_name)
+        target.load_file(KIND, path, collect, module_name=mod_name)
+    except PluginError as exc:
+        if exc.sources:
+            raise ConfigError(source, [(f"scheduler rule {exc.name}", f"defined twice: {' and '.join(exc.sources)}")]) from None
+        raise ConfigError(source, [(where, str(exc))]) from None
     except SyntaxError as exc:
         raise ConfigError(source, [(where, f"{path}, line {exc.lineno}: syntax error: {exc.msg}")]) from None
+    except NoRules:
+        raise ConfigError(source, [(where, f"{path}: defines no scheduler rule (a subclass of rosace_scheduler.rules.Constraint or ScoringRule with a name)")]) from None
     except Exception as exc:
         raise ConfigError(source, [(where, f"{path}: cannot load it: {exc.__class__.__name__}: {exc}")]) from None
-    classes = _rule_classes(module)
-    if not classes:
-        raise ConfigError(source, [(where, f"{path}: defines no scheduler rule (a subclass of rosace_scheduler.rules.Constraint or ScoringRule with a name)")])
-    return classes
+    return found
 
 
 def _instantiate(cls: type, options: dict, origin: str, source) -> LoadedRule:
@@ -301,26 +324,21 @@ def load_rules(options, source=None, base: Path | None = None) -> RuleSet:
         if not isinstance(table, dict):
             raise ConfigError(source, [(f"scheduler.rules.{name}", "must be a table of the rule's options ([scheduler.rules.NAME])")])
         tables[name] = dict(table)
-    found: dict[str, tuple[type, str]] = {}
-
-    def add(cls, origin):
-        name = getattr(cls, "name", "")
-        if name in found and found[name][0] is not cls:
-            raise ConfigError(source, [(f"scheduler rule {name}", f"defined twice: {found[name][1]} and {origin}")])
-        found[name] = (cls, origin)
-
+    # the rules in use: a copy of the process registry (rules registered by code), then the
+    # configured files, then the entry points they name (a file wins over a package)
+    plugins = registry.copy()
     from_files: set[str] = set()
     for path in options.rule_files:
         path = Path(path).expanduser()
         if not path.is_absolute() and base is not None:
             path = (base / path).resolve()
-        for cls in load_rule_file(path, source):
-            add(cls, str(path))
+        for cls in load_rule_file(path, source, plugins):
             from_files.add(cls.name)
+    found = {e.name: (e.obj, e.source) for e in plugins.entries(KIND)}
     wanted = set(from_files) | set(tables)
     # entry points are only imported when the configuration asks for them: an installed
     # package cannot change the schedule behind the observer's back
-    installed = list(entry_points(group=ENTRY_POINT_GROUP))
+    installed = [ep for group in groups(KIND) for ep in entry_points(group=group)]
     for ep in installed:
         if ep.name not in wanted or ep.name in found:
             continue
@@ -333,11 +351,12 @@ def load_rules(options, source=None, base: Path | None = None) -> RuleSet:
             raise ConfigError(source, [(f"scheduler.rules.{ep.name}", f"{origin} is not a Constraint or ScoringRule class")])
         if cls.name != ep.name:
             raise ConfigError(source, [(f"scheduler.rules.{ep.name}", f"{origin} names its rule {cls.name!r}, not {ep.name!r}")])
-        add(cls, origin)
+        plugins.register(KIND, ep.name, cls, origin="entry point", source=origin)
+        found[ep.name] = (cls, origin)
     unknown = sorted(set(tables) - set(found))
     if unknown:
         known = ", ".join(sorted(set(found) | {ep.name for ep in installed})) or "none"
-        raise ConfigError(source, [(f"scheduler.rules.{n}", f"no scheduler rule named {n!r} (in rule_files or entry points {ENTRY_POINT_GROUP}; known: {known})") for n in unknown])
+        raise ConfigError(source, [(f"scheduler.rules.{n}", f"no scheduler rule named {n!r} (in rule_files or entry points {', '.join(groups(KIND))}; known: {known})") for n in unknown])
     loaded = []
     for name, (cls, origin) in found.items():
         opts = tables.get(name, {})

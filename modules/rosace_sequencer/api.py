@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from pydantic import BaseModel, Field, model_validator
 
-from rosace_core.config import ObservatoryConfig, load_config
+from rosace_core.config import app_config
 from rosace_core.observing_file import ObservingFile, ObservingFileError, parse_observing_file
 from rosace_core.rest import Api, ProblemError, create_module_app
 
@@ -137,24 +137,15 @@ def last_frame(query: PreviewQuery):
     return _seq().last_frame_preview(query.max_size)
 
 
-@api.route("/jobs", summary="List recent jobs")
-def list_jobs():
-    return [j.to_dict() for j in _seq().jobs.list()]
-
-
-@api.route("/jobs/<job_id>", summary="One job: state, progress, result or error")
-def get_job(job_id: str):
-    return _seq().jobs.get(job_id).to_dict()
+# an observation is stopped with POST /abort (it parks and keeps the observation), not per job
+api.add_job_routes(lambda: _seq().jobs, abort=False)
 
 
 def create_app(config=None, *, token=None, sequencer=None):
     """Build the sequencer module's Flask app (and its Sequencer service, which recovers from a crash)."""
     from rosace_sequencer.service import Sequencer
 
-    if config is None:
-        config = load_config()
-    elif isinstance(config, dict):
-        config = ObservatoryConfig.model_validate(config)
+    config = app_config(config)
     app = create_module_app(api, config=config, token=token)
     seq = sequencer or Sequencer(config)
     app.extensions["rosace_sequencer"] = seq

@@ -129,8 +129,44 @@ class Hardware:
         #: capabilities read at connect, by device name ({} until connected or when unreadable)
         self.caps: dict[str, dict] = {}
         self._said: set[str] = set()
+        #: extra devices ([devices.NAME] with a type): configured, made and connected when a step asks
+        self._extra_config = dict(getattr(d, "extra", None) or {})
+        self._extra: dict[str, alpaca.AlpacaDevice] = {}
+        self._extra_connected: set[str] = set()
 
     DEVICES = ("telescope", "camera", "guider", "switch", "safety")
+    #: [devices] role -> attribute, for :meth:`device`
+    ROLE_ATTRIBUTES = {"telescope": "telescope", "spectro_camera": "camera", "guide_camera": "guider",
+                       "switch": "switch", "safety_monitor": "safety"}
+
+    def device_names(self) -> list[str]:
+        """The names :meth:`device` knows: the roles the sequencer drives, then the extra devices."""
+        return [*self.ROLE_ATTRIBUTES, *sorted(self._extra_config)]
+
+    def device(self, name: str) -> alpaca.AlpacaDevice:
+        """A device by its [devices] name, connected: an extra device (``[devices.grating] type =
+        "focuser"``, made from the ``device.role`` registry on first use) or a role (``telescope``).
+
+        An unknown name raises RosaceError naming the known ones; a device that cannot be
+        reached raises its DeviceError (the step's retry decides).
+        """
+        if name in self.ROLE_ATTRIBUTES:
+            attribute = self.ROLE_ATTRIBUTES[name]
+            self.connect(attribute)
+            return getattr(self, attribute)
+        cfg = self._extra_config.get(name)
+        if cfg is None:
+            raise RosaceError(f"no device {name!r} in the configuration's [devices]; known: {', '.join(self.device_names())} "
+                              f"(an extra device is a [devices.{name}] table with a type, e.g. type = \"focuser\")")
+        dev = self._extra.get(name)
+        if dev is None:
+            cls = alpaca.device_classes()[cfg.type]
+            dev = self._extra[name] = cls(cfg.url, cfg.device_number, retries=cfg.retries, retry_delay=0.2,
+                                          name=cfg.title or f"{name} ({cfg.type})")
+        if name not in self._extra_connected:
+            dev.connect(timeout=10.0)
+            self._extra_connected.add(name)
+        return dev
 
     def connect(self, *names: str) -> None:
         """Connect the named devices (default: all) once per process, and read their capabilities."""
@@ -146,6 +182,7 @@ class Hardware:
         The lamps' channels are looked up on the Switch again: its channel names may have changed.
         """
         self._connected.clear()
+        self._extra_connected.clear()  # extra devices connect again when a step next asks
         self._lamp_channels = None
         for name in self.DEVICES:
             try:

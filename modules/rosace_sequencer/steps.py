@@ -1,6 +1,6 @@
 """Sequence steps: the building blocks of an observation.
 
-A sequence is a list of :class:`Step` objects run in order on one
+A sequence is a list of :class:`SequenceStep` objects (``Step`` for short) run in order on one
 :class:`ObservationContext`. A step is a small class::
 
     class MyStep(Step):
@@ -12,13 +12,15 @@ A sequence is a list of :class:`Step` objects run in order on one
         def run(self, ctx) -> None:        # do the work; raise to fail the observation
             ctx.take_frames(self, "LIGHT", exptime=30.0, count=1)
 
-Inside ``run`` a step uses the context: ``ctx.hw`` (devices), ``ctx.take_frames``
+Inside ``run`` a step uses the context: ``ctx.hw`` (devices), ``ctx.device(name)`` /
+``ctx.devices[name]`` (any device of ``[devices]`` by name, extra ones included), ``ctx.take_frames``
 (exposures written as FITS, journaled, skipped when already on disk after a
 crash), ``ctx.check()`` (abort / pause point), ``ctx.log``, ``ctx.file`` (the
 Observing File), ``ctx.options``. The default spectroscopic sequence is
-:func:`default_sequence`. Users add steps through the ``rosace.sequence_steps``
-entry-point group or a Python file listed in ``[sequencer] step_files``
-(see ``docs/sequencer.md`` and ``examples/custom_step/``).
+:func:`default_sequence`. Users add steps through the plug-in registry's
+``sequence.step`` kind: the ``rosace.sequence.step`` entry-point group (or the older
+``rosace.sequence_steps``) or a Python file listed in ``[sequencer] step_files``
+(see ``docs/adapting/plugins.md``, ``docs/sequencer.md`` and ``examples/custom_step/``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from __future__ import annotations
 import logging
 import queue as queue_mod
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -36,7 +38,7 @@ import numpy as np
 from rosace_core.clock import get_clock
 from rosace_core.errors import ConfigError, DeviceError, DeviceNotConnected, RosaceError
 from rosace_core.instrument import observing_file_problems
-from rosace_core.plugins import import_file
+from rosace_core.plugins import PluginError, Registry, import_file, registry
 from rosace_core.observing_file import ObservingFile
 
 from rosace_sequencer import acquisition
@@ -46,11 +48,15 @@ from rosace_sequencer.hardware import Control, Hardware, Unsafe, retry
 
 log = logging.getLogger(__name__)
 
+#: the older entry-point group, still read (the registry's own is ``rosace.sequence.step``)
 ENTRY_POINT_GROUP = "rosace.sequence_steps"
 
 
-class Step:
-    """One step of a sequence. Subclasses set ``name`` and implement ``run``."""
+class SequenceStep:
+    """One step of a sequence. Subclasses set ``name`` and implement ``run``.
+
+    ``Step`` is the same class under its older name (kept: user files import it).
+    """
 
     name: ClassVar[str] = "step"
     #: a short sentence shown in the tab and the docs
@@ -66,6 +72,10 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<step {self.name}>"
+
+
+#: the older name of :class:`SequenceStep` (not the reduction's unrelated ``rosace_reduction.pipeline.Step``)
+Step = SequenceStep
 
 
 # --------------------------------------------------------------------------- context
@@ -114,6 +124,24 @@ class _Writer:
         self.thread.join(timeout=60)
 
 
+class _DeviceMap(Mapping):
+    """``ctx.devices``: the configured devices by name, connected when looked up."""
+
+    def __init__(self, hw: Hardware):
+        self._hw = hw
+
+    def __getitem__(self, name: str):
+        if name not in self._hw.device_names():
+            raise KeyError(name)
+        return self._hw.device(name)
+
+    def __iter__(self):
+        return iter(self._hw.device_names())
+
+    def __len__(self) -> int:
+        return len(self._hw.device_names())
+
+
 @dataclass
 class ObservationContext:
     """Everything a step may use while an observation runs."""
@@ -153,6 +181,18 @@ class ObservationContext:
     @property
     def target_name(self) -> str:
         return self.file.target.name
+
+    def device(self, name: str):
+        """A device by its [devices] name, connected on first use: an extra device
+        (``[devices.grating] type = "focuser"`` gives a :class:`rosace_core.alpaca.Focuser`)
+        or a role (``telescope``, ``spectro_camera``...). Unknown names raise RosaceError
+        naming the known ones."""
+        return self.hw.device(name)
+
+    @property
+    def devices(self) -> "_DeviceMap":
+        """The devices by name, ``ctx.devices["grating"]`` (same as :meth:`device`)."""
+        return _DeviceMap(self.hw)
 
     def check(self) -> None:
         """An abort / pause point; also keeps the roof lease alive."""
@@ -583,78 +623,96 @@ def default_sequence() -> list[Step]:
 # --------------------------------------------------------------------------- registry
 
 
-class StepRegistry:
-    """Known step names -> factories (built-ins, entry points, configured files).
+def _step_entries(module) -> dict[str, Any]:
+    """The steps a user file defines: its SequenceStep subclasses (by ``name``) and its ``SEQUENCES``."""
+    found: dict[str, Any] = {}
+    for obj in vars(module).values():
+        if isinstance(obj, type) and issubclass(obj, SequenceStep) and obj is not SequenceStep and obj.__module__ == module.__name__:
+            name = obj.__dict__.get("name")
+            if isinstance(name, str):
+                found[name] = obj
+    extra = getattr(module, "SEQUENCES", None)
+    if isinstance(extra, dict):
+        found.update(extra)
+    return found
 
-    A factory is a Step subclass (or any callable) returning one Step, or a
-    *sequence*: a callable returning a list of Steps, expanded where it is named.
+
+class StepRegistry:
+    """Known step names -> factories: the ``sequence.step`` kind of a :class:`~rosace_core.plugins.Registry`.
+
+    Built-ins first, then entry points (``rosace.sequence.step``, or the older
+    ``rosace.sequence_steps``), then the configured files: a later origin replaces a
+    step of the same name, the same name twice from one origin (two files) is an error.
+    A factory is a SequenceStep subclass (or any callable) returning one step, or a
+    *sequence*: a callable returning a list of steps, expanded where it is named.
     """
 
-    def __init__(self):
-        self.factories: dict[str, Callable[[], Any]] = dict(BUILTIN_STEPS)
+    KIND = "sequence.step"
+
+    def __init__(self, plugins: Registry | None = None):
+        self.plugins = (plugins or registry).copy()
+        for name, factory in BUILTIN_STEPS.items():
+            self.plugins.register(self.KIND, name, factory, source="rosace_sequencer.steps")
         self.errors: list[str] = []
 
-    def register(self, name: str, factory: Callable[[], Any]) -> None:
-        self.factories[name] = factory
+    @property
+    def factories(self) -> dict[str, Callable[[], Any]]:
+        """Step name -> factory (a read-only view; use :meth:`register` to add one)."""
+        return {e.name: e.obj for e in self.plugins.entries(self.KIND)}
 
-    def register_module(self, module) -> list[str]:
-        """Register every Step subclass defined in ``module`` (by its ``name``); return the names."""
+    def register(self, name: str, factory: Callable[[], Any], *, origin: str = "file", source: str = "code") -> None:
+        """Add a step; PluginError if ``name`` is already a step from the same origin (two files)."""
+        self.plugins.register(self.KIND, name, factory, origin=origin, source=source)
+
+    def register_module(self, module, source: str | None = None) -> list[str]:
+        """Register every step defined in ``module`` (its SequenceStep subclasses by ``name``, its ``SEQUENCES``); return the names."""
         names = []
-        for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Step) and obj is not Step and obj.__module__ == module.__name__:
-                name = obj.__dict__.get("name")
-                if isinstance(name, str):
-                    self.register(name, obj)
-                    names.append(name)
-        extra = getattr(module, "SEQUENCES", None)
-        if isinstance(extra, dict):
-            for name, factory in extra.items():
-                self.register(name, factory)
-                names.append(name)
+        for name, factory in _step_entries(module).items():
+            self.register(name, factory, source=source or module.__name__)
+            names.append(name)
         return names
 
     def load_entry_points(self) -> None:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                self.register(ep.name, ep.load())
-            except Exception as exc:  # a broken plug-in step must not stop the observatory
-                self.errors.append(f"entry point {ep.name}: {exc}")
-                log.warning("sequence step %s failed to load: %s", ep.name, exc)
+        for name, error in self.plugins.load_entry_points(self.KIND).items():
+            # a broken plug-in step must not stop the observatory
+            self.errors.append(f"entry point {name}: {error}")
+            log.warning("sequence step %s failed to load: %s", name, error)
 
     def load_file(self, path: Path) -> list[str]:
         """Import a Python file and register its steps; raise ConfigError if it cannot be loaded."""
         path = Path(path).expanduser()
-        mod_name = f"rosace_user_steps_{path.stem}"
         try:
-            module = import_file(path, mod_name)
+            module = import_file(path, f"rosace_user_steps_{path.stem}")
         except Exception as exc:
             raise ConfigError(path, [("sequencer.step_files", f"cannot load {path}: {exc.__class__.__name__}: {exc}")]) from None
-        return self.register_module(module)
+        try:
+            return self.register_module(module, source=str(path))
+        except PluginError as exc:
+            raise ConfigError(path, [("sequencer.step_files", str(exc))]) from None
 
-    def build(self, names: list[str]) -> list[Step]:
-        """Turn step names into Step objects; raise RosaceError naming an unknown step."""
-        steps: list[Step] = []
+    def build(self, names: list[str]) -> list[SequenceStep]:
+        """Turn step names into step objects; raise RosaceError naming an unknown step."""
+        steps: list[SequenceStep] = []
         for name in names:
-            factory = self.factories.get(name)
-            if factory is None:
-                raise RosaceError(f"unknown sequence step {name!r}; known: {', '.join(sorted(self.factories))}")
-            made = factory()
-            if isinstance(made, Step):
+            if (self.KIND, name) not in self.plugins:
+                raise RosaceError(f"unknown sequence step {name!r}; known: {', '.join(self.names())}")
+            made = self.plugins.get(self.KIND, name)()
+            if isinstance(made, SequenceStep):
                 steps.append(made)
-            elif isinstance(made, (list, tuple)) and all(isinstance(s, Step) for s in made):
+            elif isinstance(made, (list, tuple)) and all(isinstance(s, SequenceStep) for s in made):
                 steps.extend(made)
             else:
                 raise RosaceError(f"sequence step {name!r} did not build a Step (got {type(made).__name__})")
         return steps
 
-    def sequence_for(self, of: ObservingFile) -> list[Step]:
+    def sequence_for(self, of: ObservingFile) -> list[SequenceStep]:
         """Return the steps of an observation: the file's own list, else the default sequence."""
         if of.sequence.steps:
             return self.build(list(of.sequence.steps))
         return default_sequence()
 
     def names(self) -> list[str]:
-        return sorted(self.factories)
+        return self.plugins.names(self.KIND)
 
 
 def load_registry(options) -> StepRegistry:

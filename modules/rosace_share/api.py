@@ -825,7 +825,13 @@ def _gallery_error(exc):
 
 
 def create_app(config=None, *, token=None):
-    """Build the share module's Flask app: REST API, OpenAPI, gallery; migrates the archive first."""
+    """Build the share module's Flask app: REST API, OpenAPI, gallery; migrates the archive first.
+
+    ``config``: see :func:`rosace_core.config.app_config` (None: the user's configuration).
+    """
+    from rosace_core.config import app_config
+
+    config = app_config(config)
     options = share_options(config)
     admin_token = token if token is not None else resolve_token(config, "share")
     require_known = options.require_known_campaign if options.require_known_campaign is not None else options.mode == "server"

@@ -9,6 +9,7 @@ from rosace_core.clock import get_clock
 
 from rosace_sim.devices.camera import SimCamera
 from rosace_sim.devices.dome import SimDome
+from rosace_sim.devices.focuser import SimFocuser
 from rosace_sim.devices.switch import SimSwitch
 from rosace_sim.devices.telescope import SimTelescope
 from rosace_sim.devices.weather import SimObservingConditions, SimSafetyMonitor
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 #: ASCOM device type names as the management API spells them.
 DEVICE_TYPE_NAMES = {
     "camera": "Camera", "dome": "Dome", "telescope": "Telescope", "switch": "Switch",
-    "safetymonitor": "SafetyMonitor", "observingconditions": "ObservingConditions",
+    "safetymonitor": "SafetyMonitor", "observingconditions": "ObservingConditions", "focuser": "Focuser",
 }
 
 
@@ -49,6 +50,7 @@ class Observatory:
         self.switch = SimSwitch(self)
         self.safety = SimSafetyMonitor(self)
         self.conditions = SimObservingConditions(self)
+        self.focuser = SimFocuser(self)
         self.spectro_camera = SimCamera(
             self, 0, role="spectro", nx=det.nx, ny=det.ny, pixel_um=det.pixel_um,
             gain=det.gain, full_well=float(det.saturation) * float(det.gain),
@@ -67,6 +69,7 @@ class Observatory:
             ("switch", 0): self.switch,
             ("safetymonitor", 0): self.safety,
             ("observingconditions", 0): self.conditions,
+            ("focuser", 0): self.focuser,
         }
 
     def device(self, device_type: str, number: int):

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rosace_core.errors import ConfigError
 from rosace_core.resources import resource_path
 
 FAULT_KINDS = ("disconnect", "timeout", "error", "slow", "stuck_shutter", "park_fail", "stale")
-DEVICE_TYPES = ("dome", "telescope", "camera", "switch", "safetymonitor", "observingconditions")
+DEVICE_TYPES = ("dome", "telescope", "camera", "switch", "safetymonitor", "observingconditions", "focuser")
 
 _OFFSET = re.compile(r"^\+?\s*((?:\d+(?:\.\d*)?\s*[dhms]\s*)+)$")
 _PART = re.compile(r"(\d+(?:\.\d*)?)\s*([dhms])")
@@ -239,6 +239,21 @@ class SwitchModel(_Strict):
     channels: list[SwitchChannelModel] = Field(default_factory=_default_channels, min_length=1)
 
 
+class FocuserModel(_Strict):
+    """The focuser (or a spectrograph's grating-angle stepper driven as a focuser)."""
+
+    max_step: int = Field(100000, gt=0, description="highest position, steps")
+    position: int = Field(50000, ge=0, description="position at the start")
+    speed: float = Field(2000.0, gt=0, description="steps per second (observatory clock)")
+    step_size: float = Field(1.0, gt=0, description="microns per step")
+
+    @model_validator(mode="after")
+    def _inside(self):
+        if self.position > self.max_step:
+            raise ValueError(f"position {self.position} is beyond max_step {self.max_step}")
+        return self
+
+
 DEFAULT_WEATHER = {
     "cloud_cover": 0.0, "rain_rate": 0.0, "wind_speed": 3.0, "wind_gust": 5.0, "humidity": 60.0,
     "sky_brightness": 0.01, "sky_quality": 21.0, "temperature": 5.0, "pressure": 870.0, "seeing": 2.5,
@@ -258,6 +273,7 @@ class Scenario(_Strict):
     spectro_camera: CameraModel = CameraModel()
     guide_camera: GuideCameraModel = GuideCameraModel()
     switch: SwitchModel = SwitchModel()
+    focuser: FocuserModel = FocuserModel()
     stars: list[StarModel] = Field(default_factory=list)
     generic_star: GenericStarModel = GenericStarModel()
     weather: WeatherModel = WeatherModel()

@@ -97,3 +97,50 @@ def test_a_mount_that_cannot_park_is_refused_under_a_rolloff_roof(tmp_path):
         assert "a roll-off roof closes only over a parked mount" in reports["telescope"].missing[0]
         domed = {r.role: r for r in check_devices(config_from_dict({"devices": {**devices_config(sim.url), "shelter": "dome"}}))}
         assert domed["telescope"].status == "limited"
+
+
+def test_extra_devices_are_checked_by_name_and_a_missing_one_is_named(sim, tmp_path):
+    """[devices.grating] type = "focuser" (the simulator's Focuser 0) and a filter wheel the server does not have."""
+    path = tmp_path / "rosace.toml"
+    config = write_config(path, sim.url)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f'[devices.grating]\ntype = "Focuser"\nurl = "{sim.url}"\ndevice_number = 0\nretries = 1\ntitle = "LHIRES grating motor"\n'
+                f'[devices.flip_mirror]\ntype = "filterwheel"\nurl = "{sim.url}"\ndevice_number = 0\nretries = 1\n')
+    result = rosace("--config", config, "devices", "check", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr  # the filter wheel is missing
+    reports = {r["role"]: r for r in json.loads(result.stdout)}
+    grating = reports["grating"]
+    assert grating["status"] == "ok" and grating["title"] == "LHIRES grating motor" and grating["name"] == "ROSACE sim focuser"
+    assert grating["uses"][0] == "absolute moves, 0-100000 steps (now at 50000)"
+    assert grating["capabilities"]["absolute"] is True
+    mirror = reports["flip_mirror"]
+    assert mirror["status"] == "missing" and "no filterwheel number 0 on the Alpaca server" in mirror["missing"][0]
+    text = rosace("--config", config, "devices", "check")
+    assert "grating: " in text.stdout and text.stdout.rstrip().endswith("not usable: flip_mirror (filterwheel)")
+
+
+@pytest.mark.parametrize("table, key, words", [
+    ({"telescop": {"url": "http://x"}}, "devices", "[devices.telescop]: not a device role of ROSACE"),
+    ({"grating": {"type": "focusr"}}, "devices.grating.type", "unknown device type 'focusr'; types: camera, covercalibrator"),
+    ({"grating": {"type": "focuser", "devise_number": 1}}, "devices.grating.devise_number", "Extra inputs are not permitted"),
+    ({"grating": {"type": "focuser"}, "extra": {"grating": {"type": "focuser"}}}, "devices", "name the same device"),
+])
+def test_an_extra_device_needs_a_known_type_and_a_misspelt_role_is_refused(table, key, words):
+    from rosace_core.config import config_from_dict
+    from rosace_core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"devices": table})
+    assert err.value.problems[0][0] == key and words in err.value.problems[0][1]
+
+
+def test_extra_devices_keep_existing_files_valid_and_round_trip():
+    from rosace_core.config import config_from_dict
+
+    cfg = config_from_dict({"devices": {"telescope": {"device_number": 0}, "grating": {"type": "FOCUSER", "device_number": 2}}})
+    assert cfg.devices.extra["grating"].type == "focuser" and cfg.devices.role("grating").device_number == 2
+    assert cfg.devices.role("telescope") is cfg.devices.telescope
+    assert config_from_dict(cfg.model_dump(mode="json")).devices.extra == cfg.devices.extra
+    assert config_from_dict({}).devices.extra == {}
+    with pytest.raises(KeyError, match="extra devices: grating"):
+        cfg.devices.role("mirror")

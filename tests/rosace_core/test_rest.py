@@ -8,7 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 from pydantic import BaseModel, Field
 
-from rosace_core.errors import ConflictError
+from rosace_core.errors import ConfigError, ConflictError
 from rosace_core.http import ApiError, RestClient, ServiceUnavailable
 from rosace_core.jobs import JobRunner
 from rosace_core.rest import Api, BackgroundServer, check_bind, create_module_app
@@ -205,3 +205,38 @@ def test_every_module_answers_deep_json_with_400_and_405_with_allow(tmp_path):
             if hasattr(ext, stop):
                 getattr(ext, stop)()
                 break
+
+
+def test_job_routes_of_a_blueprint_shared_by_several_apps_read_each_apps_runner():
+    """``add_job_routes(callable)``: one module-level Api, one JobRunner per app (what the dome and the sequencer do)."""
+    from flask import current_app
+
+    api = Api("shared", "Shared blueprint")
+    api.add_job_routes(lambda: current_app.extensions["runner"], abort=False)
+    clients = []
+    for label in ("a", "b"):
+        runner = JobRunner()
+        runner.submit(f"job-{label}", lambda job, label=label: label).wait(5)
+        app = create_module_app(api, token=TOKEN)
+        app.extensions["runner"] = runner
+        clients.append(app.test_client())
+    assert [c.get("/api/v1/shared/jobs").json[0]["kind"] for c in clients] == ["job-a", "job-b"]
+    job_id = clients[0].get("/api/v1/shared/jobs").json[0]["id"]
+    assert clients[0].get(f"/api/v1/shared/jobs/{job_id}").json["result"] == "a"
+    # abort=False: no abort route (the sequencer stops an observation with POST /abort)
+    assert clients[0].post(f"/api/v1/shared/jobs/{job_id}/abort", headers=auth()).status_code in (404, 405)
+
+
+def test_app_config_means_the_same_in_every_module(tmp_path, monkeypatch):
+    from rosace_core.config import ObservatoryConfig, app_config
+
+    path = tmp_path / "rosace.toml"
+    path.write_text('[site]\nname = "Club"\n', encoding="utf-8")
+    monkeypatch.setenv("ROSACE_CONFIG", str(path))
+    assert app_config(None).site.name == "Club" and app_config(None).source == path  # the user's configuration
+    assert app_config(str(path)).site.name == "Club"
+    assert app_config({"site": {"name": "Dict"}}).site.name == "Dict"
+    given = ObservatoryConfig()
+    assert app_config(given) is given
+    with pytest.raises(ConfigError, match="site.nam"):
+        app_config({"site": {"nam": "x"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -103,7 +104,7 @@ def test_a_slitless_set_up_is_refused():
 
 
 def test_registered_stages_fill_the_echelle_skeleton(monkeypatch):
-    monkeypatch.setattr(stages, "_REGISTRY", dict(stages._REGISTRY))
+    monkeypatch.setattr(stages, "REGISTRY", stages.REGISTRY.copy())
     for name in ("order_trace", "order_extraction", "merge"):
         register_stage(name, lambda state: None)
     assert _names(_setup(kind="echelle")) == RECIPES["echelle"]
@@ -123,7 +124,7 @@ def test_a_registered_stage_after_extraction_changes_the_spectrum(synthetic_nigh
             state.variance = state.variance * 4
             seen["flux"] = state.flux.copy()
 
-    monkeypatch.setattr(stages, "_REGISTRY", dict(stages._REGISTRY))
+    monkeypatch.setattr(stages, "REGISTRY", stages.REGISTRY.copy())
     register_stage("double", Double)
     record = reduce_observation(plan, Options(output_root=str(tmp_path), stages=[{"use": "double", "after": "extraction"}]))
     assert record["stages"] == LONGSLIT[:4] + ["double"] + LONGSLIT[4:]
@@ -139,7 +140,26 @@ def test_a_user_stage_that_raises_is_a_reduction_error_naming_it(synthetic_night
     def broken(state):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(stages, "_REGISTRY", dict(stages._REGISTRY))
+    monkeypatch.setattr(stages, "REGISTRY", stages.REGISTRY.copy())
     register_stage("broken", broken)
     with pytest.raises(ReductionError, match="^stage broken failed: ZeroDivisionError: oops"):
         reduce_observation(plan, Options(output_root=str(tmp_path), stages=[{"use": "broken", "before": "calibrate"}]))
+
+
+def test_an_installed_package_supplies_stages_through_the_plugin_registry(tmp_path, monkeypatch):
+    """Stages are entries of the one plug-in registry: a package's ``rosace.reduction.stage``
+    entry points fill the echelle skeleton (a dist-info on sys.path is what an install leaves)."""
+    site = tmp_path / "site"
+    info = site / "club_echelle-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: club_echelle\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[rosace.reduction.stage]\n" + "".join(
+        f"{n} = club_echelle_stages:noop\n" for n in ("order_trace", "order_extraction", "merge")), encoding="utf-8")
+    (site / "club_echelle_stages.py").write_text("def noop(state):\n    return None\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(stages, "REGISTRY", stages.REGISTRY.copy())
+    monkeypatch.setattr(stages, "_entry_points_loaded", False)
+    assert _names(_setup(kind="echelle")) == RECIPES["echelle"]
+    entry = stages.REGISTRY.entry("reduction.stage", "order_trace")
+    assert entry.origin == "entry point" and "club_echelle_stages:noop" in entry.source
+    monkeypatch.delitem(sys.modules, "club_echelle_stages", raising=False)

@@ -108,6 +108,7 @@ def test_a_rule_that_fails_at_run_time_blocks_fail_safe_and_is_reported(tmp_path
 @pytest.mark.parametrize("files, tables, where, words", [
     (["x = 1\n"], {}, "scheduler.rule_files", "defines no scheduler rule"),
     (["import nonexistent_package_xyz\n"], {}, "scheduler.rule_files", "ModuleNotFoundError"),
+    (["{}['table']\n"], {}, "scheduler.rule_files", "cannot load it: KeyError: 'table'"),
     ([RULE_FILE], {}, "scheduler.rules.late_only", "refused its options"),
     ([RULE_FILE], {"late_only": {"after": 0, "weight": 2}}, "scheduler.rules.late_only.weight", "constraint: it has no weight"),
     ([RULE_FILE], {"late_only": {"after": 0}, "prefer_north": {"weight": "heavy"}}, "scheduler.rules.prefer_north.weight", "must be a number"),

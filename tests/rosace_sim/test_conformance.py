@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (pip install 'rosace[dev]')")
 
-OURS = {"camera": (0, 1), "dome": (0,), "telescope": (0,), "switch": (0,), "safetymonitor": (0,), "observingconditions": (0,)}
+OURS = {"camera": (0, 1), "dome": (0,), "telescope": (0,), "switch": (0,), "safetymonitor": (0,), "observingconditions": (0,), "focuser": (0,)}
 EXAMPLES_PER_OPERATION = 2
 
 
@@ -139,7 +139,8 @@ def test_management_api_matches_the_official_schema(conformance_sim):
     assert not failures, "\n".join(failures)
     devices = requests.get(f"{conformance_sim.url}/management/v1/configureddevices", timeout=5).json()["Value"]
     assert {(d["DeviceType"], d["DeviceNumber"]) for d in devices} == {
-        ("Dome", 0), ("Telescope", 0), ("Camera", 0), ("Camera", 1), ("Switch", 0), ("SafetyMonitor", 0), ("ObservingConditions", 0)}
+        ("Dome", 0), ("Telescope", 0), ("Camera", 0), ("Camera", 1), ("Switch", 0), ("SafetyMonitor", 0), ("ObservingConditions", 0),
+        ("Focuser", 0)}
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,8 @@ def test_management_api_matches_the_official_schema(conformance_sim):
     [
         ("GET", "/api/v1/telescope/x/rightascension", None),            # device number not a number
         ("GET", "/api/v1/telescope/7/rightascension", None),            # no such device
-        ("GET", "/api/v1/focuser/0/position", None),                    # device type not served
+        ("GET", "/api/v1/rotator/0/position", None),                    # device type not served
+        ("PUT", "/api/v1/focuser/0/move", {"Position": "12.5"}),         # a step count is an integer
         ("GET", "/api/v1/telescope/0/nosuchmember", None),              # unknown member
         ("GET", "/api/v1/Telescope/0/rightascension", None),            # URLs are lower case
         ("PUT", "/api/v1/telescope/0/slewtocoordinatesasync", {"RightAscension": "abc", "Declination": "10"}),
