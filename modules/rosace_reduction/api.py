@@ -277,13 +277,13 @@ def _confine(paths: list[Path], roots: list[Path]) -> None:
 def create_app(config=None, *, token=None):
     """Build the reduction module's Flask app."""
     from rosace_core.auth import resolve_token
-    from rosace_core.config import ObservatoryConfig
+    from rosace_core.config import app_config
     from rosace_reduction.batch import options_from_config
 
-    cfg = config if config is not None else ObservatoryConfig()
+    cfg = app_config(config)  # the one meaning of ``config`` (docs/dev/contracts.md)
     runner = JobRunner()
     if not any(op.rule == "/jobs" for op in api.operations):
-        _add_job_routes()
+        api.add_job_routes(lambda: _state()["runner"])
     app = create_module_app(api, config=cfg, token=token)
     red = dict(cfg.reduction or {})
     share_url = red.get("share_url")
@@ -306,19 +306,3 @@ def create_app(config=None, *, token=None):
     return app
 
 
-def _add_job_routes() -> None:
-    """Job routes reading the runner of the current app (the blueprint is shared by every app)."""
-
-    @api.route("/jobs", summary="List recent jobs")
-    def list_jobs():
-        return [j.to_dict() for j in _state()["runner"].list()]
-
-    @api.route("/jobs/<job_id>", summary="One job: state, progress, result or error")
-    def get_job(job_id: str):
-        return _state()["runner"].get(job_id).to_dict()
-
-    @api.route("/jobs/<job_id>/abort", methods=("POST",), status=202, summary="Ask a job to stop")
-    def abort_job(job_id: str):
-        job = _state()["runner"].get(job_id)
-        job.abort()
-        return job.to_dict()
