@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "tools" / "mypy-baseline.txt"
 
 # "modules/x.py:12: error: Message  [code]" (mypy may add a column: "x.py:12:5: error:")
-_FINDING = re.compile(r"^(?P<path>[^:\n]+?):(?P<line>\d+)(?::\d+)?: error: (?P<message>.*)$")
+_FINDING = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?::\d+)?: error: (?P<message>.*)$")  # path may be C:\...
 
 
 def findings(report: str) -> list[tuple[str, str]]:

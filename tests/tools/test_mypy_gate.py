@@ -44,6 +44,8 @@ def test_a_finding_that_moves_is_the_same_finding_and_a_second_one_is_new():
     keys = [key for key, _ in mypy_gate.findings(after)]
     assert old == {"modules/a.py: error: Bad thing  [misc]"}
     assert keys == ["modules/a.py: error: Bad thing  [misc]"] * 2
+    windows = mypy_gate.findings("C:\\rosace\\bad.py:3: error: Oops  [misc]\n")
+    assert [key for key, _ in windows] == ["C:/rosace/bad.py: error: Oops  [misc]"]
 
 
 def test_the_baseline_file_round_trips_with_duplicates(tmp_path):
