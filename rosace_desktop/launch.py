@@ -87,7 +87,7 @@ class ServerProcess:
         # No console window per child on Windows; its own process group so that a
         # Ctrl+C in the desktop's console is not delivered to every server at once.
         flags = 0
-        if os.name == "nt":
+        if sys.platform == "win32":
             flags = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
         with open(self.log_path, "ab") as out:
             self.popen = subprocess.Popen(
@@ -127,13 +127,13 @@ def stop_all(servers: list[ServerProcess], timeout: float = 5.0) -> None:
     """Stop several servers at once: terminate them all, then wait (and kill stragglers)."""
     import time
 
-    running = [s for s in servers if s.running]
-    for server in running:
-        server.popen.terminate()
+    running = [s.popen for s in servers if s.running and s.popen is not None]
+    for popen in running:
+        popen.terminate()
     deadline = time.monotonic() + timeout
-    for server in running:
+    for popen in running:
         try:
-            server.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            popen.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            server.popen.kill()
-            server.popen.wait(timeout=5)
+            popen.kill()
+            popen.wait(timeout=5)

@@ -166,7 +166,7 @@ class TabHost(QWidget):
         self.banner.setWordWrap(True)
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.layout_.addWidget(self.banner)
-        self.placeholder = QLabel(f"Starting {title}...")
+        self.placeholder: QLabel | None = QLabel(f"Starting {title}...")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.layout_.addWidget(self.placeholder, 1)
         self.show_state("starting", f"looking for the {title} server...")

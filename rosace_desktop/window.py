@@ -217,10 +217,10 @@ class MainWindow(QMainWindow):
         try:
             client = spec.create_client(ep.url, token=token)
         except Exception as exc:  # the module's client cannot even be imported
-            error = f"{exc.__class__.__name__}: {exc}"
-            host.set_content(BrokenTab(spec.title, f"Its client ({spec.client}) failed: {error}"), error)
+            failure = f"{exc.__class__.__name__}: {exc}"
+            host.set_content(BrokenTab(spec.title, f"Its client ({spec.client}) failed: {failure}"), failure)
             self.tabs.setTabEnabled(self.tabs.indexOf(host), False)
-            self._show_state(name, "failed", error)
+            self._show_state(name, "failed", failure)
             if server is not None:
                 server.stop()
             return
@@ -239,6 +239,10 @@ class MainWindow(QMainWindow):
             host.show_state(conn.state, conn.detail)
             self._show_state(name, conn.state, conn.detail)
         conn.start()
+
+    def _check_all(self) -> None:
+        for conn in self.connections.values():
+            conn.check()
 
     def _check_ready(self) -> None:
         if all(h.content is not None for h in self.hosts.values()):
@@ -322,7 +326,7 @@ class MainWindow(QMainWindow):
         act.triggered.connect(lambda: dialogs.edit_connections(self))
         m.addAction(act)
         act = QAction("&Reconnect all now", self)
-        act.triggered.connect(lambda: [c.check() for c in self.connections.values()])
+        act.triggered.connect(self._check_all)
         m.addAction(act)
         act = QAction("Check Alpaca &devices...", self)
         act.triggered.connect(lambda: dialogs.check_devices(self))

@@ -17,6 +17,7 @@ The dome module therefore keeps its safety loop's calls short and few.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -198,7 +199,7 @@ class AlpacaDevice:
         caps: dict[str, Any] = {}
         for key, prop in self.CAPABILITIES.items():
             try:
-                caps[key] = self._call(lambda p=prop: getattr(self._dev, p), prop, retry=False)
+                caps[key] = self._call(functools.partial(getattr, self._dev, prop), prop, retry=False)
             except (DeviceTimeout, DeviceNotConnected):
                 raise
             except DeviceError as exc:
@@ -494,7 +495,7 @@ class Switch(AlpacaDevice):
 
     def names(self) -> list[str]:
         """Channel names, read from the device at each call (names may change on the device)."""
-        return [str(self._call(lambda i=i: self._dev.GetSwitchName(i), "switch name")) for i in range(self.count)]
+        return [str(self._call(functools.partial(self._dev.GetSwitchName, i), "switch name")) for i in range(self.count)]
 
     def index(self, name: str) -> int:
         """Return the switch index of a lamp by name (case-insensitive); raise DeviceError if none."""

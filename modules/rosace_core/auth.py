@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal, overload
 
 import platformdirs
 
@@ -21,6 +22,10 @@ def token_file() -> Path:
     return Path(platformdirs.user_config_dir("rosace", appauthor=False)) / "api-token"
 
 
+@overload
+def local_token(create: Literal[True] = ...) -> str: ...
+@overload
+def local_token(create: bool) -> str | None: ...
 def local_token(create: bool = True) -> str | None:
     """Return this installation's token, creating the file on first use."""
     path = token_file()

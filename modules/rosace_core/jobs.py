@@ -8,6 +8,7 @@ reduce a night) creates a :class:`Job` and returns 202 at once; the client polls
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import logging
 import threading
@@ -138,5 +139,5 @@ class JobRunner:
         with self._lock:
             return list(self._jobs.values())
 
-    def running(self, kind: str | None = None) -> list[Job]:
+    def running(self, kind: str | None = None) -> builtins.list[Job]:  # list: the method above
         return [j for j in self.list() if not j.done and (kind is None or j.kind == kind)]

@@ -203,7 +203,7 @@ class Outbox:
             oldest = conn.execute(select(func.min(t.c.created)).where(t.c.state.in_(("pending", "sent")))).scalar()
             err = conn.execute(select(t.c.error).where(t.c.state.in_(("pending", "sent", "failed")), t.c.error != "")
                                .order_by(t.c.created.desc()).limit(1)).scalar()
-        out = {s: int(by_state.get(s, 0)) for s in STATES}
+        out: dict[str, Any] = {s: int(by_state.get(s, 0)) for s in STATES}
         out["waiting"] = out["pending"] + out["sent"]
         out["oldest_waiting_s"] = round(time.time() - oldest, 1) if oldest else None
         out["last_error"] = err or None

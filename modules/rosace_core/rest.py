@@ -336,12 +336,12 @@ def openapi_document(apis: list[Api], title: str | None = None) -> dict:
             if op.body is not None:
                 item["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": ref.format(model=op.body.__name__)}}}}
             if op.response is None:
-                schema: dict = {}
+                success: dict = {}
             elif isinstance(op.response, list):
-                schema = {"type": "array", "items": {"$ref": ref.format(model=op.response[0].__name__)}}
+                success = {"type": "array", "items": {"$ref": ref.format(model=op.response[0].__name__)}}
             else:
-                schema = {"$ref": ref.format(model=op.response.__name__)}
-            item["responses"][str(op.status)] = {"description": "success", "content": {"application/json": {"schema": schema}}}
+                success = {"$ref": ref.format(model=op.response.__name__)}
+            item["responses"][str(op.status)] = {"description": "success", "content": {"application/json": {"schema": success}}}
             for code in ("400", "404", "409", "422", "503"):
                 item["responses"][code] = problem_resp
             if op.method in WRITE_METHODS:
@@ -425,8 +425,10 @@ class BackgroundServer:
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 6):
         from waitress.server import create_server
 
-        self.server = create_server(app, host=host, port=port, threads=threads, ident="rosace")
-        self.port = self.server.effective_port
+        # the server's own socket map, closed whole by stop()
+        self._map: dict = {}
+        self.server = create_server(app, map=self._map, host=host, port=port, threads=threads, ident="rosace")
+        self.port: int = self.server.effective_port  # type: ignore[union-attr]  # types-waitress lacks effective_port
         self.url = f"http://{host}:{self.port}"
         self._stopping = False
         self.thread = threading.Thread(target=self._run, name=f"http-{app.name}", daemon=True)
@@ -452,7 +454,7 @@ class BackgroundServer:
         # the loop running until the join times out; closing the whole map ends it.
         self._stopping = True
         self.server.task_dispatcher.shutdown(timeout=2)
-        wasyncore.close_all(self.server._map)
+        wasyncore.close_all(self._map)
         self.thread.join(timeout=5)
 
     def __enter__(self) -> "BackgroundServer":

@@ -232,14 +232,14 @@ class DemoNight:
         url = f"{self.url(part)}/management/apiversions" if part == "sim" else f"{self.url(part)}/api/v1/health"
         c = RestClient(self.url(part), timeout=2)
         while True:
-            if part in self.procs.dead():
-                raise DemoError(f"{part} exited at start:\n{self.procs.tail(part)}")
+            if part in self._group().dead():
+                raise DemoError(f"{part} exited at start:\n{self._group().tail(part)}")
             try:
                 c.get(url)
                 return
             except (ServiceUnavailable, RosaceError):
                 if time.monotonic() > deadline:
-                    raise DemoError(f"{part} did not answer within {self.startup_timeout:.0f} s:\n{self.procs.tail(part)}") from None
+                    raise DemoError(f"{part} did not answer within {self.startup_timeout:.0f} s:\n{self._group().tail(part)}") from None
                 time.sleep(0.2)
 
     def event(self, text: str) -> None:
@@ -248,7 +248,15 @@ class DemoNight:
         log.info("%s", text)
 
     def now(self) -> datetime:
+        if self.clock is None:
+            raise DemoError("the simulated clock has not started")
         return self.clock.now()
+
+    def _group(self) -> ProcessGroup:
+        """The processes of the night (started by start())."""
+        if self.procs is None:
+            raise DemoError("the demo's processes are not started")
+        return self.procs
 
     def snapshot(self) -> dict:
         """Poll every module once (errors become 'unreachable' in the snapshot)."""
@@ -377,7 +385,7 @@ class DemoNight:
         total = psutil.Process().memory_info().rss
         peaks = self.__dict__.setdefault("peak_memory_by_process_mb", {})
         peaks["demo"] = max(peaks.get("demo", 0), round(total / 2**20))
-        for name, child in self.procs.children.items():
+        for name, child in self._group().children.items():
             if child.running:
                 try:
                     rss = psutil.Process(child.pid).memory_info().rss
@@ -397,11 +405,11 @@ class DemoNight:
 
     def restart_crashed(self) -> None:
         """A module that died is restarted (like a service manager would)."""
-        for name in self.procs.dead():
+        for name in self._group().dead():
             if name == "sim" or time.monotonic() < self._hold.get(name, 0.0):
                 continue
             self.event(f"{name} process exited; restarting it")
-            self.procs.restart(name)
+            self._group().restart(name)
             self.wait_healthy(name, time.monotonic() + 60)
             self.event(f"{name} is back")
 

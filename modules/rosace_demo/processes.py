@@ -89,7 +89,9 @@ class ProcessGroup:
             from rosace_dome.guardian import ENV_VAR
 
             env[ENV_VAR] = "external"  # the group runs the guardian (below), not the dome module
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
+        flags = 0
+        if sys.platform == "win32":
+            flags = subprocess.CREATE_NEW_PROCESS_GROUP
         out = open(log_path, "ab")
         try:
             if delay > 0:
@@ -115,10 +117,10 @@ class ProcessGroup:
 
     def kill(self, name: str) -> None:
         """Kill a child at once (a crash drill): no clean shutdown."""
-        child = self.children[name]
-        if child.running:
-            child.popen.kill()
-            child.popen.wait(timeout=10)
+        popen = self.children[name].popen
+        if popen is not None and popen.poll() is None:
+            popen.kill()
+            popen.wait(timeout=10)
 
     def restart(self, name: str) -> Child:
         """Start a child again with the same arguments."""
@@ -135,7 +137,7 @@ class ProcessGroup:
     def stop_all(self, timeout: float = 10.0) -> None:
         """Terminate every child, then kill those still running after ``timeout`` s."""
         for child in self.children.values():
-            if child.running:
+            if child.popen is not None and child.running:
                 child.popen.terminate()
         deadline = time.monotonic() + timeout
         for child in self.children.values():

@@ -130,7 +130,7 @@ def evaluate(night, summary: dict) -> dict:
     failed_clear = [h for h in history if h.get("outcome") == "failed" and h not in weather_failed]
     attempted_clear = completed + failed_clear
     ratio = len(completed) / len(attempted_clear) if attempted_clear else 0.0
-    targets = sorted({h.get("target") or h.get("file_id") for h in completed})
+    targets = sorted({t for h in completed if (t := h.get("target") or h.get("file_id"))})
     # The raw frames written (what the live display counts), not only those of completed observations.
     frames = getattr(night, "frames_taken", None)
     if frames is None:
@@ -155,8 +155,10 @@ def evaluate(night, summary: dict) -> dict:
     delays = []
     for s in spectra:
         created = _parse(s.get("created"))
-        ends = [_parse(h.get("ended")) for h in completed if (h.get("target") or "").lower() == (s.get("object") or "").lower()]
-        ends = [e for e in ends if e and created and e <= created]
+        if created is None:
+            continue
+        ended = [_parse(h.get("ended")) for h in completed if (h.get("target") or "").lower() == (s.get("object") or "").lower()]
+        ends = [e for e in ended if e and e <= created]
         if ends:
             delays.append((created - max(ends)).total_seconds())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rosace_core.http import RestClient
 
 
@@ -45,7 +47,7 @@ class DomeClient(RestClient):
         return self.put("/maintenance", {"locked": locked, "reason": reason})
 
     def events(self, since: int = 0, limit: int = 200, kind: str | None = None) -> list[dict]:
-        params = {"since": since, "limit": limit}
+        params: dict[str, Any] = {"since": since, "limit": limit}
         if kind:
             params["kind"] = kind
         return self.get("/events", params=params)

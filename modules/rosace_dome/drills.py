@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -42,12 +42,15 @@ from rosace_core.clock import Clock, get_clock, set_clock
 from rosace_core.errors import ConflictError, DeviceError, RosaceError
 from rosace_dome.client import DomeClient
 
+if TYPE_CHECKING:
+    from rosace_sim.testing import SimControl, SimObservatory
+
 NIGHT = "2026-01-15T22:00:00+00:00"
 TOKEN = "safety-drill"
 RATE = 20.0
 
 #: The dome module's options in every drill (clock seconds unless said otherwise).
-DOME_OPTIONS = {
+DOME_OPTIONS: dict[str, Any] = {
     "poll_period": 1.0,
     "min_poll_wall": 0.1,
     "reopen_delay": 900.0,
@@ -87,7 +90,7 @@ class _AlpacaServer:
 
     name = ""
     port = 0
-    _saved_clock = None
+    _saved_clock: Clock | None = None
 
     @property
     def url(self) -> str:
@@ -120,7 +123,7 @@ class RosaceSim(_AlpacaServer):
     faults = True
 
     def __init__(self):
-        self.sim = None
+        self.sim: SimObservatory | None = None
         self.port = 0
         self._saved_clock = None
 
@@ -154,17 +157,22 @@ class RosaceSim(_AlpacaServer):
             self.sim = None
 
 
+    def _control(self) -> SimControl:
+        if self.sim is None or self.sim.control is None:
+            raise RuntimeError("the simulator is not started")
+        return self.sim.control
+
     def rain(self) -> None:
-        self.sim.control.set_weather(rain_rate=3.0, cloud_cover=100, humidity=97)
+        self._control().set_weather(rain_rate=3.0, cloud_cover=100, humidity=97)
 
     def clear(self) -> None:
         """Fair weather, no faults."""
-        self.sim.control.clear_faults()
-        self.sim.control.clear_weather()
+        self._control().clear_faults()
+        self._control().clear_weather()
 
     def mount_fault(self, duration: float) -> None:
         """The mount answers every call with a driver error for ``duration`` clock seconds."""
-        self.sim.control.inject_fault("telescope", "error", device_number=0, duration=duration)
+        self._control().inject_fault("telescope", "error", device_number=0, duration=duration)
 
 
 class AlpacaSimulators(_AlpacaServer):
@@ -192,6 +200,8 @@ class AlpacaSimulators(_AlpacaServer):
         # The second Alpaca server of the drills is a dev-extra peer, never a product dependency:
         # found by name at run time (available() says when it is missing).
         peer = importlib.import_module("alpaca_simulators")
+        if peer.__file__ is None:
+            raise RuntimeError("alpaca-simulators is installed without its files")
         template = Path(peer.__file__).parent / "config" / "template.yaml"
         data = yaml.safe_load(template.read_text(encoding="utf-8"))
         devices = data["devices"]
@@ -324,20 +334,25 @@ class Stack:
         if not wait_until(lambda: mount.at_park is False and self.status()["mount"]["at_park"] is False, 30, 0.1):
             raise RuntimeError("the mount did not unpark")
 
+    def _dome(self) -> subprocess.Popen:
+        if self.dome_proc is None:
+            raise RuntimeError("the dome module is not started")
+        return self.dome_proc
+
     def kill_dome(self) -> None:
-        self.dome_proc.kill()
-        self.dome_proc.wait(10)
+        self._dome().kill()
+        self._dome().wait(10)
 
     def freeze_dome(self) -> None:
         stop = getattr(signal, "SIGSTOP", None)
         if stop is None:
             raise RuntimeError("freezing a process (SIGSTOP) is not available on this platform")
-        os.kill(self.dome_proc.pid, stop)
+        os.kill(self._dome().pid, stop)
         self.frozen = True
 
     def thaw_dome(self) -> None:
         if self.frozen:
-            os.kill(self.dome_proc.pid, signal.SIGCONT)
+            os.kill(self._dome().pid, signal.SIGCONT)
             self.frozen = False
 
     def stop(self) -> None:

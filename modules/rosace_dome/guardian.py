@@ -276,7 +276,7 @@ class Guardian:
             reason = f"dome module silent for {self.silent_for():.0f} s (limit {self.g.silence:g} s)"
             if not weather_safe:
                 reason += "; unsafe: " + "; ".join(weather_reasons)
-        elif not weather_safe and (now - self._unsafe_since).total_seconds() >= self.g.unsafe_grace:
+        elif not weather_safe and self._unsafe_since is not None and (now - self._unsafe_since).total_seconds() >= self.g.unsafe_grace:
             reason = f"unsafe for {(now - self._unsafe_since).total_seconds():.0f} s and the roof not closed by the dome module: " + "; ".join(weather_reasons)
 
         if shelter == "closed":
@@ -400,7 +400,7 @@ def spawn(config, config_path: str | None, host: str | None, port: int | None, l
     if port:
         args += ["--port", str(port)]
     flags = 0
-    if os.name == "nt":
+    if sys.platform == "win32":
         flags = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
     kwargs: dict = {"creationflags": flags} if os.name == "nt" else {"start_new_session": True}
     child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)

@@ -12,6 +12,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from rosace_core.errors import NotFoundError, RosaceError
 
@@ -30,7 +31,7 @@ class Lease:
     expires: datetime
 
     def to_dict(self, now: datetime | None = None) -> dict:
-        data = {"id": self.id, "holder": self.holder, "acquired": self.acquired.isoformat(), "expires": self.expires.isoformat()}
+        data: dict[str, Any] = {"id": self.id, "holder": self.holder, "acquired": self.acquired.isoformat(), "expires": self.expires.isoformat()}
         if now is not None:
             data["remaining"] = round(max(0.0, (self.expires - now).total_seconds()), 1)
         return data

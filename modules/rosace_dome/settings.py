@@ -112,7 +112,7 @@ def load_settings(config=None) -> tuple[DomeSettings, Literal["rolloff", "dome"]
     Raises ConfigError naming the key (``dome.<key>``) when the table is invalid.
     """
     settings = module_options(config, "dome", DomeSettings)
-    shelter = config.devices.shelter if config is not None else "rolloff"
+    shelter: Literal["rolloff", "dome"] = config.devices.shelter if config is not None else "rolloff"
     if settings.state_file is not None:
         state_file = Path(settings.state_file)
     elif config is not None:

@@ -21,6 +21,7 @@ devices report: nothing is assumed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -251,7 +252,7 @@ class Shelter:
                 # One dead answer is enough: each further call could cost a full timeout.
                 inputs.readings[name] = station_down
                 continue
-            reading = self._read("conditions", lambda n=name: d.conditions.reading(n))
+            reading = self._read("conditions", functools.partial(d.conditions.reading, name))
             if isinstance(reading, (DeviceTimeout, DeviceNotConnected)):
                 station_down = reading
             inputs.readings[name] = reading

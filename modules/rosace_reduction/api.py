@@ -164,7 +164,7 @@ def reduce(body: ReduceRequest):
         with _ONE_AT_A_TIME:
             try:
                 report = reduce_paths(paths, options, force=body.force, workers=workers, progress=progress, abort=lambda: job.abort_requested,
-                                      partial={body.observation_id: body.partial.model_dump()} if body.partial else None)
+                                      partial={body.observation_id: body.partial.model_dump()} if body.partial and body.observation_id else None)
             finally:
                 # A reduction's band arrays and astropy's temporaries are garbage now:
                 # hand them back instead of idling at the job's high-water mark.

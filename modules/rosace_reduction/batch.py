@@ -139,7 +139,7 @@ def existing_record(options: Options, plan: Plan, index: dict | None = None) -> 
     return None
 
 
-def _work(plan: Plan, options: Options) -> tuple[str, object]:
+def _work(plan: Plan, options: Options) -> tuple[str, dict | str]:
     """Worker entry point (top-level so that spawn can pickle it): never raises."""
     from rosace_core.astro import configure_offline
 
@@ -298,7 +298,7 @@ def _reduce_again(plans: list[tuple[Plan, bool, FrameInfo]], options: Options, r
             if rec.get("inputs_hash") == plan.inputs_hash():
                 continue  # already reduced with this response (it did not cover the spectrum): nothing new
             status, value = _work(plan, options)
-            if status == "reduced":
+            if status == "reduced" and isinstance(value, dict):
                 msg = f"reduced again with the response of reference star {entry['star']} ({entry['observation_id']})"
                 log.info("%s (%s) %s", oid, obj, msg)
                 report.outcomes.append(Outcome(oid, obj, "reduced", msg, value, rereduced=True))

@@ -183,7 +183,7 @@ def extract(band: np.ndarray, variance: np.ndarray, mask: np.ndarray, half_heigh
     else:
         flux, fvar = boxcar(data, var, mask, half_height, aperture)
         rejected, prof = 0, None
-    sat = saturated[half_height - aperture : half_height + aperture + 1].any(0) if saturated is not None else np.zeros(band.shape[1], bool)
+    sat = np.asarray(saturated[half_height - aperture : half_height + aperture + 1].any(0)) if saturated is not None else np.zeros(band.shape[1], bool)
     return Extracted(flux=flux, variance=fvar, sky=sky[half_height] * n_ap, saturated=sat, method=method, rejected=rejected, profile=prof,
                      raw=raw_boxcar(band, sky, half_height, aperture))
 

@@ -97,7 +97,7 @@ def quicklook_png(path: Path, wl: np.ndarray, flux: np.ndarray, title: str, ylab
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
     ax.set_xlim(wl[0], wl[-1])
-    if ax2 is not None:
+    if ax2 is not None and arc:
         lines = arc.get("lines", [])
         ax2.axhline(0, color="0.6", lw=0.5)
         ax2.plot([l["wavelength"] for l in lines], [l["residual"] for l in lines], "o", ms=3)

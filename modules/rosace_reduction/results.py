@@ -11,7 +11,7 @@ from rosace_core.errors import NotFoundError
 def list_results(root: Path | str, observation_id: str | None = None) -> list[dict]:
     """Every quality record under ``root`` (newest first), optionally for one observation."""
     root = Path(root)
-    out = []
+    out: list[dict] = []
     if not root.exists():
         return out
     for path in root.rglob("*.json"):

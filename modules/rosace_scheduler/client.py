@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rosace_core.http import RestClient
 
@@ -83,7 +84,7 @@ class SchedulerClient(RestClient):
         return self.get(f"/explain/{file_id}", params={"time": _iso(time)} if time else None)
 
     def history(self, file_id: str | None = None, limit: int = 500) -> list:
-        params = {"limit": limit}
+        params: dict[str, Any] = {"limit": limit}
         if file_id:
             params["file_id"] = file_id
         return self.get("/history", params=params)

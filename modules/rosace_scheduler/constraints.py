@@ -76,7 +76,7 @@ def constraint_masks(sky: NightSky, reqs: list[ObservingRequest], cirs: np.ndarr
     alt = None
     if (separate and with_alt) or not sky.horizon.empty:
         alt = np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
-    if not sky.horizon.empty:
+    if alt is not None and not sky.horizon.empty:
         az = np.degrees(np.arctan2(cirs @ sky.rotation[:, 1, :].T, cirs @ sky.rotation[:, 0, :].T)) % 360.0
         masks["horizon"] = alt >= sky.horizon.limit(az) + altitude_margin
     masks["sun"] = sky.sun_alt[None, :] <= _column([r.sun_max_altitude for r in reqs], n) - SUN_MARGIN

@@ -31,6 +31,11 @@ STATE_COLOURS = {
 def _unix(text: str | None) -> float | None:
     if not text:
         return None
+    return _instant(text)
+
+
+def _instant(text: str) -> float:
+    """Unix time of an ISO instant the plan always gives (an observation's start, a curve's time)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
@@ -113,14 +118,14 @@ class SchedulerTab(ModuleTab):
                 plot.addItem(pg.InfiniteLine(now, angle=90, pen=pg.mkPen("#e53935", width=2), label="now",
                                              labelOpts={"position": 0.95, "color": "#e53935"}))
         for k, o in enumerate(obs):
-            s, e = _unix(o["start"]), _unix(o["end"])
+            s, e = _instant(o["start"]), _instant(o["end"])
             colour = pg.intColor(k, hues=max(len(obs), 1))
             self.timeline.addItem(pg.BarGraphItem(x0=[s], y0=[0], width=[e - s], height=[1], brush=colour))
             label = pg.TextItem(o["target"], anchor=(0, 1), angle=90, color="w")
             label.setPos(s, 1.05)
             self.timeline.addItem(label)
         curves = plan.get("curves") or {}
-        times = [_unix(t) for t in curves.get("times", [])]
+        times = [_instant(t) for t in curves.get("times", [])]
         if times:
             self.altitude.plot(times, curves.get("sun_altitude", []), pen=pg.mkPen("#ffb300", style=Qt.PenStyle.DashLine), name="sun")
             for k, o in enumerate(obs):
@@ -129,7 +134,7 @@ class SchedulerTab(ModuleTab):
                     colour = pg.intColor(k, hues=max(len(obs), 1))
                     self.altitude.plot(times, alt, pen=pg.mkPen(colour, width=1), name=o["target"])
                     # the planned interval, thick, so the eye links the curve to its bar
-                    s, e = _unix(o["start"]), _unix(o["end"])
+                    s, e = _instant(o["start"]), _instant(o["end"])
                     seg = [(t, a) for t, a in zip(times, alt) if s - 300 <= t <= e + 300]
                     if len(seg) >= 2:
                         self.altitude.plot([p[0] for p in seg], [p[1] for p in seg], pen=pg.mkPen(colour, width=5))

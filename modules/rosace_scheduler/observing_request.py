@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rosace_core.observing_file import ObservingFile
+from rosace_core.observing_file import ObservingFile, SiderealTarget
 
 from rosace_scheduler.options import SchedulerOptions
 
@@ -92,14 +92,18 @@ def request_from_file(of: ObservingFile, site, options: SchedulerOptions, closin
     """
     c = of.constraints
     target = of.target
-    sidereal = getattr(target, "type", "sidereal") == "sidereal"
-    if sidereal:
+    if isinstance(target, SiderealTarget):
+        assert target.ra is not None  # the model fills ra from ra_deg
         ra, dec = target.ra, target.dec
         pm = (target.pm_ra_cosdec, target.pm_dec, target.epoch)
     else:  # tabulated ephemeris: not scheduled (reported as unsupported)
         first = target.ephemeris[0]
         ra, dec = first.ra, first.dec
         pm = (0.0, 0.0, 2000.0)
+    cadence = None
+    if c.cadence is not None:
+        assert c.cadence.tolerance is not None  # the model's validator sets the default
+        cadence = (c.cadence.period, c.cadence.tolerance)
     return ObservingRequest(
         file_id=of.id,
         target=target.name,
@@ -114,13 +118,13 @@ def request_from_file(of: ObservingFile, site, options: SchedulerOptions, closin
         moon_max_illumination=c.moon_max_illumination,
         sun_max_altitude=c.sun_max_altitude if closing_sun is None else min(c.sun_max_altitude, closing_sun),
         windows=[(w.start.timestamp(), w.end.timestamp()) for w in c.windows],
-        phase=(c.phase.t0, c.phase.period, [tuple(p) for p in c.phase.phases]) if c.phase else None,
-        cadence=(c.cadence.period, c.cadence.tolerance) if c.cadence else None,
+        phase=(c.phase.t0, c.phase.period, [(a, b) for a, b in c.phase.phases]) if c.phase else None,
+        cadence=cadence,
         max_visits=c.max_visits,
         pm_ra_cosdec=pm[0],
         pm_dec=pm[1],
         epoch=pm[2],
-        sidereal=sidereal,
+        sidereal=isinstance(target, SiderealTarget),
         reference_mode=of.sequence.reference_star.mode,
         extensions={**of.extensions, **c.extensions},
         instrument=of.instrument,

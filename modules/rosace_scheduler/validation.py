@@ -166,8 +166,8 @@ def validate(checks: list[Check], site, step: float = 10.0) -> list[dict]:
             t0, period, phases = c.phase
             ph = np.mod((jd[sel] - t0) / period, 1.0)
             inside = np.zeros(sel.sum(), bool)
-            for a, b in phases:
-                inside |= ((ph >= a) & (ph <= b)) if a <= b else ((ph >= a) | (ph <= b))
+            for lo, hi in phases:
+                inside |= ((ph >= lo) & (ph <= hi)) if lo <= hi else ((ph >= lo) | (ph <= hi))
             for j in np.flatnonzero(~inside):
                 violations.append({"name": c.name, "time": float(t_unix[sel][j]), "constraint": "phase", "value": float(ph[j]), "limit": None})
         for rule_name, allows in c.rules:

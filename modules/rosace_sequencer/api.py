@@ -92,6 +92,7 @@ def run(body: RunRequest):
         content = data.get("file") or data.get("content") or data
         of = _parse_file(content, body.file_id)
     else:
+        assert body.file is not None  # the model: exactly one of file_id and file
         of = _parse_file(body.file, "file")
     return seq.run_file(of, observation_id=body.observation_id).to_dict()
 

@@ -23,6 +23,7 @@ from rosace_core import alpaca
 from rosace_core.clock import get_clock
 from rosace_core.devices import resolve_lamps
 from rosace_core.errors import Aborted, DeviceError, DeviceTimeout, InvalidOperation, RosaceError
+from rosace_sequencer.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,6 +134,8 @@ class Hardware:
         self._extra_config = dict(getattr(d, "extra", None) or {})
         self._extra: dict[str, alpaca.AlpacaDevice] = {}
         self._extra_connected: set[str] = set()
+        #: where the guide loop publishes its frames and offsets (set by the sequencer service)
+        self.telemetry: Telemetry | None = None
 
     DEVICES = ("telescope", "camera", "guider", "switch", "safety")
     #: [devices] role -> attribute, for :meth:`device`

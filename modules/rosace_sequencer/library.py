@@ -32,7 +32,8 @@ class Need:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Need":
-        return cls(d["kind"], float(d["exptime"]), float(d["temperature"]), tuple(d["binning"]))  # type: ignore[arg-type]
+        bx, by = d["binning"]
+        return cls(d["kind"], float(d["exptime"]), float(d["temperature"]), (bx, by))
 
 
 def matching(journal, need: Need, *, tolerance: float, max_age_days: float) -> list[str]:
@@ -57,7 +58,7 @@ def missing(journal, needs: list[Need], *, tolerance: float, max_age_days: float
     seen: set[Need] = set()
     out = []
     for need in needs:
-        key = Need(need.kind, round(need.exptime, 3) if need.kind == "DARK" else 0.0, round(need.temperature, 1), tuple(need.binning))
+        key = Need(need.kind, round(need.exptime, 3) if need.kind == "DARK" else 0.0, round(need.temperature, 1), (need.binning[0], need.binning[1]))
         if key in seen:
             continue
         seen.add(key)

@@ -210,7 +210,7 @@ class Sequencer:
     def _start(self, mode: str, fn, params: dict) -> Job:
         with self._lock:
             if self.busy():
-                raise ConflictError(f"the sequencer is busy ({self.mode})", [f"{self.mode} running: job {self.job.id}"])
+                raise ConflictError(f"the sequencer is busy ({self.mode})", [f"{self.mode} running: job {self.job.id if self.job else '?'}"])
             self.control = Control()
             self._stop_night.clear()
             self.mode, self.state = mode, "running"
@@ -696,7 +696,7 @@ class Sequencer:
                     except ImportError:
                         pass
         night = self.journal.running_night()
-        summary = {"removed_partial": [str(p) for p in removed], "resumed": resumed, "requeued": requeued, "night": None}
+        summary: dict[str, Any] = {"removed_partial": [str(p) for p in removed], "resumed": resumed, "requeued": requeued, "night": None}
         if night is not None:
             self.journal.end_night(night["id"], "failed", "the sequencer stopped during the night")
             if self.options.resume_after_crash:
@@ -756,6 +756,7 @@ def frame_preview(path: Path, max_size: int = 400) -> dict:
     trace = int(np.argmax(row_level))
     lo, hi = max(0, trace - 5), min(rows, trace + 6)
     kind = str(header.get("IMAGETYP", "")).lower()
+    background: np.ndarray | np.float32
     if any(word in kind for word in ("arc", "lamp", "comp", "flat")):
         background = np.float32(np.percentile(data, 1.0))
     else:

@@ -281,16 +281,19 @@ class ShareService:
         from rosace_share.client import ShareClient
 
         opts, archive = self.options, self.archive
+        upstream_url = opts.upstream_url
+        if not upstream_url:  # the configuration lost its upstream since the entry was queued
+            raise Refused("no upstream share server is configured")
         with self._forward_lock:
             try:
                 current = archive.get(payload["spectrum"])
             except NotFoundError:
                 raise Refused(f"spectrum {payload['spectrum']} was deleted") from None
-            client = ShareClient(opts.upstream_url, token=opts.upstream_token)
+            client = ShareClient(upstream_url, token=opts.upstream_token)
             try:
                 data = archive.fits_bytes(current)
                 name = current.filename or f"{current.id}.fits"
-                remote_id = upstream_id(current.upstream, opts.upstream_url)
+                remote_id = upstream_id(current.upstream, upstream_url)
                 if remote_id is not None:
                     try:
                         remote = client.replace(remote_id, data, filename=name)
@@ -314,7 +317,7 @@ class ShareService:
                 if isinstance(exc, ApiError) and 400 <= exc.status < 500 and exc.status not in (401, 403, 408, 429):
                     archive.set_upstream(current.id, f"error: {exc}")
                     raise Refused(str(exc)) from None
-                if upstream_id(current.upstream, opts.upstream_url) is None:
+                if upstream_id(current.upstream, upstream_url) is None:
                     archive.set_upstream(current.id, f"waiting: {exc}")
                 raise
             finally:

@@ -216,8 +216,8 @@ class Archive:
         """
         sha, spec = self._check_upload(data)
         campaign = (campaign or "").strip() or None
-        who = getattr(owner, "name", owner)
-        who_id = getattr(owner, "account_id", None)
+        who = owner.name if isinstance(owner, Principal) else owner
+        who_id = owner.account_id if isinstance(owner, Principal) else None
         obs_id = observation_id(spec.header)
         with self.Session.begin() as s:
             existing = s.scalar(select(SpectrumRecord.id).where(SpectrumRecord.sha256 == sha))

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
-
-import requests
+from urllib.parse import quote
 
 from rosace_core.errors import ConflictError
 from rosace_core.http import RestClient
@@ -66,11 +65,11 @@ class ShareClient(RestClient):
 
     def epochs(self, name: str) -> list[dict]:
         """Every spectrum of an object, oldest first."""
-        return self.get(f"/objects/{requests.utils.quote(name, safe='')}/epochs")
+        return self.get(f"/objects/{quote(name, safe='')}/epochs")
 
     def line_analysis(self, name: str, line: str = "H-alpha", vmax: float = 1000.0) -> dict:
         """Dynamic spectrum and equivalent widths of a line of an object."""
-        return self.get(f"/objects/{requests.utils.quote(name, safe='')}/lines", params={"line": line, "vmax": vmax})
+        return self.get(f"/objects/{quote(name, safe='')}/lines", params={"line": line, "vmax": vmax})
 
     def post_report(self, title: str, body_html: str | None = None, sections: list | None = None) -> dict:
         """Post a gallery report; the answer's ``url`` is its gallery page."""

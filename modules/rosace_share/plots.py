@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 from rosace_share.analysis import DynamicSpectrum, line_view, normalised_flux
@@ -30,7 +31,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _figure(width: float = 8.0, height: float = 3.6) -> tuple[Figure, object]:
+def _figure(width: float = 8.0, height: float = 3.6) -> tuple[Figure, Axes]:
     from matplotlib.figure import Figure
 
     # 160 dpi: a 8-inch figure is 1280 px, sharp on a high-density screen once the page

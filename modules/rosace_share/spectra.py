@@ -15,6 +15,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -151,7 +152,7 @@ def open_spectrum(data: bytes) -> SpectrumData:
         problems.append("DATE-OBS missing: the date of observation is unknown")
     if flux is not None and flux.ndim == 1 and flux.size < 2:
         problems.append("the spectrum has fewer than 2 pixels")
-    if problems:
+    if problems or flux is None:
         raise SpectrumInvalid(problems)
     if err is not None and err.shape != flux.shape:
         err = None
@@ -213,7 +214,7 @@ def estimate_snr(flux: np.ndarray, error: np.ndarray | None) -> float | None:
 
 def header_dict(header) -> dict:
     """JSON-safe copy of a header's cards (no COMMENT/HISTORY blobs, no binary values)."""
-    out = {}
+    out: dict[str, Any] = {}
     for card in header.cards:
         key = card.keyword
         if not key or key in ("COMMENT", "HISTORY", ""):

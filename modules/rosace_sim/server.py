@@ -234,8 +234,7 @@ class AlpacaServer:
         device = self.obs.device(device_type, int(device_number))
         if device is None:
             raise BadRequest(f"no {device_type} number {device_number} on this server")
-        member = member.lower() if member == member.lower() else None  # URLs are lower case
-        if member is None:
+        if member != member.lower():  # URLs are lower case
             raise BadRequest("Alpaca member names are lower case")
         verb = "get" if request.method == "GET" else "put"
         fn = getattr(device, f"{verb}_{member}", None)
@@ -294,7 +293,7 @@ class AlpacaServer:
             resp = Response([header, payload], mimetype=IMAGEBYTES, direct_passthrough=True)
             resp.headers["Content-Length"] = str(len(header) + len(payload))
             return resp
-        head = {"Type": 2, "Rank": 2}
+        head: dict[str, Any] = {"Type": 2, "Rank": 2}
         if ctid:
             head["ClientTransactionID"] = ctid
         head.update({"ServerTransactionID": stid, "ErrorNumber": 0, "ErrorMessage": ""})

@@ -16,11 +16,16 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rosace_core import clock as core_clock
 from rosace_core.clock import Clock, get_clock, set_clock
 from rosace_core.http import RestClient
+
+if TYPE_CHECKING:
+    from rosace_core.rest import BackgroundServer
+    from rosace_sim.discovery import DiscoveryResponder
+    from rosace_sim.observatory import Observatory
 
 
 class SimControl(RestClient):
@@ -54,7 +59,7 @@ class SimControl(RestClient):
 
     def clear_faults(self, device: str | None = None, device_number: int | None = None) -> dict:
         """Remove faults (all of them, or a device's)."""
-        params = {}
+        params: dict[str, Any] = {}
         if device:
             params["device"] = device
         if device_number is not None:
@@ -82,12 +87,12 @@ class SimObservatory:
         self.token = token or secrets.token_urlsafe(16)
         self.keep_clock = keep_clock
         self.discovery_port = discovery_port
-        self.server = None
-        self.discovery = None
-        self.observatory = None
+        self.server: BackgroundServer | None = None
+        self.discovery: DiscoveryResponder | None = None
+        self.observatory: Observatory | None = None
         self.control: SimControl | None = None
         self.url = ""
-        self._saved_clock = None
+        self._saved_clock: tuple[Clock | None, str | None] | None = None
 
     def start(self) -> "SimObservatory":
         from rosace_core.astro import configure_offline

@@ -87,3 +87,36 @@ def test_the_night_report_is_readable_and_links_to_the_gallery():
     assert "1191.4837" not in body and ">1191<" in body
     assert '<a href="/gallery/objects/gam%20Cas">gam Cas</a>' in body and '<a href="/gallery/spectra/12">' in body
     assert "2026-12-15 18:03" in body
+
+
+def test_an_observation_without_a_target_name_is_not_a_target():
+    """A completed entry with neither target nor file id is not counted (sorting it with names crashed)."""
+    from rosace_demo.summary import evaluate
+
+    class Night:
+        expectations = None
+        snapshots = [snap(0, "open", True), snap(60, "closed", True)]
+        drills = []
+        procs = None
+        frames_taken = 2
+        events = []
+        start_time = T0
+
+        def client(self, name):
+            class Share:  # the report's upload (its own test is above)
+                def post(self, path, body):
+                    return {"id": 1, "url": "/gallery/reports/1"}
+            return Share()
+
+        def url(self, name):
+            return "http://127.0.0.1:8705"
+
+    ended = (T0 + timedelta(minutes=30)).isoformat()
+    summary = {"history": [{"outcome": "completed", "target": "gam Cas", "ended": ended},
+                           {"outcome": "completed", "ended": ended}],
+               "final_dome": {"shelter": {"state": "closed"}}}
+    verdict = evaluate(Night(), summary)
+    assert verdict["figures"]["observations_completed"] == 2
+    assert verdict["figures"]["targets_observed"] == "gam Cas"
+    targets = next(c for c in verdict["checks"] if c["name"] == "targets observed")
+    assert targets["detail"].startswith("1 ")

@@ -13,6 +13,8 @@ def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:  # the alembic command line: sqlalchemy.url from alembic.ini / -x url=
         url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise SystemExit("no database: give -x url=<SQLAlchemy URL> or sqlalchemy.url in alembic.ini")
         with create_engine(url).begin() as conn:
             _configure(conn)
         return

@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -373,7 +374,7 @@ class SimCamera(SimDevice):
                     f"does not fit the {self.nx // bx}x{self.ny // by} binned sensor"
                 )
             start = sim_seconds()
-            params = {
+            params: dict[str, Any] = {
                 "duration": float(Duration), "light": bool(Light), "binning": (bx, by),
                 "subframe": (self._startx, self._starty, self._numx, self._numy),
                 "ccd_temp": self._temperature(), "set_temp": self._set_point, "start_dt": utc_now(),

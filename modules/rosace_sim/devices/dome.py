@@ -8,6 +8,8 @@ seconds stalled the device reports ShutterState error and stops trying.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rosace_sim.devices.base import InvalidValue, NotImplementedAscom, SimDevice, sim_seconds
 
 OPEN, CLOSED, OPENING, CLOSING, ERROR = 0, 1, 2, 3, 4
@@ -272,7 +274,7 @@ class SimDome(SimDevice):
         return self.rotating
 
     def device_state(self) -> dict:
-        state = {"ShutterStatus": self.shutter_status(), "Slewing": self.get_slewing()}
+        state: dict[str, Any] = {"ShutterStatus": self.shutter_status(), "Slewing": self.get_slewing()}
         if self.rotating:
             state.update({"Azimuth": self.get_azimuth(), "AtHome": self.get_athome(), "AtPark": self.get_atpark()})
         else:

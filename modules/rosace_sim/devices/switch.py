@@ -6,6 +6,9 @@ which ROSACE must leave alone.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from rosace_sim.devices.base import InvalidValue, NotImplementedAscom, SimDevice, utc_now
 
 
@@ -24,7 +27,7 @@ class SimSwitch(SimDevice):
         self._lamps = [c.lamp for c in channels]
         self._max = [float(c.max) for c in channels]
         self._value = [min(float(c.value), float(c.max)) for c in channels]
-        self._changed = [None] * len(channels)
+        self._changed: list[datetime | None] = [None] * len(channels)
 
     @property
     def _state(self) -> list[bool]:
@@ -106,7 +109,7 @@ class SimSwitch(SimDevice):
         raise NotImplementedAscom("asynchronous switching is not offered")
 
     def device_state(self) -> dict:
-        state = {}
+        state: dict[str, Any] = {}
         for i in range(len(self._value)):
             state[f"GetSwitch{i}"] = self._state[i]
             state[f"GetSwitchValue{i}"] = self._value[i]

@@ -252,11 +252,13 @@ class SimTelescope(SimDevice):
                 return _wrap12(self._lst(t) - target_ra)
 
             ha_end = ha1_now(now)
-        else:
+        elif ha1 is not None:
             ha_end = _wrap12(ha1)
 
             def ha1_now(t, ha_end=ha_end):
                 return ha_end
+        else:
+            raise ValueError("a slew needs a right ascension or an hour angle")
 
         dist = max(abs(_wrap12(ha_end - ha0)) * 15.0, abs(dec1 - dec0))
         move = dist / self.cfg.slew_rate

@@ -6,6 +6,7 @@ and is lost from this image).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def slit_mask(shape: tuple[int, int], slit: tuple[float, float, float, float], a
 
 def render_guide_image(
     shape: tuple[int, int] = (480, 640),
-    stars: list[tuple[float, float, float]] = (),
+    stars: Sequence[tuple[float, float, float]] = (),
     *,
     exposure: float = 1.0,
     seeing_px: float = 3.0,

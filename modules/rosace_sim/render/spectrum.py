@@ -196,7 +196,7 @@ class Renderer:
             truth["flat"] = {"lamp": lamp, "temperature_k": ins.render["flat_temperature"], "peak_e_per_s": ins.render["flat_rate"]}
         elif kind == "arc":
             lines = ins.arc_lines(lamp)
-            u = ins.column_of([ln.wavelength for ln in lines]) if lines else np.empty(0)
+            u = ins.column_of(np.array([ln.wavelength for ln in lines])) if lines else np.empty(0)
             sigma = ins.lsf_fwhm_px / 2.3548
             peak = np.array([ln.intensity for ln in lines]) * ins.render["arc_rate"]
             self._add_lines(e, region, u, peak * sigma * math.sqrt(2 * math.pi) * exposure)
@@ -495,7 +495,8 @@ def _corrections_cached(ra: float, dec: float, jd_minute: int, lat: float, lon: 
     t = Time(jd_minute / 1440.0, format="jd", scale="utc")
     loc = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, elev * u.m)
     c = SkyCoord(ra * u.deg, dec * u.deg)
-    return tuple(float(c.radial_velocity_correction(kind, obstime=t, location=loc).to_value(u.km / u.s)) for kind in ("barycentric", "heliocentric"))
+    bary, helio = (float(c.radial_velocity_correction(kind, obstime=t, location=loc).to_value(u.km / u.s)) for kind in ("barycentric", "heliocentric"))
+    return bary, helio
 
 
 def _corrections(ra: float, dec: float, time: datetime | None, site) -> tuple[float, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 
@@ -18,7 +19,7 @@ import numpy as np
 
 # numpy's own (2.0+) rather than scipy.integrate's: the same sums, without importing
 # scipy.integrate (~25 MB) into the simulator.
-trapezoid = np.trapezoid if hasattr(np, "trapezoid") else np.trapz
+trapezoid = np.trapezoid if hasattr(np, "trapezoid") else np.trapz  # type: ignore[attr-defined]  # numpy < 2 only
 
 C_KMS = 299792.458
 HALPHA = 6562.80  # air, A
@@ -55,7 +56,7 @@ _TIO = [(4955.0, 120.0, 0.8), (5167.0, 120.0, 0.6), (5448.0, 150.0, 0.7), (6159.
 _VSINI = [(3000, 3.0), (5800, 4.0), (7300, 40.0), (9500, 110.0), (20000, 150.0), (42000, 150.0)]
 
 
-def _interp_logt(table: list[tuple[float, float]], teff: float) -> float:
+def _interp_logt(table: Sequence[tuple[float, float]], teff: float) -> float:
     t = np.log10([p[0] for p in table])
     v = [p[1] for p in table]
     return float(np.interp(np.log10(teff), t, v))
@@ -255,7 +256,9 @@ class Star:
 
     def rv(self, time) -> float:
         """Barycentric radial velocity (km/s) at ``time``."""
-        return float(self.rv_curve.at(time))
+        curve = self.rv_curve
+        assert isinstance(curve, RVCurve)  # __post_init__ made every accepted form an RVCurve
+        return float(curve.at(time))
 
     def photon_continuum(self, wavelength: np.ndarray) -> np.ndarray:
         """Blackbody photon flux at ``wavelength`` (A) relative to its value at 5500 A."""
@@ -286,10 +289,10 @@ class Star:
 
     def emission(self, time=None) -> dict | None:
         """Be-star emission parameters at ``time`` (None for a normal star)."""
-        if not self.be_emission:
-            return None
-        p = self.be_emission.at(time)
         b = self.be_emission
+        if not isinstance(b, BeEmission):  # __post_init__ left None or a BeEmission
+            return None
+        p = b.at(time)
         return {"target_ew": p["ew"], "v_over_r": p["v_over_r"], "separation_kms": b.separation_kms, "fwhm_kms": b.fwhm_kms, "hbeta_ratio": b.hbeta_ratio}
 
     def normalised_spectrum(self, wavelength: np.ndarray, time=None, min_width: float = 0.0) -> np.ndarray:
@@ -367,8 +370,8 @@ class Star:
     def to_dict(self, time=None) -> dict:
         """JSON-ready description (truth record)."""
         d = {"name": self.name, "ra": self.ra, "dec": self.dec, "vmag": self.vmag, "spectral_type": self.spectral_type, "teff": self.teff, "vsini_kms": self.rotation_kms}
-        d["be_emission"] = asdict(self.be_emission) if self.be_emission else None
-        d["rv_curve"] = asdict(self.rv_curve)
+        d["be_emission"] = asdict(self.be_emission) if isinstance(self.be_emission, BeEmission) else None
+        d["rv_curve"] = asdict(self.rv_curve) if isinstance(self.rv_curve, RVCurve) else None
         return d
 
 
