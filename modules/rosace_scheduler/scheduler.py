@@ -6,6 +6,7 @@ directly. Thread-safe: one lock guards the queue, the caches and the history.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -45,6 +46,19 @@ DAY = 86400.0
 def _short(text: str | None, limit: int = 200) -> str | None:
     """A title cut for listings (the whole file stays available under /files/<id>)."""
     return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def settle_gc() -> None:
+    """Put what is alive now (the queue's files, the night's tables) out of the garbage collector's reach.
+
+    With 10,000 files queued the process holds about 600,000 long-lived objects, and every full
+    collection walks them all: 0.5 s of CPU measured, spent inside whichever request allocated
+    the object that triggered it. Frozen (``gc.freeze``), they
+    are skipped; they are still freed by reference counting when dropped. The server calls this
+    once, after loading the queue and preparing the night's tables.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def to_unix(value) -> float:
@@ -292,11 +306,15 @@ class Scheduler:
             return
 
         def loop():
+            settled = False
             while True:
                 try:  # tonight's and the coming night's tables, ready before anyone asks
                     self.prepare()
                 except Exception:
                     log.exception("preparing the night's tables failed")
+                if not settled:  # once, after the queue and the first tables are loaded
+                    settle_gc()
+                    settled = True
                 if self._stop.wait(self.options.watch_interval):
                     break
                 try:

@@ -65,6 +65,8 @@ observations_table = Table(
     Column("science_total", Integer),
 )
 
+_INSERT_OBSERVATION = insert(observations_table)
+
 #: columns added after the first release: (table, column, SQL type), added to older databases on open
 _ADDED_COLUMNS = (("observations", "science_frames", "INTEGER"), ("observations", "science_total", "INTEGER"))
 
@@ -140,7 +142,9 @@ class Store:
 
     def add_observation(self, **values) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(observations_table).values(**values))
+            # the values as parameters of one cached statement: `.values(**values)` built and compiled a new one
+            # each time (1-1.5 ms of a 5-ms `next` with 10,000 files)
+            conn.execute(_INSERT_OBSERVATION, [values])
 
     def get_observation(self, obs_id: str) -> dict | None:
         with self.engine.connect() as conn:
