@@ -10,7 +10,8 @@ priority-weighted scheduled time (priority x hours), violations found by the ind
 and over real HTTP: the first ``next`` of a night (table prepared ahead, and cold), ``next``
 p50/p99 (wall, CPU of the process, CPU of the server thread inside the scheduler), a 500-file
 page of ``GET /queue`` and ``next`` at the end of the night; next to them, the wall p50/p99 of a
-plain busy loop of the same CPU (the machine's own floor under the load of the moment).
+plain busy loop of the same CPU and of the server's cheapest route (``GET /api/v1/health``,
+interleaved with the ``next`` calls): the machine's own floors under the load of the moment.
 
     python benchmarks/bench_scheduler.py            # astroplan at N = 50 and 200
     python benchmarks/bench_scheduler.py --full     # astroplan at N = 1000 too (~1 min)
@@ -239,9 +240,11 @@ def bench_next(tmp: Path, n: int = 10000, calls: int = 300) -> dict:
         settle_gc()  # as the server's watcher does once the queue and the first tables are loaded
         out["first_next_s"] = round(_post(http, base + "/next", {"time": "2026-11-20T18:01:00Z"})[0], 3)
         start = datetime(2026, 11, 20, 18, 2, tzinfo=timezone.utc).timestamp()
-        lat, cpu, got = [], [], 0
+        lat, cpu, got, trivial = [], [], 0, []
         handler_cpu.clear()
         for k in range(calls):
+            # the HTTP floor: the server's cheapest route (health), same server, same moment
+            trivial.append(_get(http, srv.url + "/api/v1/health", {})[0])
             t = start + k * 120.0
             body = {"time": datetime.fromtimestamp(t, timezone.utc).isoformat(), "pointing": {"ra": float(k % 360), "dec": 30.0}}
             dt, doc = _post(http, base + "/next", body)
@@ -255,6 +258,8 @@ def bench_next(tmp: Path, n: int = 10000, calls: int = 300) -> dict:
                     "handler_cpu_p50_ms": round(float(np.percentile(handler_cpu, 50)) * 1000, 2),
                     "handler_cpu_p99_ms": round(float(np.percentile(handler_cpu, 99)) * 1000, 2)})
         out.update(machine_floor(float(np.percentile(cpu_ms, 50)), calls))
+        out["http_floor_p50_ms"] = round(float(np.percentile(trivial, 50)) * 1000, 2)
+        out["http_floor_p99_ms"] = round(float(np.percentile(trivial, 99)) * 1000, 2)
         queue, qcpu = [], []
         for k in range(5):
             queue.append(_get(http, base + "/queue", {"time": "2026-11-20T23:00:00Z", "limit": 500, "offset": 500 * k}))
@@ -344,6 +349,7 @@ def main(argv=None) -> int:
         "next_cpu_p99_ms": nxt["cpu_p99_ms"],
         "next_handler_cpu_p99_ms": nxt["handler_cpu_p99_ms"],
         "next_floor_p99_ms": nxt["floor_p99_ms"],
+        "http_floor_p99_ms": nxt["http_floor_p99_ms"],
         "load_average": nxt["load_average"],
         "queue_page_ms": nxt["queue_page_ms"],
         "queue_page_cpu_ms": nxt["queue_page_cpu_ms"],
