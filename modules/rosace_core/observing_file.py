@@ -1,4 +1,4 @@
-"""The Observing File, format version 1 (revision 1.1): what an observer wants observed.
+"""The Observing File, format version 1 (revision 1.2): what an observer wants observed.
 
 This is ROSACE's long-term contract between observers and observatories
 (specification: ``docs/observing-file.md``). A file is YAML or JSON, carries
@@ -15,6 +15,11 @@ Revision 1.1 (``rosace: 1.1``; ``rosace: 1`` files are read by the same rules): 
 ascension is 'hh:mm:ss.s' text, a value with a unit ('5.588h') or ``ra_deg`` (degrees); a
 bare number is an error naming the field, since ``ra: 5.588`` was as often meant as hours
 as degrees (format 1 read it as degrees without a word).
+
+Revision 1.2 (``rosace: 1.2``; 1 and 1.1 files are read unchanged) adds one optional key,
+``sequence.split``: the science frames may be spread over several blocks (each repeating the
+acquisition and its calibrations). A file using it must say ``rosace: 1.2``, so that an older
+ROSACE refuses it by its version instead of running the whole block without a word.
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ from pydantic import (
 from rosace_core.errors import RosaceError
 
 FORMAT_VERSION = 1
-#: the revisions of format 1 this ROSACE reads; 1.1 refuses a bare-number RA (``ra_deg`` or a unit instead)
-FORMAT_REVISIONS = (1, 1.1)
+#: the revisions of format 1 this ROSACE reads; 1.1 refuses a bare-number RA (``ra_deg`` or a unit instead),
+#: 1.2 adds ``sequence.split``
+FORMAT_REVISIONS = (1, 1.1, 1.2)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 
 #: Functions that upgrade a file dict from version N to N+1, keyed by N.
@@ -379,6 +385,18 @@ class ReferenceStar(_Model):
         return _ra_as_degrees(super()._with_extensions(), self.ra)
 
 
+class Split(_Model):
+    """Permission to spread the science frames over several blocks (format 1.2).
+
+    Each block (part) repeats the acquisition and the file's calibrations (arcs around each
+    part when ``arcs.when`` is ``bracket``); a part holds at least ``min_minutes`` of science
+    frames, and so does what is left after it (unless nothing is).
+    """
+
+    allowed: bool = Field(True, description="the science frames may be taken in several blocks")
+    min_minutes: float = Field(30.0, ge=1, le=720, description="shortest part, minutes of science frames (exposure plus readout)")
+
+
 class Sequence(_Model):
     """What is taken: science frames and their calibrations."""
 
@@ -392,6 +410,7 @@ class Sequence(_Model):
     steps: list[str] | None = Field(
         None, description="custom sequence: names of registered sequence steps, in order (advanced)"
     )
+    split: Split | None = Field(None, description="since 1.2: the science frames may be taken in several blocks (parts)")
 
 
 class TimeWindow(_Model):
@@ -481,10 +500,19 @@ class Share(_Model):
     public: bool = True
 
 
+def _file_schema(schema: dict) -> None:
+    _schema_extensions(schema)
+    # ``sequence.split`` is a 1.2 key: a file using it says so (an older ROSACE then refuses it by its version)
+    schema["if"] = {"required": ["sequence"], "properties": {"sequence": {"required": ["split"]}}}
+    schema["then"] = {"properties": {"rosace": {"const": 1.2}}}
+
+
 class ObservingFile(_Model):
     """A whole Observing File (format version 1)."""
 
-    rosace: Literal[1, 1.1] = Field(description="format version: 1.1 (1 is read too; both refuse a bare-number ra)")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_file_schema)
+
+    rosace: Literal[1, 1.1, 1.2] = Field(description="format version: 1.2 (1 and 1.1 are read too; all refuse a bare-number ra; sequence.split needs 1.2)")
     id: str = Field(pattern=ID_PATTERN, description="stable identifier, unique per observer")
     title: str | None = None
     observer: Observer
@@ -502,6 +530,13 @@ class ObservingFile(_Model):
     @classmethod
     def _target_type(cls, value):
         return _default_target_type(value)
+
+    @field_validator("sequence")
+    @classmethod
+    def _split_needs_1_2(cls, value, info):
+        if value.split is not None and info.data.get("rosace") in (1, 1.1):
+            raise ValueError(f"'split' is new in format 1.2: write 'rosace: 1.2' at the top of the file (it says {info.data['rosace']})")
+        return value
 
     def to_dict(self) -> dict:
         """Return the file as plain JSON-compatible data (round-trips through the loader)."""
@@ -623,7 +658,7 @@ def _message(err: dict, path: tuple) -> str:
     if kind == "missing":
         return f"missing required field '{path[-1]}'" if path else "missing required field"
     if kind == "literal_error" and path == ("rosace",):
-        return f"unsupported format version {err.get('input')!r}; this ROSACE reads versions 1 and 1.1"
+        return f"unsupported format version {err.get('input')!r}; this ROSACE reads versions 1, 1.1 and 1.2"
     if kind == "extra_forbidden":
         return f"unknown key '{str(path[-1]).strip()}' (check the spelling; extension keys must start with 'x-')"
     if kind == "union_tag_invalid":

@@ -121,7 +121,8 @@ class SchedulerTab(ModuleTab):
             s, e = _instant(o["start"]), _instant(o["end"])
             colour = pg.intColor(k, hues=max(len(obs), 1))
             self.timeline.addItem(pg.BarGraphItem(x0=[s], y0=[0], width=[e - s], height=[1], brush=colour))
-            label = pg.TextItem(o["target"], anchor=(0, 1), angle=90, color="w")
+            part = o.get("part")  # a part of a split file: "bet Lyr (part 1 of ~2)"
+            label = pg.TextItem(o["target"] + (f" ({part['text'].split(',')[0]})" if part else ""), anchor=(0, 1), angle=90, color="w")
             label.setPos(s, 1.05)
             self.timeline.addItem(label)
         curves = plan.get("curves") or {}
@@ -166,7 +167,9 @@ class SchedulerTab(ModuleTab):
         t = self.queue_table
         t.setRowCount(len(files))
         for row, f in enumerate(files):
-            values = [f["id"], f["target"], str(f["priority"]), f["state"].replace("_", " "), f["reason"]]
+            split = f.get("split") or {}
+            reason = f["reason"] + (f" [{split['text']}]" if split.get("frames_done") else "")  # a split file's visit under way
+            values = [f["id"], f["target"], str(f["priority"]), f["state"].replace("_", " "), reason]
             for col, v in enumerate(values):
                 item = QTableWidgetItem(v)
                 if col == 3:

@@ -40,6 +40,14 @@ class ObservingRequest:
     extensions: dict = field(default_factory=dict)
     #: the file's ``[instrument]`` table (grating, slit, central_wavelength, order), checked against the mounted set-up
     instrument: Any = field(default=None, compare=False, repr=False)
+    science_count: int = 1  # science frames the file asks
+    frame_time: float = 0.0  # one science frame: exposure plus readout, s
+    #: fewest science frames in one part when the file may be split (``sequence.split``, format 1.2); 0: never split
+    split_min_frames: int = 0
+
+    def part_duration(self, frames: int) -> float:
+        """Return the duration of a part taking ``frames`` science frames (acquisition and calibrations repeated), s."""
+        return self.duration - (self.science_count - frames) * self.frame_time
 
     @property
     def altitude_limit(self) -> float:
@@ -82,6 +90,14 @@ def observation_duration(of: ObservingFile, options: SchedulerOptions) -> float:
     if seq.reference_star.mode != "none":
         total += options.reference_overhead
     return float(math.ceil(total))
+
+
+def split_min_frames(of: ObservingFile, options: SchedulerOptions) -> int:
+    """Return the fewest science frames of a part (``sequence.split.min_minutes`` of frames), 0 when the file may not be split."""
+    split, science = of.sequence.split, of.sequence.science
+    if split is None or not split.allowed:
+        return 0
+    return max(1, math.ceil(split.min_minutes * 60.0 / (science.exposure + options.readout) - 1e-9))
 
 
 def request_from_file(of: ObservingFile, site, options: SchedulerOptions, closing_sun: float | None = None) -> ObservingRequest:
@@ -128,4 +144,7 @@ def request_from_file(of: ObservingFile, site, options: SchedulerOptions, closin
         reference_mode=of.sequence.reference_star.mode,
         extensions={**of.extensions, **c.extensions},
         instrument=of.instrument,
+        science_count=of.sequence.science.count,
+        frame_time=of.sequence.science.exposure + options.readout,
+        split_min_frames=split_min_frames(of, options),
     )

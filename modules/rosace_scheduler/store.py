@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Integer,
     MetaData,
     String,
     Table,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -58,7 +60,15 @@ observations_table = Table(
     Column("reported", Float),
     Column("frames", Text),
     Column("message", Text),
+    # a split file's part: science frames dispatched, and the file's total then (NULL: a whole observation)
+    Column("science_frames", Integer),
+    Column("science_total", Integer),
 )
+
+_INSERT_OBSERVATION = insert(observations_table)
+
+#: columns added after the first release: (table, column, SQL type), added to older databases on open
+_ADDED_COLUMNS = (("observations", "science_frames", "INTEGER"), ("observations", "science_total", "INTEGER"))
 
 
 def _now_unix() -> float:
@@ -91,6 +101,16 @@ class Store:
             cur.close()
 
         metadata.create_all(self.engine)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Bring a database written by an older ROSACE up to date (new nullable columns; old rows keep NULL)."""
+        present = {t: {c["name"] for c in inspect(self.engine).get_columns(t)} for t in {t for t, _, _ in _ADDED_COLUMNS}}
+        missing = [(t, c, kind) for t, c, kind in _ADDED_COLUMNS if c not in present[t]]
+        if missing:
+            with self.engine.begin() as conn:
+                for table, column, kind in missing:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -122,7 +142,9 @@ class Store:
 
     def add_observation(self, **values) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(observations_table).values(**values))
+            # the values as parameters of one cached statement: `.values(**values)` built and compiled a new one
+            # each time (1-1.5 ms of a 5-ms `next` with 10,000 files)
+            conn.execute(_INSERT_OBSERVATION, [values])
 
     def get_observation(self, obs_id: str) -> dict | None:
         with self.engine.connect() as conn:

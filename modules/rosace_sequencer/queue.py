@@ -52,6 +52,22 @@ def new_observation_id(file_id: str) -> str:
     return f"{now().strftime('%Y%m%dT%H%M%S')}-{file_id}-{uuid.uuid4().hex[:4]}"
 
 
+def run_frames(of: ObservingFile, frames) -> ObservingFile:
+    """Return the file to run when the scheduler asks for ``frames`` science frames (a part of a split file).
+
+    No number (an older scheduler), or the file's own count: the whole file, as before. Fewer:
+    the same file with that many science frames; acquisition and calibrations run as written,
+    so each part is calibrated on its own.
+    """
+    count = of.sequence.science.count
+    if frames is None or isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames < count:
+        if frames is not None and frames != count:
+            log.warning("scheduler asked %r science frames of %s (it has %d): running the whole file", frames, of.id, count)
+        return of
+    science = of.sequence.science.model_copy(update={"count": frames})
+    return of.model_copy(update={"sequence": of.sequence.model_copy(update={"science": science})})
+
+
 class SchedulerQueue:
     """The scheduler module over REST."""
 
@@ -67,7 +83,7 @@ class SchedulerQueue:
         if not obs:
             retry = answer.get("retry_at")
             return Nothing(answer.get("reason") or "nothing observable", datetime.fromisoformat(retry.replace("Z", "+00:00")) if retry else None)
-        of = ObservingFile.model_validate(obs["file"])
+        of = run_frames(ObservingFile.model_validate(obs["file"]), obs.get("science_frames"))
         # ``reference`` in the scheduler's answer is the reference star it *suggests* for
         # this science file (docs/scheduler.md), not a mark that this observation is one:
         # that comes from the file itself (observation._is_reference). Reading it as a mark

@@ -189,13 +189,54 @@ def test_cadence_tolerance_must_be_below_the_period():
     assert parse_observing_file(yaml.safe_dump(base)).constraints.cadence.tolerance == pytest.approx(0.0625)
 
 
+SPLIT_FILE = """rosace: {version}
+id: long-block
+observer: {{name: A. Observer}}
+target: {{name: bet Lyr, ra: "18:50:04.8", dec: 33.36}}
+instrument: {{spectrograph: lhires}}
+sequence:
+  science: {{count: 24, exposure: 900}}
+  arcs: {{exposure: 5, when: bracket}}
+{split}"""
+
+
+def test_split_is_a_1_2_key_that_round_trips_and_the_schema_knows():
+    text = SPLIT_FILE.format(version="1.2", split="  split: {allowed: true, min_minutes: 45}\n")
+    of = parse_observing_file(text, "long.yaml")
+    assert of.rosace == 1.2 and of.sequence.split.allowed and of.sequence.split.min_minutes == 45
+    assert parse_observing_file(dump_observing_file(of)) == of
+    assert from_stored(json.loads(json.dumps(of.to_dict()))) == of
+    jsonschema.validate(yaml.safe_load(text), json_schema())
+    assert parse_observing_file(SPLIT_FILE.format(version="1.2", split="  split: {}\n")).sequence.split.min_minutes == 30
+
+
+@pytest.mark.parametrize("version", ["1", "1.1"])
+def test_older_files_read_unchanged_and_cannot_split(version):
+    """1 and 1.1 files load as before (no split key written back, same hash); split in them names the version to write."""
+    of = parse_observing_file(SPLIT_FILE.format(version=version, split=""), "old.yaml")
+    assert of.sequence.split is None and "split" not in of.to_dict()["sequence"]
+    assert of.to_dict()["rosace"] == float(version) and parse_observing_file(dump_observing_file(of)).content_hash() == of.content_hash()
+    text = SPLIT_FILE.format(version=version, split="  split: {min_minutes: 30}\n")
+    with pytest.raises(ObservingFileError) as info:
+        parse_observing_file(text, "old.yaml")
+    assert "old.yaml:6:1: sequence: 'split' is new in format 1.2: write 'rosace: 1.2'" in info.value.report()
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(text), json_schema())
+
+
+def test_split_minimum_is_checked():
+    with pytest.raises(ObservingFileError) as info:
+        parse_observing_file(SPLIT_FILE.format(version="1.2", split="  split: {min_minutes: 0}\n"), "long.yaml")
+    assert any(p.path == "sequence.split.min_minutes" and p.line == 9 for p in info.value.problems), info.value.report()
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ObservingFileError, match="no such file"):
         load_observing_file(tmp_path / "nope.yaml")
 
 
 def test_future_version_is_refused_clearly():
-    with pytest.raises(ObservingFileError, match="this ROSACE reads versions 1 and 1.1"):
+    with pytest.raises(ObservingFileError, match="this ROSACE reads versions 1, 1.1 and 1.2"):
         parse_observing_file("rosace: 2\nid: x\n")
 
 

@@ -59,3 +59,28 @@ def test_plan_view_shows_the_whole_night_now_and_past_blocks(qtbot, config, queu
         bars = [i for i in widget.timeline.items if isinstance(i, pg.BarGraphItem)]
         assert len(bars) == 1 and bars[0].opts["brush"] == (198, 40, 40, 220)
         assert any(isinstance(i, pg.TextItem) and "nothing planned" in i.toPlainText() for i in widget.timeline.items)
+
+
+def test_parts_of_a_split_file_show_in_the_timeline_and_the_queue(qtbot, config, tmp_path):
+    import pyqtgraph as pg
+
+    from rosace_scheduler.gui import SchedulerTab
+    from tests.rosace_scheduler.test_split import _split_night
+
+    sched = Scheduler(config, database=":memory:", queue_folder=tmp_path / "none")
+    _split_night(sched)
+    plan = sched.plan("2026-11-20", start="2026-11-20T21:00:00Z")
+    first = sched.next("2026-11-20T21:00:00Z")["observation"]
+    sched.record_outcome(first["observation_id"], "long-block", "completed", started=first["start"], ended=first["end"])
+    queue = sched.queue(first["end"])
+    app = create_app(config, token="t", scheduler_instance=sched, watch=False)
+    with BackgroundServer(app) as srv:
+        widget = SchedulerTab(SchedulerClient(srv.url, token="t"))
+        widget.timer.stop()
+        qtbot.addWidget(widget)
+        widget._draw_plan(plan, [])
+        labels = [i.toPlainText() for i in widget.timeline.items if isinstance(i, pg.TextItem)]
+        assert "long-block (part 1 of ~2)" in labels and "long-block (part 2 of ~2)" in labels
+        widget._fill_queue(queue)
+        rows = {widget.queue_table.item(r, 0).text(): widget.queue_table.item(r, 4).text() for r in range(widget.queue_table.rowCount())}
+        assert f"1 part(s) done, {first['science_frames']}/70 frames" in rows["long-block"]

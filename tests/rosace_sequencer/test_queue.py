@@ -33,3 +33,34 @@ def test_a_suggested_reference_star_does_not_make_a_science_file_a_reference(tmp
     assert planned.file.id == "be-zetatau-alpy"
     assert planned.info.get("reference"), "the scheduler suggests a reference star for this file"
     assert planned.reference is False
+
+
+def test_a_part_of_a_split_file_runs_the_frames_the_scheduler_asks(tmp_path):
+    """The scheduler hands out a part (``science_frames``): the sequencer runs that many science frames, calibrations as written."""
+    import json
+
+    from rosace_sequencer.queue import run_frames
+    from tests.rosace_scheduler.test_lookahead import _file
+
+    config = config_from_dict({"data": {"root": str(tmp_path / "data")}, "scheduler": {"watch_interval": 0}})
+    previous = get_clock()
+    set_clock(Clock.simulated(datetime(2026, 11, 20, 21, 0, tzinfo=timezone.utc), rate=1.0))
+    sched = Scheduler(config, database=":memory:", queue_folder=tmp_path / "none")
+    block = _file("long-block", 30.0, 80.0, 1, count=70)
+    block["rosace"], block["sequence"]["split"] = 1.2, {"min_minutes": 30}
+    sched.submit(json.dumps(block), "json")
+    sched.submit(json.dumps(_file("nova", 200.0, 80.0, 10, windows=[{"start": "2026-11-21T02:00:00Z", "end": "2026-11-21T03:00:00Z"}])), "json")
+    try:
+        with BackgroundServer(create_app(config, token="t", scheduler_instance=sched, watch=False)) as srv:
+            planned = SchedulerQueue(SchedulerClient(srv.url, token="t")).next()
+    finally:
+        sched.close()
+        set_clock(previous)
+    asked = planned.info["science_frames"]
+    assert planned.file.id == "long-block" and 0 < asked < 70
+    assert planned.file.sequence.science.count == asked and planned.info["part"]["number"] == 1
+    assert planned.file.sequence.arcs.when == "bracket", "each part is calibrated as the file says"
+    # no number (an older scheduler), or nonsense: the whole file, as before
+    whole = planned.file.model_copy(update={"sequence": planned.file.sequence.model_copy(update={"science": planned.file.sequence.science.model_copy(update={"count": 70})})})
+    for frames in (None, 70, 0, 500, "3", True):
+        assert run_frames(whole, frames).sequence.science.count == 70
