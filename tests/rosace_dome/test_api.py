@@ -37,7 +37,7 @@ def client(served):
 
 def test_status_has_the_contract_fields(client, served, waiter):
     _, shelter, _ = served
-    assert waiter(lambda: shelter.verdict is not None and shelter.state == "closed", 5)
+    assert waiter(lambda: shelter.verdict is not None and shelter.state == "closed", 30)
     st = client.status()
     for key in ("shelter", "safe", "verdict", "sensors", "mount", "leases", "alarms", "maintenance", "reopen_at"):
         assert key in st
@@ -52,7 +52,7 @@ def test_status_has_the_contract_fields(client, served, waiter):
 
 def test_open_close_park_jobs_and_events(client, served, waiter):
     _, shelter, fakes = served
-    assert waiter(lambda: shelter.verdict is not None, 5)
+    assert waiter(lambda: shelter.verdict is not None, 30)
     job = client.open(source="pytest")
     assert job["kind"] == "open" and job["state"] in ("queued", "running", "succeeded")
     assert client.wait_job(job["id"], timeout=10)["state"] == "succeeded"
@@ -78,7 +78,7 @@ def test_open_close_park_jobs_and_events(client, served, waiter):
 def test_open_refused_with_reasons_when_unsafe(client, served, waiter):
     _, shelter, fakes = served
     fakes.conditions.values["rain_rate"] = 3.0
-    assert waiter(lambda: shelter.verdict is not None and not shelter.verdict.safe, 5)
+    assert waiter(lambda: shelter.verdict is not None and not shelter.verdict.safe, 30)
     with pytest.raises(ConflictError) as err:
         client.open()
     assert any("rain_rate 3 mm/h above limit 0" in r for r in err.value.reasons)
@@ -106,7 +106,7 @@ def test_leases_over_rest(client, served, waiter):
 
 def test_maintenance_lock_over_rest(client, served, waiter):
     _, shelter, _ = served
-    assert waiter(lambda: shelter.verdict is not None, 5)
+    assert waiter(lambda: shelter.verdict is not None, 30)
     out = client.set_maintenance(True, "flat panel work")
     assert out["locked"] and out["reason"] == "flat panel work"
     assert client.status()["maintenance"] is True
