@@ -36,3 +36,16 @@ def repo() -> Path:
 def examples_dir() -> Path:
     """The shipped example Observing Files."""
     return REPO / "resources" / "observing_files"
+
+
+@pytest.fixture(scope="session")
+def earth_orientation():
+    """The IERS table read once, as every ``rosace <module> serve`` does at start-up.
+
+    A module app served in-process by a test skips that start-up, so without this its first
+    request that needs UT1 read the table itself: 3-5 s of CPU on an idle machine, over 30 s
+    on a loaded one, past a client's 10 s timeout (ReadTimeout in the scheduler API tests).
+    """
+    from rosace_core.astro import load_earth_orientation
+
+    return load_earth_orientation()

@@ -177,7 +177,7 @@ def test_headless_wheel_reduces_and_serves_without_qt(venvs, raw_night, tmp_path
             if server.poll() is not None:
                 raise AssertionError(f"share server exited: {server.stdout.read()[-3000:]}")
             try:
-                return requests.get(f"{base}/api/v1/health", timeout=5)
+                return requests.get(f"{base}/api/v1/health", timeout=30)
             except requests.ConnectionError:
                 return None
 

@@ -73,7 +73,8 @@ def serve(tmp_path):
         app = create_app(load_config(write_config(folder, rules)), token="sched")
         server = BackgroundServer(app).__enter__()
         running.append(server)
-        return SchedulerClient(server.url, token="sched"), app.extensions["rosace_scheduler"]
+        # queue and next build the night's sky on their first call: 3-5 s of CPU, over 10 s on a loaded machine
+        return SchedulerClient(server.url, token="sched", timeout=120), app.extensions["rosace_scheduler"]
 
     yield start
     for server in running:

@@ -1,10 +1,11 @@
 """Schema-driven fuzzing of every module's REST API and of the simulator's Alpaca API: no 5xx.
 
 Each module's OpenAPI document drives schemathesis (``ROSACE_FUZZ_EXAMPLES`` examples per
-operation: 40 in the everyday CI run, ``ROSACE_FUZZ_EXAMPLES=100`` for the full budget whose
-result docs/benchmarks.md records); the modules run against a real simulated observatory, over
-real HTTP (waitress), with the module's token. Every answer must be below 500. The
-simulator is fuzzed from the official Alpaca device API file with the same budget.
+operation, 100 by default: the full budget of issue #20, run by CI); the modules run against a
+real simulated observatory, over real HTTP (waitress), with the module's token. Every answer
+must be below 500. The simulator is fuzzed from the official Alpaca device API file
+(``ROSACE_FUZZ_SIM_EXAMPLES`` per operation, 50 in CI; the full run at 100 is a documented
+command, docs/benchmarks.md "Interface fuzzing", which records its result).
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("ROSACE_FUZZ_EXAMPLES", "40"))
-#: The simulator's ~270 Alpaca operations share a handful of parameter shapes; hypothesis needs
-#: ~3 s per 100 examples of each, so CI runs fewer there (docs/benchmarks.md has a full 100 run).
-SIM_EXAMPLES = int(os.environ.get("ROSACE_FUZZ_SIM_EXAMPLES", "12"))
+#: 100 per operation for the modules' 91 operations: 2.4 min of CPU (143 s) in all, measured 2026-12-03.
+EXAMPLES = int(os.environ.get("ROSACE_FUZZ_EXAMPLES", "100"))
+#: The simulator's 268 Alpaca operations share a handful of parameter shapes; at 100 each the run
+#: took 9.1 min of CPU (56 min of wall time on the shared machine, near this test's time-out):
+#: with the modules' 2.4 min, past the ~10 min CI gives the fuzzing. CI runs 50 (~4.6 min of CPU);
+#: the full 100 is a documented command (docs/benchmarks.md, "Interface fuzzing").
+SIM_EXAMPLES = int(os.environ.get("ROSACE_FUZZ_SIM_EXAMPLES", "50"))
 TOKEN = "fuzz-token"
 REPO = Path(__file__).resolve().parents[2]
-DEVICE_SPEC = Path(os.environ.get("ROSACE_ALPACA_SPEC") or (REPO.parent / "shared" / "alpaca-spec")) / "AlpacaDeviceAPI_v1.yaml"
+#: The official Alpaca files: ROSACE_ALPACA_SPEC, or shared/alpaca-spec beside the checkout or any folder above it
+#: (a worktree under wt/ found none beside itself and skipped the simulator silently).
+_SPEC_DIRS = [Path(os.environ["ROSACE_ALPACA_SPEC"])] if os.environ.get("ROSACE_ALPACA_SPEC") else [p / "shared" / "alpaca-spec" for p in REPO.parents]
+DEVICE_SPEC = next((d for d in _SPEC_DIRS if (d / "AlpacaDeviceAPI_v1.yaml").exists()), _SPEC_DIRS[0]) / "AlpacaDeviceAPI_v1.yaml"
 SCENARIO = {"clock": {"start": "2025-01-15T20:00:00Z", "rate": 50}}
 
 
@@ -105,6 +112,7 @@ def _fuzz(schema, base_url: str, headers: dict, skip=lambda op: False, examples:
             warnings.simplefilter("ignore")
             run()
     slowest = sorted(timing.items(), key=lambda kv: -kv[1])[:5]
+    print(f"{count} examples over {len(timing)} paths ({examples} per operation at most); status codes {dict(sorted(codes.items()))}")
     print("slowest operations (s):", [(k, round(v, 1)) for k, v in slowest])
     return count, codes, failures
 
@@ -129,7 +137,7 @@ def test_module_api_gives_no_server_error(module, sim, tmp_path):
     assert sum(n for c, n in codes.items() if c < 300) > 0, codes
 
 
-@pytest.mark.timeout(3600)
+@pytest.mark.timeout(7200)  # the full 100 per operation took 56 min on the loaded shared machine
 @pytest.mark.skipif(not DEVICE_SPEC.exists(), reason=f"official Alpaca OpenAPI file not found: {DEVICE_SPEC}")
 def test_simulator_alpaca_api_gives_no_server_error(sim):
     """Any device type, number, member and values from the official spec: never a 5xx."""

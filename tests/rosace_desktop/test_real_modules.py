@@ -11,8 +11,8 @@ from rosace_desktop.app import create_window
 
 
 @pytest.fixture
-def module_servers(tmp_path):
-    """Every registered module's REST app on its own free localhost port."""
+def module_servers(tmp_path, earth_orientation):
+    """Every registered module's REST app on its own free localhost port (IERS table read first, as `serve` does)."""
     config = ObservatoryConfig.model_validate({"data": {"root": str(tmp_path / "data")}})
     servers = {}
     try:

@@ -178,3 +178,11 @@ def wait_for(predicate, timeout: float = 10.0, step: float = 0.01):
 @pytest.fixture
 def waiter():
     return wait_for
+
+
+@pytest.fixture(autouse=True)
+def _earth_orientation_loaded(earth_orientation):
+    """The IERS table loaded before the first verdict (its sun altitude), as the served dome does at start-up.
+
+    Read by the first verdict instead, it took longer than the tests' waits on a loaded machine.
+    """

@@ -26,3 +26,8 @@ def queue_folder(tmp_path, examples_dir):
     for p in examples_dir.iterdir():
         shutil.copy(p, folder / p.name)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _earth_orientation_loaded(earth_orientation):
+    """Every scheduler test works with the IERS table loaded, as the served scheduler does (tests/conftest.py)."""

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
@@ -28,6 +29,10 @@ priority: 12
 @pytest.fixture
 def server(config, queue_folder):
     sched = Scheduler(config, queue_folder=queue_folder)
+    # The test night's sky and table computed beforehand, as the served scheduler's watcher does for
+    # tonight: built by the first request instead, they took over the client's 10 s on a loaded
+    # machine (ReadTimeout; 36 s at load 15).
+    sched.prepare(sched.night_of(datetime.fromisoformat(EVENING.replace("Z", "+00:00")).timestamp()))
     app = create_app(config, token="secret", scheduler_instance=sched, watch=False)
     with BackgroundServer(app) as srv:
         yield srv, sched

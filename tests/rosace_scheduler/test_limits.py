@@ -146,7 +146,7 @@ def test_the_scheduler_learns_the_dome_limit_from_its_rest_status(tmp_path):
         dome_app = create_dome_app(dome_cfg, token="d")
         with BackgroundServer(dome_app) as dome:
             deadline = time.monotonic() + 30
-            while not any(s["name"] == "sun_altitude" for s in requests.get(f"{dome.url}/api/v1/dome/status", timeout=5).json()["sensors"]):
+            while not any(s["name"] == "sun_altitude" for s in requests.get(f"{dome.url}/api/v1/dome/status", timeout=30).json()["sensors"]):
                 assert time.monotonic() < deadline, "the dome never polled"
                 time.sleep(0.1)
             cfg = config_from_dict({"data": {"root": str(tmp_path / "data")}, "modules": {"dome": {"url": dome.url}},

@@ -141,26 +141,35 @@ def _throughput(sim, path: Path) -> tuple[float, fits.Header]:
     return truth["frame"]["slit_throughput"]["mean"], header
 
 
-def test_guiding_keeps_the_light_in_the_slit_and_unguided_loses_it(sim, tmp_path):
-    with Sequencer(sim, tmp_path / "guided") as client:
-        guided = run(client, long_file())
-        tele = client.telemetry()
-    assert guided["outcome"] == "completed", guided["message"]
-    # The desktop's live view: every guide frame's offset, the last slit-jaw frame with its star.
-    measured = [g for g in tele["guide"] if not g["lost"]]
-    assert len(measured) >= 5 and all(abs(g["east"]) < 5 and abs(g["north"]) < 5 for g in measured)
-    jaw = tele["jaw"]
-    assert jaw["star"] is not None and abs(jaw["star"][0] - jaw["slit"][0]) < 3 * jaw["slit_width_px"]
-    assert tele["devices"]["mount"]["tracking"] is True and tele["devices"]["camera"]["temperature"] is not None
-    (frame,) = light_frames(guided)
-    mean_guided, h = _throughput(sim, frame)
-    with Sequencer(sim, tmp_path / "unguided", guide_during_exposure=False) as client:
-        unguided = run(client, long_file())
-    assert unguided["outcome"] == "completed", unguided["message"]
-    (frame_u,) = light_frames(unguided)
-    mean_unguided, hu = _throughput(sim, frame_u)
-    print(f"mean slit throughput over 600 s: guided {mean_guided:.3f}, unguided {mean_unguided:.3f}; header {dict(h)}")
-    centred = sim.control.truth(h["SIMTRUTH"])["frame"]["slit_throughput"]["centred"]
+#: The clock rate of the guiding-quality test. A guide cycle (read the guide image, measure, pulse) costs
+#: 0.15 s of wall time on an idle machine and 0.5-0.8 s on a loaded one: at 100x a loaded machine guided
+#: only every 40-85 clock seconds, which no real guider does, and the light left the slit (CI failed on it).
+#: At 20x a loaded machine still guides every 10-16 clock seconds, as an idle one does at 100x.
+GUIDE_QUALITY_RATE = 20.0
+
+
+@pytest.mark.slow
+def test_guiding_keeps_the_light_in_the_slit_and_unguided_loses_it(tmp_path):
+    with SimObservatory(guided_scenario(rate=GUIDE_QUALITY_RATE)) as sim:
+        with Sequencer(sim, tmp_path / "guided") as client:
+            guided = run(client, long_file(), timeout=300)
+            tele = client.telemetry()
+        assert guided["outcome"] == "completed", guided["message"]
+        # The desktop's live view: every guide frame's offset, the last slit-jaw frame with its star.
+        measured = [g for g in tele["guide"] if not g["lost"]]
+        assert len(measured) >= 5 and all(abs(g["east"]) < 5 and abs(g["north"]) < 5 for g in measured)
+        jaw = tele["jaw"]
+        assert jaw["star"] is not None and abs(jaw["star"][0] - jaw["slit"][0]) < 3 * jaw["slit_width_px"]
+        assert tele["devices"]["mount"]["tracking"] is True and tele["devices"]["camera"]["temperature"] is not None
+        (frame,) = light_frames(guided)
+        mean_guided, h = _throughput(sim, frame)
+        with Sequencer(sim, tmp_path / "unguided", guide_during_exposure=False) as client:
+            unguided = run(client, long_file(), timeout=300)
+        assert unguided["outcome"] == "completed", unguided["message"]
+        (frame_u,) = light_frames(unguided)
+        mean_unguided, hu = _throughput(sim, frame_u)
+        print(f"mean slit throughput over 600 s: guided {mean_guided:.3f}, unguided {mean_unguided:.3f}; header {dict(h)}")
+        centred = sim.control.truth(h["SIMTRUTH"])["frame"]["slit_throughput"]["centred"]
     assert mean_guided >= 0.85 * centred
     assert mean_guided - mean_unguided >= 0.2
     assert h["GUIDING"] is True and h["GUIDECNT"] >= 5 and h["GUIDECOR"] >= 1 and h["GUIDELST"] == 0
@@ -176,17 +185,26 @@ def test_short_exposures_are_not_guided_during_the_exposure(sim, tmp_path):
     assert "GUIDING" not in fits.getheader(frame)
 
 
+@pytest.mark.slow
 def test_a_star_lost_behind_clouds_pauses_guiding_but_not_the_exposure(tmp_path):
     # A faint gam Cas: thick cloud hides it from the slit-jaw camera.
-    with SimObservatory(guided_scenario(**{"gam Cas": {"vmag": 8.0}})) as sim:
+    # Each step waits for what the guide loop reports (telemetry), not for a wall time: fixed sleeps
+    # could see no guide frame at all in the clouds on a loaded machine, or the exposure end before
+    # the star was found again. The clock runs at GUIDE_QUALITY_RATE: at 100x a loaded machine
+    # (load 15) acquired this faint star with moves minutes of clock time apart and failed
+    # ("star still 8.9 arcsec from the slit after 8 moves") before any guiding.
+    def guide():
+        return client.telemetry()["guide"]
+
+    with SimObservatory(guided_scenario(rate=GUIDE_QUALITY_RATE, **{"gam Cas": {"vmag": 8.0}})) as sim:
         with Sequencer(sim, tmp_path) as client:
-            job = client.run(long_file())
-            wait_for(lambda: ((client.status().get("observation") or {}).get("frame") or "").startswith("LIGHT"), timeout=60)
-            time.sleep(1.0)  # 100 s of guiding
+            job = client.run(long_file())  # 600 clock seconds, 30 s wall
+            wait_for(lambda: sum(not g["lost"] for g in guide()) >= 2, timeout=120, poll=0.2)  # guiding on the star
             sim.control.set_weather(cloud_cover=100, safe=True)
-            time.sleep(1.5)
+            wait_for(lambda: guide()[-1]["lost"], timeout=60, poll=0.2)  # the clouds hide it
             sim.control.clear_weather()
-            done = client.wait_job(job["id"], timeout=60, poll=0.2)
+            wait_for(lambda: not guide()[-1]["lost"], timeout=60, poll=0.2)  # found again, still exposing
+            done = client.wait_job(job["id"], timeout=120, poll=0.2)
             log = client.log()
     result = done["result"]
     assert result["outcome"] == "completed", result["message"]
@@ -201,10 +219,10 @@ def test_a_star_lost_behind_clouds_pauses_guiding_but_not_the_exposure(tmp_path)
 def test_abort_during_the_exposure_stops_the_guide_loop_and_its_pulses(sim, tmp_path):
     tel = sim.observatory.telescope
     with Sequencer(sim, tmp_path) as client:
-        job = client.run(long_file())
+        job = client.run(long_file(exposure=2400.0))  # 24 s wall: still exposing when the abort comes, however loaded the machine
         wait_for(lambda: ((client.status().get("observation") or {}).get("frame") or "").startswith("LIGHT"), timeout=60)
         wait_for(lambda: any(t.name == "guide-loop" for t in threading.enumerate()), timeout=10)
-        time.sleep(0.5)
+        wait_for(lambda: client.telemetry()["guide"], timeout=60, poll=0.2)  # guiding, pulses sent
         client.abort()
         done = client.wait_job(job["id"], timeout=30, poll=0.1)
         wait_for(lambda: not any(t.name == "guide-loop" for t in threading.enumerate()), timeout=10)
@@ -218,9 +236,9 @@ def test_abort_during_the_exposure_stops_the_guide_loop_and_its_pulses(sim, tmp_
 
 def test_a_guide_camera_error_stops_guiding_not_the_exposure(sim, tmp_path):
     with Sequencer(sim, tmp_path) as client:
-        job = client.run(long_file())
+        job = client.run(long_file(exposure=1200.0))  # 12 s wall: the fault comes while it exposes, however loaded the machine
         wait_for(lambda: ((client.status().get("observation") or {}).get("frame") or "").startswith("LIGHT"), timeout=60)
-        time.sleep(0.5)
+        wait_for(lambda: client.telemetry()["guide"], timeout=60, poll=0.2)  # guiding
         sim.control.inject_fault("camera", "error", device_number=1)
         done = client.wait_job(job["id"], timeout=60, poll=0.2)
         sim.control.clear_faults()

@@ -24,6 +24,7 @@ def test_a_suggested_reference_star_does_not_make_a_science_file_a_reference(tmp
     previous = get_clock()
     set_clock(Clock.simulated(datetime(2026, 11, 20, 21, 0, tzinfo=timezone.utc), rate=1.0))
     sched = Scheduler(config, queue_folder=folder)
+    sched.prepare()  # tonight's table ready, as the served scheduler's watcher makes it: built by `next`, it took over the client's timeout on a loaded machine
     try:
         with BackgroundServer(create_app(config, token="t", scheduler_instance=sched, watch=False)) as srv:
             planned = SchedulerQueue(SchedulerClient(srv.url, token="t")).next(pointing={"ra": 80.0, "dec": 20.0})

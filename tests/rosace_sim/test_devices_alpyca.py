@@ -114,7 +114,7 @@ def test_telescope_slew_track_park_and_pulse_guide(sim):
     tel.PulseGuide(GuideDirections.guideNorth, 1000)
     assert tel.IsPulseGuiding is True
     assert tel.Declination == pytest.approx(dec0 + tel.GuideRateDeclination * 1.0, abs=1e-9)
-    wait_for(lambda: not tel.IsPulseGuiding, timeout=5)
+    wait_for(lambda: not tel.IsPulseGuiding, timeout=30)
     tel.Park()
     wait_for(lambda: tel.AtPark, timeout=30)
     assert tel.Tracking is False
