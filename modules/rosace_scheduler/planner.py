@@ -96,7 +96,7 @@ class NightTable:
         self.priority = np.array([r.priority for r in self.reqs], dtype=float)
         self.ra = np.array([r.ra for r in self.reqs], dtype=float)
         self.dec = np.array([r.dec for r in self.reqs], dtype=float)
-        self.vec = radec_to_vectors([r.ra for r in self.reqs], [r.dec for r in self.reqs]).reshape(n, 3)
+        self.vec = radec_to_vectors(self.ra, self.dec).reshape(n, 3)
         if _rows is not None:
             self.cirs, self.ok, self.never, self.max_alt, self.rule_runs, self.last_pass = (_rows[k] for k in _ROW_KEYS)
         else:
@@ -310,6 +310,7 @@ class NightTable:
             best = self.rank(t, state, pointing, limit=1, blocked=blocked)
             if not best:
                 slew = self.slew_times(pointing)
+                nxt: float | None
                 if blocked:  # only blocks that would take a protected request's chance: wait for it
                     nxt = min(b.victim_from for b in blocked)
                     others = state.eligible.copy()
