@@ -21,6 +21,7 @@ import numpy as np
 from astropy.time import Time
 
 from rosace_core.errors import RosaceError
+from rosace_core.instrument import lamp_elements
 from rosace_reduction.calibration import calibrate, combine
 from rosace_reduction.frames import FrameInfo, load_image, read_frame_info
 from rosace_reduction.geometry import LineGeometry, measure_line_geometry, rectify, unrectify
@@ -203,7 +204,8 @@ def _solve_arc_band(arc_band: np.ndarray, setup: InstrumentSetup, rows: slice, t
     # Only the aperture rows of the arc are needed for its spectrum.
     arc_spec = rectify(arc_band, row0, trace, geometry, ap, cval=0.0).sum(0)
     sat_cols = rectify(saturated.astype(np.float32), row0, trace, geometry, ap, cval=0.0).max(0) > 0 if saturated is not None else None
-    lines = load_line_lists(setup.line_lists)
+    # The set-up's validator fills line_lists with the lamp's elements; a set-up built without it gets the same default.
+    lines = load_line_lists(setup.line_lists if setup.line_lists is not None else lamp_elements(setup.lamp))
     solution = identify(arc_spec, nominal, lines, fwhm=fwhm_px, order=recipe.wavelength_order, search_shift=shift, search_scale=recipe.search_scale,
                         search_curvature=recipe.search_curvature, saturated=sat_cols)
     return geometry, solution
@@ -246,7 +248,7 @@ def _near_saturated(saturated: np.ndarray, margin: int = 3) -> np.ndarray:
     """Columns holding a saturated pixel, and ``margin`` columns either side."""
     from scipy import ndimage
 
-    cols = saturated.any(axis=0)
+    cols = np.asarray(saturated.any(axis=0), dtype=bool)
     return ndimage.binary_dilation(cols, iterations=margin) if cols.any() else cols
 
 
@@ -285,4 +287,5 @@ def reduce_observation(plan: Plan, options: Options) -> dict:
     """
     from rosace_reduction.stages import run_recipe  # the stages use this module's helpers
 
-    return run_recipe(plan, options).record.to_dict()
+    state = run_recipe(plan, options)
+    return state.need(state.record, "record").to_dict()

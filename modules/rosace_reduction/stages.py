@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from astropy.time import Time
@@ -64,6 +64,17 @@ from rosace_reduction.response import (
 )
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: The stage that fills each optional field of the :class:`State` a later stage needs (see :meth:`State.need`).
+FILLED_BY = {
+    "layout": "the start of the reduction", "rows": "calibrate", "science": "calibrate", "science_variance": "calibrate",
+    "saturated": "calibrate", "cosmic_rays": "calibrate", "cosmic_hits": "calibrate", "cosmic_rows": "calibrate",
+    "trace": "trace", "geometry": "arc", "solution": "arc",
+    "wavelength": "extraction", "flux": "extraction", "variance": "extraction", "record": "products",
+}
+
 
 @dataclass
 class State:
@@ -136,6 +147,18 @@ class State:
     custom_steps: list[str] = field(default_factory=list)
     stages_run: list[str] = field(default_factory=list)
     record: "QualityRecord | None" = None
+
+    def need(self, value: _T | None, name: str) -> _T:
+        """``value`` (the field ``name`` of this state) when a stage has filled it, else a ReductionError.
+
+        A stage placed before the stage that fills what it reads (a user's stage too
+        early in the recipe, a replaced stage that left it empty) is told which.
+        """
+        if value is None:
+            stage = self.stages_run[-1] if self.stages_run else "(none)"
+            raise ReductionError(f"stage {stage} needs the {name}, which {FILLED_BY.get(name, 'an earlier stage')} fills, "
+                                 f"and it is not there: check the order of the recipe's stages ({', '.join(self.stages_run)} ran)")
+        return value
 
     @property
     def first(self) -> FrameInfo:
@@ -251,7 +274,7 @@ class LegacyStep(Stage):
         self.name = str(getattr(self.step, "name", "") or ref)
 
     def run(self, state: State) -> None:
-        ctx = {"wavelength": state.wavelength, "flux": state.flux, "variance": state.variance, "setup": state.setup,
+        ctx: dict[str, Any] = {"wavelength": state.wavelength, "flux": state.flux, "variance": state.variance, "setup": state.setup,
                "header": state.first.header, "flags": state.flags}
         self.step.run(ctx)
         n = len(ctx["wavelength"])
@@ -331,14 +354,19 @@ def _setup_key(setup: InstrumentSetup) -> tuple:
 
 def _locate(state: State):
     """The star's trace on the first science frame, roughly bias-subtracted (only the rows the search can reach are read)."""
-    setup, layout, first = state.setup, state.layout, state.first
+    setup, layout, first = state.setup, state.need(state.layout, "layout"), state.first
     ny = first.shape[0]
+    trace_row = setup.geometry.trace_row
+    if trace_row is None:  # the set-up's validator fills it; this is its default
+        trace_row = setup.detector.ny / 2
+    guess: float | None
+    search: int | None
     if layout.y_known:
-        guess = layout.image_row(setup.geometry.trace_row)
+        guess = layout.image_row(trace_row)
         search = min(layout.rows(400), ny // 2 - 10)
         win = slice(max(int(guess) - search - 40, 0), min(int(guess) + search + 40, ny))
         if win.stop - win.start < 20:
-            raise ReductionError(f"{Path(first.path).name}: the set-up's trace row {setup.geometry.trace_row:.0f} (unbinned) is "
+            raise ReductionError(f"{Path(first.path).name}: the set-up's trace row {trace_row:.0f} (unbinned) is "
                                  f"outside this {ny}-row image ({layout.by}x binned, origin row {layout.y0}): wrong set-up or subframe")
     else:
         # A subframe that does not say where it was read: search all its rows.
@@ -362,7 +390,7 @@ class TraceStage(Stage):
     name = "trace"
 
     def run(self, state: State) -> None:
-        band = np.nan_to_num(state.science)
+        band = np.nan_to_num(state.need(state.science, "science"))
         nx = band.shape[1]
         guess = float(state.trace.rows(np.array([nx // 2]))[0]) - state.row0 if state.trace is not None else (band.shape[0] - 1) / 2
         trace = find_trace(band, order=state.setup.recipe.trace_order, guess_row=guess, search=state.aperture + 3)
@@ -381,7 +409,7 @@ class ArcStage(Stage):
     name = "arc"
 
     def run(self, state: State) -> None:
-        setup, layout, recipe = state.setup, state.layout, state.setup.recipe
+        setup, layout, recipe = state.setup, state.need(state.layout, "layout"), state.setup.recipe
         nx = state.first.shape[1]
         # Nominal wavelength of each image column (the set-up's solution is per unbinned column), dispersion
         # and line width in image columns, the search in image columns (a subframe of unknown origin may lie
@@ -392,7 +420,7 @@ class ArcStage(Stage):
         search_shift = layout.columns(recipe.search_shift)
         if not layout.x_known:
             search_shift += layout.columns(layout.x0)
-        trace, rows, ap = state.trace, state.rows, state.aperture
+        trace, rows, ap = state.need(state.trace, "trace"), state.need(state.rows, "rows"), state.aperture
         trace_key = tuple(np.round(trace.rows(np.array([0, nx // 2, nx - 1])), 1))
         key = ("arc", _setup_key(setup), _files_key(state.arc_frames), _files_key(state.bias_frames, state.dark_frames, state.flat_frames),
                rows.start, rows.stop, trace_key, ap, search_shift)
@@ -416,7 +444,8 @@ class Extraction(Stage):
     def run(self, state: State) -> None:
         setup, det = state.setup, state.setup.detector
         trace, geometry, half, ap, row0 = state.trace, state.geometry, state.half, state.aperture, state.row0
-        data_sum, var_sum, sat_any, cr_any = state.science, state.science_variance, state.saturated, state.cosmic_rays
+        data_sum, var_sum = state.need(state.science, "science"), state.need(state.science_variance, "science_variance")
+        sat_any, cr_any = state.need(state.saturated, "saturated"), state.need(state.cosmic_rays, "cosmic_rays")
         n_sci = len(state.science_frames)
         band = rectify(data_sum, row0, trace, geometry, half)
         vband = rectify(var_sum, row0, trace, geometry, half)
@@ -427,13 +456,13 @@ class Extraction(Stage):
             mask |= rectify(cr_any.astype(np.float32), row0, trace, geometry, half, cval=0.0) > 0
         state.extraction_method = method = state.options.extraction or setup.recipe.extraction
         read_var = n_sci * (det.read_noise / det.gain) ** 2
-        window = dict(aperture=ap, sky_offset=state.sky_offset, sky_width=state.sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
+        window: dict[str, Any] = dict(aperture=ap, sky_offset=state.sky_offset, sky_width=state.sky_width, method=method, read_var=read_var, gain=det.gain, saturated=sband)
         ext = extract(np.nan_to_num(band), np.nan_to_num(vband, nan=np.inf), mask, half, **window)
         if state.cosmic_rays_searched and ext.profile is not None:
             # L.A.Cosmic spares hits on the sharp stellar core (its objlim test), and after rectification a hit is
             # spread over 2-4 pixels that Horne's one-per-pass rejection misses: compare the raw pixels with the
             # extraction's own 2D model instead, and extract again without them.
-            cr_rows = state.cosmic_rows
+            cr_rows = state.need(state.cosmic_rows, "cosmic_rows")
             extra = _model_outliers(data_sum[cr_rows], var_sum[cr_rows], ext, row0 + cr_rows.start, trace, geometry, ap, read_var, det.gain)
             extra &= ~_near_saturated(sat_any[cr_rows])[None, :]
             if extra.any():
@@ -449,9 +478,11 @@ class Extraction(Stage):
         # archived: a spectrum that fails them is graded fair or poor, never good.
         ap_rows = slice(half - ap, half + ap + 1)
         # Share of each aperture pixel's exposures that were interpolated (cosmic rays, masks), saturation apart.
-        cr_hits = state.cosmic_hits
+        cr_hits = state.need(state.cosmic_hits, "cosmic_hits")
         filled = rectify(np.minimum(cr_hits / n_sci + cr_any, 1.0), row0, trace, geometry, half, cval=0.0) if cr_hits.any() else np.zeros(band.shape, np.float32)
         filled = np.where(mask & ~sband, 1.0, filled)[ap_rows]
+        if ext.raw is None:  # extract() always gives it
+            raise ReductionError("the extraction gave no raw boxcar sum to check the spectrum against")
         state.checks = check_spectrum(ext.flux, ext.variance, ext.raw, fwhm_px=state.fwhm_px, masked=filled,
                                       profile=ext.profile if ext.profile is not None else np.ones(filled.shape), exclude=ext.saturated)
         state.flags.extend(state.checks.flags)
@@ -459,8 +490,9 @@ class Extraction(Stage):
         # Wavelengths, counts per second per angstrom, linear resampling. Per second when every exposure is
         # known; a frame without one (flagged missing:EXPTIME) leaves the flux per exposure (ADU/A), not per 1e-6 s.
         x = np.arange(len(ext.flux))
-        wl = state.solution(x)
-        disp = np.abs(state.solution.dispersion(x))
+        solution = state.need(state.solution, "solution")
+        wl = solution(x)
+        disp = np.abs(solution.dispersion(x))
         per = state.exptime if state.exposure_known else float(n_sci)
         rate = ext.flux / per / disp
         rate_var = ext.variance / per**2 / disp**2
@@ -479,7 +511,7 @@ class FluxCalibration(Stage):
 
     def run(self, state: State) -> None:
         options, first, plan = state.options, state.first, state.plan
-        grid, flux, fvar = state.wavelength, state.flux, state.variance
+        grid, flux, fvar = state.need(state.wavelength, "wavelength"), state.need(state.flux, "flux"), state.need(state.variance, "variance")
         if first.reference:
             ref = find_reference(first.object, [Path(p) for p in options.reference_dirs])
             if ref is None:
@@ -525,8 +557,8 @@ class Telluric(Stage):
     def run(self, state: State) -> None:
         if state.response is None or not state.options.telluric:
             return
-        t = state.response.telluric_at(state.wavelength, state.airmass)
-        state.flux, state.variance = state.flux / t, state.variance / t**2
+        t = state.response.telluric_at(state.need(state.wavelength, "wavelength"), state.airmass)
+        state.flux, state.variance = state.need(state.flux, "flux") / t, state.need(state.variance, "variance") / t**2
         state.telluric = f"reference star {state.response.star} ratio scaled to airmass"
 
 
@@ -547,7 +579,7 @@ class Barycentric(Stage):
         lat, lon, elev = _site(state)
         if first.ra is not None and first.dec is not None and (first.site is not None or options.site_configured):
             state.barycentric_kms = barycentric_correction(float(first.ra), float(first.dec), state.jd_mid, lat, lon, elev)
-            state.wavelength = state.wavelength * (1 + state.barycentric_kms / C_KMS)
+            state.wavelength = state.need(state.wavelength, "wavelength") * (1 + state.barycentric_kms / C_KMS)
         else:
             state.flags.append("no_barycentric_correction")
 
@@ -568,11 +600,12 @@ class Normalise(Stage):
         if not do_norm:
             return
         resolving_power = state.solution.resolving_power if state.solution is not None else state.setup.resolving_power
-        resolution_a = float(np.median(state.wavelength)) / max(resolving_power, 50)
-        norm = normalise(state.wavelength, np.nan_to_num(state.flux), resolution_a)
+        wavelength, flux = state.need(state.wavelength, "wavelength"), state.need(state.flux, "flux")
+        resolution_a = float(np.median(wavelength)) / max(resolving_power, 50)
+        norm = normalise(wavelength, np.nan_to_num(flux), resolution_a)
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = norm / state.flux
-        state.variance = state.variance * scale**2
+            scale = norm / flux
+        state.variance = state.need(state.variance, "variance") * scale**2
         state.flux = norm
         state.bunit = ""
         state.normalised = True
@@ -584,7 +617,7 @@ class Quality(Stage):
     name = "quality"
 
     def run(self, state: State) -> None:
-        grid, flux, fvar = state.wavelength, state.flux, state.variance
+        grid, flux, fvar = state.need(state.wavelength, "wavelength"), state.need(state.flux, "flux"), state.need(state.variance, "variance")
         if not (np.all(np.isfinite(grid)) and np.all(np.diff(grid) > 0)):
             raise ReductionError(f"stages {state.custom_steps} left a wavelength axis that does not increase")
         # The FITS axis is linear: a stage that leaves a non-linear axis gets its spectrum resampled onto a linear one.
@@ -603,7 +636,7 @@ class Quality(Stage):
         if grade == "good" and any(f.split(":")[0] in GRADE_FAIR_FLAGS for f in state.flags):
             grade = "fair"
         state.grade = grade
-        snr = state.flux / np.sqrt(state.variance)
+        snr = state.need(state.flux, "flux") / np.sqrt(state.need(state.variance, "variance"))
         state.snr = float(np.nanmedian(snr[np.isfinite(snr)])) if np.isfinite(snr).any() else 0.0
 
 
@@ -616,7 +649,7 @@ class Products(Stage):
         first, plan, options, setup, solution = state.first, state.plan, state.options, state.setup, state.solution
         hdr = first.header
         n_sci = len(state.science_frames)
-        grid, flux, fvar = state.wavelength, state.flux, state.variance
+        grid, flux, fvar = state.need(state.wavelength, "wavelength"), state.need(state.flux, "flux"), state.need(state.variance, "variance")
         wl0, dwl = float(grid[0]), float((grid[-1] - grid[0]) / (len(grid) - 1))
         lat, lon, elev = _site(state)
         site_known = first.site is not None or options.site_configured
@@ -697,7 +730,7 @@ class Products(Stage):
                 "extraction": state.extraction_method or None,
                 # In image rows (the recipe's unbinned rows divided by the binning).
                 "window": {"aperture_half_width": state.aperture, "sky_offset": state.sky_offset, "sky_width": state.sky_width},
-                "layout": state.layout.to_dict(),
+                "layout": state.need(state.layout, "layout").to_dict(),
                 "rejected_pixels": getattr(state.extraction, "rejected", None),
                 "checks": state.checks.to_dict() if state.checks is not None else None,
                 "grade": state.grade,
@@ -809,7 +842,7 @@ def make_stage(obj: Any, name: str | None = None) -> Stage:
             raise ValueError(f"stage {obj!r} has no name")
         return obj
     if callable(obj):
-        return FunctionStage(name or getattr(obj, "__name__", "stage"), obj)
+        return FunctionStage(name or str(getattr(obj, "__name__", "stage")), obj)
     raise ValueError(f"{obj!r} is not a stage (a class or object with run(state), or a function of the state)")
 
 
@@ -891,7 +924,7 @@ def _plan_recipe(setup: InstrumentSetup, options: Options, setup_dir: Path | Non
                 plan[index(spec.replace, f"{where}.replace", source)] = (stage.name, stage)
             elif spec.before is not None:
                 plan.insert(index(spec.before, f"{where}.before", source), (stage.name, stage))
-            else:
+            elif spec.after is not None:  # StageSpec holds exactly one of before, after, replace
                 # Several stages after one keep their order.
                 plan.insert(index(last_after.get(spec.after, spec.after), f"{where}.after", source) + 1, (stage.name, stage))
                 last_after[spec.after] = stage.name

@@ -102,7 +102,7 @@ class NightTable:
         self.priority = np.array([r.priority for r in self.reqs], dtype=float)
         self.ra = np.array([r.ra for r in self.reqs], dtype=float)
         self.dec = np.array([r.dec for r in self.reqs], dtype=float)
-        self.vec = radec_to_vectors([r.ra for r in self.reqs], [r.dec for r in self.reqs]).reshape(n, 3)
+        self.vec = radec_to_vectors(self.ra, self.dec).reshape(n, 3)
         self.frame_time = np.array([r.frame_time for r in self.reqs], dtype=float)
         self.science_count = np.array([r.science_count for r in self.reqs], dtype=np.int64)
         self.min_frames = np.array([r.split_min_frames for r in self.reqs], dtype=np.int64)  # 0: never split
@@ -352,6 +352,7 @@ class NightTable:
             best = self.rank(t, state, pointing, limit=1, blocked=blocked)
             if not best:
                 slew = self.slew_times(pointing)
+                nxt: float | None
                 if blocked:  # only blocks that would take a protected request's chance: wait for it
                     nxt = min(b.victim_from for b in blocked)
                     others = state.eligible.copy()

@@ -188,8 +188,10 @@ class RuleSet:
         shape = (len(requests), len(sky.times))
         out = {}
         for lr in self.constraints:
+            rule = lr.rule
+            assert isinstance(rule, Constraint)  # self.constraints holds the constraints only
             try:
-                m = np.asarray(lr.rule.mask(sky, requests))
+                m = np.asarray(rule.mask(sky, requests))
                 if m.shape != shape:
                     raise ValueError(f"mask has shape {m.shape}, expected {shape} (requests x night grid)")
                 out[lr.name] = m.astype(bool, copy=False)
@@ -203,8 +205,10 @@ class RuleSet:
         n = len(candidates.rows)
         out = {}
         for lr in self.scoring:
+            scoring = lr.rule
+            assert isinstance(scoring, ScoringRule)  # self.scoring holds the scoring rules only
             try:
-                s = np.asarray(lr.rule.score(candidates), dtype=float)
+                s = np.asarray(scoring.score(candidates), dtype=float)
                 if s.shape != (n,):
                     raise ValueError(f"score has shape {s.shape}, expected ({n},) (one value per candidate)")
                 if not np.all(np.isfinite(s)):
@@ -333,7 +337,7 @@ def load_rules(options, source=None, base: Path | None = None) -> RuleSet:
         if not path.is_absolute() and base is not None:
             path = (base / path).resolve()
         for cls in load_rule_file(path, source, plugins):
-            from_files.add(cls.name)
+            from_files.add(getattr(cls, "name", ""))  # as collect() names them
     found = {e.name: (e.obj, e.source) for e in plugins.entries(KIND)}
     wanted = set(from_files) | set(tables)
     # entry points are only imported when the configuration asks for them: an installed

@@ -25,10 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rosace_core.astro import configure_offline
+
+if TYPE_CHECKING:
+    from rosace_core.config import Site
 
 #: spacing of the astropy nodes that the rotation and the sun/moon are splined from, seconds
 #: (a cubic spline of these smooth functions errs by ~1e-6 rad at 20 minutes)
@@ -37,7 +41,7 @@ NODE_STEP = 1200.0
 SUNSET_ALT = -0.833
 
 
-def _unix_to_time(unix: np.ndarray):
+def _unix_to_time(unix: np.ndarray | float):
     from astropy.time import Time
 
     return Time(np.asarray(unix, dtype=float), format="unix", scale="utc")
@@ -203,7 +207,7 @@ class NightSky:
     """
 
     night: date
-    site: object
+    site: Site
     step: float
     times: np.ndarray
     rotation: np.ndarray  # (T, 3, 3): AltAz vector = rotation @ CIRS vector
@@ -244,10 +248,10 @@ class NightSky:
         nodes = nodes[max(a - pad, 0): min(b + pad, len(nodes) - 1) + 1]
         rot_all, (sun_geo, sun_vec, moon_geo, moon_vec_nodes) = _erfa_night(nodes, site)
         sun_alt_nodes, _ = altaz_from_vectors(sun_vec)
-        dark = sun_alt_nodes < SUNSET_ALT
-        if dark.any():
-            first = max(int(np.argmax(dark)) - 1, 0)
-            last = min(len(nodes) - 1 - int(np.argmax(dark[::-1])) + 1, len(nodes) - 1)
+        sun_down = sun_alt_nodes < SUNSET_ALT
+        if sun_down.any():
+            first = max(int(np.argmax(sun_down)) - 1, 0)
+            last = min(len(nodes) - 1 - int(np.argmax(sun_down[::-1])) + 1, len(nodes) - 1)
         else:  # midnight sun: nothing to observe, keep a one-node grid
             first = last = int(np.argmin(sun_alt_nodes))
         lo, hi = nodes[first], nodes[last]

@@ -338,7 +338,7 @@ def write_frame(path: Path, image: np.ndarray, header) -> Path:
 
 def clean_partial(folder: Path) -> list[Path]:
     """Delete temporary frame files left by a crash under ``folder``; return them."""
-    removed = []
+    removed: list[Path] = []
     if not Path(folder).exists():
         return removed
     for tmp in Path(folder).rglob(f"*{TMP_SUFFIX}"):

@@ -39,7 +39,7 @@ from rosace_core.clock import get_clock
 from rosace_core.errors import ConfigError, DeviceError, DeviceNotConnected, RosaceError
 from rosace_core.instrument import observing_file_problems
 from rosace_core.plugins import PluginError, Registry, import_file, registry
-from rosace_core.observing_file import ObservingFile
+from rosace_core.observing_file import NonSiderealTarget, ObservingFile
 
 from rosace_sequencer import acquisition
 from rosace_sequencer.frames import FrameInfo, StorageError, build_header, check_free_space, frame_name, write_frame
@@ -218,7 +218,7 @@ class ObservationContext:
     def target_position(self) -> tuple[float, float]:
         """Return the target's ICRS (RA, Dec) in degrees, proper motion applied to now."""
         t = self.file.target
-        if getattr(t, "type", "sidereal") != "sidereal":
+        if isinstance(t, NonSiderealTarget):
             pts = t.ephemeris
             nowt = get_clock().now()
             best = min(pts, key=lambda p: abs((p.time - nowt).total_seconds()))
@@ -301,7 +301,8 @@ class ObservationContext:
         if not todo:
             return paths
         ra, dec = self.target_position() if on_sky else (None, None)
-        binning = tuple(self.file.instrument.binning)
+        bx, by = self.file.instrument.binning
+        binning = (bx, by)
         guided_frames = self.wants_guiding(imagetyp, exptime, on_sky=on_sky, light=light) if guide is None else bool(guide)
         if lamp is not None:
             self.retry(lambda: self.hw.set_lamp(lamp), f"switch on {lamp}")
@@ -343,8 +344,9 @@ class ObservationContext:
                 try:
                     exposure = self.retry(_expose, f"{imagetyp} exposure")
                 except Unsafe:
-                    if self._write_failed():
-                        self._writer.raise_error()
+                    writer = self._writer
+                    if writer is not None and writer.error is not None:  # see _write_failed
+                        writer.raise_error()
                     raise
                 extra = {}
                 if guided:

@@ -146,6 +146,20 @@ def test_a_user_stage_that_raises_is_a_reduction_error_naming_it(synthetic_night
         reduce_observation(plan, Options(output_root=str(tmp_path), stages=[{"use": "broken", "before": "calibrate"}]))
 
 
+def test_a_stage_run_before_the_stage_that_fills_what_it_reads_is_told_which(synthetic_night, tmp_path, monkeypatch):
+    """A user stage in place of calibrate that leaves the science band empty: the trace stage says what it lacks and who fills it."""
+    folder, _ = synthetic_night
+    plan = plan_folder(scan_folder(folder)[0])[0][0]
+    monkeypatch.setattr(stages, "REGISTRY", stages.REGISTRY.copy())
+
+    def no_calibration(state):
+        pass
+
+    register_stage("no_calibration", no_calibration)
+    with pytest.raises(ReductionError, match=r"^stage trace needs the science, which calibrate fills.*no_calibration, trace ran"):
+        reduce_observation(plan, Options(output_root=str(tmp_path), stages=[{"use": "no_calibration", "replace": "calibrate"}]))
+
+
 def test_an_installed_package_supplies_stages_through_the_plugin_registry(tmp_path, monkeypatch):
     """Stages are entries of the one plug-in registry: a package's ``rosace.reduction.stage``
     entry points fill the echelle skeleton (a dist-info on sys.path is what an install leaves)."""

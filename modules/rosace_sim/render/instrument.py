@@ -69,8 +69,8 @@ class Instrument:
     tilt_deg: float
     smile: float
     render: dict
-    wavelength_poly: Polynomial = field(repr=False, default=None)  # lambda(x) at the trace
-    trace_poly: Polynomial = field(repr=False, default=None)  # row(x)
+    wavelength_poly: Polynomial = field(repr=False)  # lambda(x) at the trace
+    trace_poly: Polynomial = field(repr=False)  # row(x)
     _cache: dict = field(repr=False, default_factory=dict)
 
     @property
@@ -243,6 +243,12 @@ def _build(setup: InstrumentSetup) -> Instrument:
     det, disp, geo = setup.detector, setup.dispersion, setup.geometry
     render = setup.render.model_dump()
     nx, ny = det.nx, det.ny
+    nominal = {k: float(getattr(disp, k)) for k in ("central_wavelength", "dispersion", "quadratic", "wavelength_min", "wavelength_max")}
+    c = nominal["central_wavelength"] + render["wavelength_offset"]
+    d = nominal["dispersion"] * render["dispersion_scale"]
+    q = nominal["quadratic"]
+    s = Polynomial([-nx / 2, 1.0])  # s = x - nx/2
+    trace_row = geo.trace_row if geo.trace_row is not None else ny / 2  # the set-up's validator fills it so
     ins = Instrument(
         name=setup.name,
         title=setup.title,
@@ -259,19 +265,15 @@ def _build(setup: InstrumentSetup) -> Instrument:
         dark_current=float(det.dark_current),
         dark_doubling=float(det.dark_doubling),
         saturation=float(det.saturation),
-        nominal={k: float(getattr(disp, k)) for k in ("central_wavelength", "dispersion", "quadratic", "wavelength_min", "wavelength_max")},
+        nominal=nominal,
         spatial_scale=float(geo.spatial_scale),
         slit_width=float(geo.slit_width),
         tilt_deg=float(geo.slit_tilt),
         smile=float(geo.smile),
         render=render,
+        wavelength_poly=Polynomial([c, d, q, render["cubic"]])(s),
+        trace_poly=Polynomial([float(trace_row), float(geo.trace_slope), render["trace_curvature"]])(s),
     )
-    c = ins.nominal["central_wavelength"] + render["wavelength_offset"]
-    d = ins.nominal["dispersion"] * render["dispersion_scale"]
-    q = ins.nominal["quadratic"]
-    s = Polynomial([-nx / 2, 1.0])  # s = x - nx/2
-    ins.wavelength_poly = Polynomial([c, d, q, render["cubic"]])(s)
-    ins.trace_poly = Polynomial([float(geo.trace_row), float(geo.trace_slope), render["trace_curvature"]])(s)
     if len(_MODELS) >= 8:  # a few set-ups (and versions of them) at most: drop the oldest
         _MODELS.pop(next(iter(_MODELS)))
     _MODELS[id(setup)] = (setup, ins)
