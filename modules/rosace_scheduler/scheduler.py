@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -787,7 +788,9 @@ class Scheduler:
                         if left > 0:  # a part under way: the plan counts on it and plans the rest after it
                             parts[fid] = (part["number"] + 1, part["frames_done"] + frames)
                             st = st.copy()
-                            st.eligible[i], st.frames_left[i], st.duration[i] = True, left, r.part_duration(left)
+                            st.eligible[i] = True
+                            if st.frames_left is not None and st.duration is not None:  # (always, for a table's state)
+                                st.frames_left[i], st.duration[i] = left, r.part_duration(left)
             choices = table.plan(busy_until, st, pointing)
             for c in choices:
                 r = table.reqs[c.index]
@@ -808,7 +811,7 @@ class Scheduler:
             rows = [i for i, fid in enumerate(table.ids) if fid not in planned]
             reasons = self._reasons_for(cached, st, t0, labels, first, rows)
             left = [{"file_id": table.ids[i], "state": labels[i], "reason": why} for i, why in zip(rows, reasons)]
-            doc = {
+            doc: dict[str, Any] = {
                 "night": night.isoformat(), "site": self.site.name, "spectrograph": self.spectrograph,
                 "sunset": iso(sky.sunset), "sunrise": iso(sky.sunrise), "night_start": iso(sky.start), "start": iso(t0), "end": iso(sky.end),
                 "grid_step": sky.step, "generated": iso(clock_now().timestamp()),
