@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timezone
@@ -112,7 +113,7 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    return _adapter(type(value)).dump_python(value, mode="json")
+    return _adapter(type(value)).dump_python(value, mode="json")  # type: ignore[arg-type]  # a class is hashable; lru_cache's stub says Hashable
 
 
 _SEXA_RE = re.compile(r"([+-]?)(\d{1,3})([:\sdh])\s*(\d{1,2})[:\sm']\s*(\d{1,2}(?:\.\d*)?)\s*[s\"]?")
@@ -512,7 +513,8 @@ class ObservingFile(_Model):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_file_schema)
 
-    rosace: Literal[1, 1.1, 1.2] = Field(description="format version: 1.2 (1 and 1.1 are read too; all refuse a bare-number ra; sequence.split needs 1.2)")
+    # (PEP 586 has no float literals, pydantic does: the one place mypy is told to look away)
+    rosace: Literal[1, 1.1, 1.2] = Field(description="format version: 1.2 (1 and 1.1 are read too; all refuse a bare-number ra; sequence.split needs 1.2)")  # type: ignore[valid-type]
     id: str = Field(pattern=ID_PATTERN, description="stable identifier, unique per observer")
     title: str | None = None
     observer: Observer
@@ -650,7 +652,7 @@ def _format_path(path: tuple) -> str:
     return text
 
 
-def _message(err: dict, path: tuple) -> str:
+def _message(err: Mapping[str, Any], path: tuple) -> str:
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
     if kind == "missing" and path == ("rosace",):
@@ -737,7 +739,8 @@ def from_stored(data: dict) -> ObservingFile:
             data[key] = {("ra_deg" if k == "ra" else k): v for k, v in part.items()}
     seq = data.get("sequence")
     ref = seq.get("reference_star") if isinstance(seq, dict) else None
-    if isinstance(ref, dict) and isinstance(ref.get("ra"), (int, float)) and not isinstance(ref.get("ra"), bool) and "ra_deg" not in ref:
+    if (isinstance(seq, dict) and isinstance(ref, dict) and isinstance(ref.get("ra"), (int, float)) and not isinstance(ref.get("ra"), bool)
+            and "ra_deg" not in ref):
         data["sequence"] = {**seq, "reference_star": {("ra_deg" if k == "ra" else k): v for k, v in ref.items()}}
     return ObservingFile.model_validate(data)
 

@@ -15,6 +15,7 @@ failure) is simply re-planned from where it is. See docs/scheduler.md for why.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -153,7 +154,7 @@ class NightTable:
         max_alt = np.degrees(np.arcsin(np.clip(z.max(axis=1), -1, 1))) if z.size else np.full(n, -90.0)
         return cirs, ok, never, max_alt, rule_runs, last_pass
 
-    def updated(self, reqs: list[ObservingRequest], keys: dict[str, object], old_keys: dict[str, object]) -> "NightTable":
+    def updated(self, reqs: list[ObservingRequest], keys: Mapping[str, object], old_keys: Mapping[str, object]) -> "NightTable":
         """Return a table for ``reqs``, reusing the rows of requests whose key (content hash) is unchanged."""
         reuse = [i for i, r in enumerate(reqs) if r.file_id in self.index and keys.get(r.file_id) == old_keys.get(r.file_id)]
         reuse_set = set(reuse)

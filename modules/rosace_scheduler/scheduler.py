@@ -259,7 +259,7 @@ class Scheduler:
             return self._scan_folder()
 
     def _scan_folder(self) -> dict:
-        changes = {"added": [], "rejected": [], "removed": []}
+        changes: dict[str, list[Any]] = {"added": [], "rejected": [], "removed": []}
         folder = self.queue_folder
         if not folder.is_dir():
             return changes
@@ -530,7 +530,7 @@ class Scheduler:
             vec = None
             if pointing and pointing.get("ra") is not None and pointing.get("dec") is not None:
                 vec = radec_to_vectors([float(pointing["ra"])], [float(pointing["dec"])])[0]
-            blocked = []
+            blocked: list[Any] = []
             ranked = table.rank(t, st, vec, limit=1 + runner_ups, blocked=blocked)
             if not ranked and blocked:
                 return self._holding(cached, st, t, vec, blocked)
@@ -547,7 +547,7 @@ class Scheduler:
             self.store.add_observation(id=obs_id, file_id=qf.of.id, target=qf.request.target, dispatched=t, planned_start=best.start, planned_end=best.end, **part_cols)
             self._note_observation({"id": obs_id, "file_id": qf.of.id, "planned_start": best.start, "planned_end": best.end, **part_cols})
             self._history_changed(qf.of.id)
-            observation = {
+            observation: dict[str, Any] = {
                 "observation_id": obs_id,
                 "file_id": qf.of.id,
                 "file": qf.of.to_dict(),
@@ -707,7 +707,7 @@ class Scheduler:
     def _state_counts(self, cached: _Cached, st: RequestState, t: float, slew: np.ndarray) -> dict[str, int]:
         """Count the queue's files per state."""
         labels, _ = self._states(cached, st, t, slew, first_rows=[])
-        names, counts = np.unique(labels.astype(str), return_counts=True) if len(labels) else ([], [])
+        names, counts = np.unique(labels.astype(str), return_counts=True) if len(labels) else (np.array([], dtype=str), np.array([], dtype=int))
         return {str(k): int(v) for k, v in zip(names, counts)}
 
     # ------------------------------------------------------------------ outcomes and history
@@ -770,7 +770,7 @@ class Scheduler:
             # what is running now (dispatched, no outcome yet, inside its planned time): the plan starts when it ends
             running = sorted((v for v in self._running.values() if v[1] <= t0 < v[2]), key=lambda v: v[2])
             busy_until, pointing = t0, None
-            obs = []
+            obs: list[dict[str, Any]] = []
             parts: dict[str, tuple[int, int]] = {}  # split files: (next part number, frames done) so far in this plan
             for fid, r_start, r_end, frames in running:
                 busy_until = max(busy_until, r_end)
@@ -827,7 +827,7 @@ class Scheduler:
         step = max(1, int(round(300 / sky.step)))
         ks = np.arange(0, len(sky.times), step)
         rows = [table.index[f] for f in file_ids]
-        out = {"times": [iso(sky.times[k]) for k in ks], "sun_altitude": [round(float(sky.sun_alt[k]), 2) for k in ks], "altitude": {}}
+        out: dict[str, Any] = {"times": [iso(sky.times[k]) for k in ks], "sun_altitude": [round(float(sky.sun_alt[k]), 2) for k in ks], "altitude": {}}
         if rows:
             v = np.einsum("tij,nj->nti", sky.rotation[ks], table.cirs[rows])
             alt = np.degrees(np.arcsin(np.clip(v[..., 2], -1, 1)))
@@ -852,7 +852,7 @@ class Scheduler:
         """Why the mounted set-up cannot observe ``r`` (another spectrograph, or a grating, slit,
         central wavelength or order it does not have); None when it can. ``setup``: the mounted
         set-up when the caller has it (False: load it)."""
-        if setup is False:
+        if isinstance(setup, bool):  # (False: not given)
             setup = self._mounted_setup()
         names = {self.spectrograph.lower()} | ({setup.name.lower()} if setup is not None else set())
         if r.spectrograph.lower() not in names:
@@ -900,7 +900,7 @@ class Scheduler:
         why = cached.reasons.get(key)
         if why is None:
             why = cached.reasons[key] = self._why_not(table, i, k)
-        return why.replace(_FROM, iso(t))
+        return why.replace(_FROM, iso(t) or "")  # (t is a time here: iso gives None only for None)
 
     def _why_not(self, table: NightTable, i: int, k: int = 0) -> str:
         """Say which constraint keeps request ``i`` from being observed from grid instant ``k`` to the end of the night.
@@ -982,7 +982,7 @@ class Scheduler:
             cached = self.table(self.night_of(t))
             st = self.state(cached, t)
             labels, _ = self._states(cached, st, t, first_rows=[])
-            names, counts = np.unique(labels.astype(str), return_counts=True) if len(labels) else ([], [])
+            names, counts = np.unique(labels.astype(str), return_counts=True) if len(labels) else (np.array([], dtype=str), np.array([], dtype=int))
             rows = np.arange(len(labels)) if state is None else np.flatnonzero(labels == state)
             total = len(rows)
             page = rows[offset:] if limit is None else rows[offset:offset + limit]

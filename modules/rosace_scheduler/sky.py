@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rosace_core.astro import configure_offline
 
@@ -117,7 +118,7 @@ def altaz_from_vectors(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return alt, az
 
 
-def radec_to_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+def radec_to_vectors(ra_deg: ArrayLike, dec_deg: ArrayLike) -> np.ndarray:
     """Return ICRS unit vectors (n, 3) of right ascensions and declinations in degrees."""
     ra = np.radians(np.asarray(ra_deg, dtype=float))
     dec = np.radians(np.asarray(dec_deg, dtype=float))
