@@ -83,7 +83,7 @@ def sequencer(sim, tmp_path_factory):
     devices = devices_config(sim.url, retries=1)
     devices["grating"] = {"type": "focuser", "url": sim.url, "device_number": 0, "retries": 1, "title": "LHIRES grating motor"}
     config = config_from_dict({
-        "devices": devices, "data": {"root": str(root)}, "instrument": {"spectrograph": "lhires2400"},
+        "devices": devices, "data": {"root": str(root)}, "instrument": {"spectrograph": str(EXAMPLE / "lhires2400.toml")},  # the motorised set-up: H-beta is in reach
         "sequencer": {"use_scheduler": False, "hand_to_reduction": False, "backoff": 1.0, "retries": 2,
                       "step_files": [str(EXAMPLE / "grating_step.py")]},
     })
