@@ -155,18 +155,27 @@ def write_frame(path, data, kind, exptime, obsid, lamp="none"):
     return str(path)
 
 
-def pipeline_only(img, arc, flat, biases) -> None:
-    """The whole pipeline from FITS files: once cold, then the best of 3 with masters and arc cached."""
-    import rosace_reduction
-    from rosace_reduction.pipeline import Options, Plan, clear_cache, reduce_observation
+def write_night(img, arc, flat, biases) -> tuple[Path, Path, dict, str]:
+    """One night's raw folder in a temporary directory: the calibrations and one science frame.
 
+    Returns (temporary directory, night folder, calibrations by kind, the science frame's path).
+    """
     tmp = Path(tempfile.mkdtemp(prefix="rosace_bench_"))
     night = tmp / "raw" / "20261120"
     night.mkdir(parents=True)
     cal = {"arc": [write_frame(night / "cal_ARC.fits", arc, "ARC", 2.0, "cal", "NeAr")],
            "flat": [write_frame(night / "cal_FLAT.fits", flat, "FLAT", 5.0, "cal", "tungsten")],
            "bias": [write_frame(night / f"cal_BIAS_{i}.fits", b, "BIAS", 0.0, "cal") for i, b in enumerate(biases)]}
-    plan = Plan(science=[write_frame(night / "obs000_LIGHT.fits", img, "LIGHT", 4.0, "obs000")], **cal)
+    return tmp, night, cal, write_frame(night / "obs000_LIGHT.fits", img, "LIGHT", 4.0, "obs000")
+
+
+def pipeline_only(img, arc, flat, biases) -> None:
+    """The whole pipeline from FITS files: once cold, then the best of 3 with masters and arc cached."""
+    import rosace_reduction
+    from rosace_reduction.pipeline import Options, Plan, clear_cache, reduce_observation
+
+    tmp, _, cal, light = write_night(img, arc, flat, biases)
+    plan = Plan(science=[light], **cal)
     opts = Options(output_root=str(tmp / "single"), telluric=False)
     clear_cache()
     t0 = time.perf_counter()
@@ -227,13 +236,7 @@ def main() -> None:
     # 2. The whole pipeline from FITS files (masters, cosmic rays, arc, extraction,
     # wavelengths, barycentric correction, BeSS FITS + PNG + JSON), first without
     # and then with the per-process cache of masters and arc solution.
-    tmp = Path(tempfile.mkdtemp(prefix="rosace_bench_"))
-    night = tmp / "raw" / "20261120"
-    night.mkdir(parents=True)
-    cal = {"arc": [write_frame(night / "cal_ARC.fits", arc, "ARC", 2.0, "cal", "NeAr")],
-           "flat": [write_frame(night / "cal_FLAT.fits", flat, "FLAT", 5.0, "cal", "tungsten")],
-           "bias": [write_frame(night / f"cal_BIAS_{i}.fits", b, "BIAS", 0.0, "cal") for i, b in enumerate(biases)]}
-    light = write_frame(night / "obs000_LIGHT.fits", img, "LIGHT", 4.0, "obs000")
+    tmp, night, cal, light = write_night(img, arc, flat, biases)
     opts = Options(output_root=str(tmp / "single"), telluric=False)
     clear_cache()
     t0 = time.perf_counter()
